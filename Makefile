@@ -1,0 +1,53 @@
+# Hongliu — `make run` starts the demo, `make test` runs every test. Both bootstrap .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CATALOGS := shared/web idp hall
+
+.PHONY: run test lint format bench translations messages system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Compile the message catalogues (.po → .mo); the .mo files are build output, not committed.
+translations: $(STAMP)
+	for d in $(CATALOGS); do $(BIN)/pybabel -q compile --use-fuzzy -d $$d/translations || exit 1; done
+
+## Re-extract messages into each catalogue after changing user-facing text.
+messages: $(STAMP)
+	for d in $(CATALOGS); do \
+	  $(BIN)/pybabel -q extract --no-location --omit-header -F babel.cfg -k _l -o $$d/translations/messages.pot $$d && \
+	  $(BIN)/pybabel -q update --no-location -i $$d/translations/messages.pot -d $$d/translations || exit 1; \
+	done
+
+## The demo: both apps on SQLite with demo data, URLs and demo accounts printed. Ctrl-C stops.
+run: $(STAMP) translations
+	$(BIN)/python deploy/run_dev.py
+
+## Debian packages the browser tests need (Chromium, a CJK font), installed when missing.
+system-deps:
+	sh deploy/system-deps.sh
+
+## Every test. Uses TEST_DATABASE_URL / TEST_REDIS_URL when set (PostgreSQL + Redis).
+test: $(STAMP) translations system-deps lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Measurements (not tests): each benchmark prints its figures and ratios.
+bench: $(STAMP) translations
+	@set -e; for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+clean:
+	rm -rf $(VENV) instance test-artifacts .pytest_cache .mypy_cache .ruff_cache

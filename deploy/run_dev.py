@@ -1,0 +1,134 @@
+"""``make run``: the whole product on a laptop — both apps on SQLite with demo data.
+
+Migrates both databases, loads the idempotent demo data, starts the IdP on 127.0.0.1:5000 and
+the hall on 127.0.0.1:5001, prints the URLs and demo accounts, and stops both on Ctrl-C.
+Settings come from the environment as usual (see README); nothing here overrides them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = (("idp", 5000, "统一身份认证 IdP"), ("hall", 5001, "红柳易办 service hall"))
+
+
+def flask(app: str, *args: str) -> str:
+    """Run one ``flask --app`` command; exit with its own message if it fails."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", app, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr or result.stdout)
+        raise SystemExit(f"make run: `flask --app {app} {' '.join(args)}` failed")
+    return result.stdout
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Block until ``url``/healthz answers, or fail if the server died."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"make run: the server for {url} exited at start (see above)")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"make run: {url} did not become healthy in 30 s")
+
+
+def main() -> None:
+    """Prepare, start, report, wait."""
+    for _app, port, _ in APPS:
+        if not port_is_free(port):
+            raise SystemExit(
+                f"make run: port {port} is already in use (another `make run`?) — stop it first"
+            )
+    accounts: list[dict[str, str]] = []
+    for app, _, _ in APPS:
+        flask(app, "db", "upgrade")
+        output = flask(app, "demo", "--json")
+        accounts += json.loads(output.strip().splitlines()[-1]).get("accounts", [])
+
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        for app, port, _ in APPS:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "flask",
+                        "--app",
+                        app,
+                        "run",
+                        "--no-reload",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ],
+                    cwd=ROOT,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            )
+        for (_app, port, _), process in zip(APPS, processes, strict=True):
+            wait_until_healthy(f"http://127.0.0.1:{port}", process)
+
+        print("\n" + "=" * 64)
+        for _app, port, label in APPS:
+            print(f"  {label:<28} http://127.0.0.1:{port}/")
+        if accounts:
+            print("\n  Demo accounts (account / password — role):")
+            for account in accounts:
+                print(
+                    f"    {account['account']:<14} {account.get('password', ''):<16} "
+                    f"{account.get('role', account.get('kind', ''))}"
+                )
+        else:
+            print("\n  No demo accounts yet.")
+        print("  Outbox (SMS and mail codes): instance/outbox/*.jsonl")
+        print("  Press Ctrl-C to stop both apps.")
+        print("=" * 64 + "\n", flush=True)
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        raise SystemExit("make run: a server stopped unexpectedly (see above)")
+    except KeyboardInterrupt:
+        print("\nStopping…")
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    main()

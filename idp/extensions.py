@@ -1,0 +1,14 @@
+"""The IdP's Flask extensions, created unbound and bound in :func:`idp.create_app`."""
+
+from sqlalchemy.orm import DeclarativeBase
+
+from shared.factory import Extensions
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every IdP model."""
+
+
+extensions = Extensions.create(Base)
+db = extensions.db
+csrf = extensions.csrf

@@ -1,0 +1,7 @@
+"""Imports every IdP model so Alembic and the app see one complete metadata."""
+
+from idp.extensions import db
+from shared.store import define_store_table
+
+#: Ephemeral entries (codes, tickets, sessions) when no Redis is configured.
+store_table = define_store_table(db.metadata)

@@ -1,0 +1,214 @@
+"""Steps both app factories share: settings, database, store, web basics and preflight checks.
+
+``idp.create_app`` and ``hall.create_app`` each declare their own settings and blueprints and
+call :func:`configure_app` for everything the two have in common.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from flask_babel import Babel
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase
+
+from shared import web
+from shared.config import (
+    ENVIRONMENTS,
+    ConfigError,
+    Setting,
+    check_production_cookies,
+    load_settings,
+    parse_bool,
+    parse_choice,
+    parse_database_url,
+    parse_url,
+    resolve_secret_key,
+)
+from shared.store import Store, open_store
+
+STORE_EXTENSION = "hongliu_store"
+
+
+def common_settings(default_site_name: str) -> tuple[Setting, ...]:
+    """Settings every app has, under its own prefix."""
+    return (
+        Setting("ENV", "development", parse_choice(ENVIRONMENTS), "development or production"),
+        Setting("SECRET_KEY", None, str, "a random string of at least 32 characters"),
+        Setting(
+            "DATABASE_URL",
+            None,
+            parse_database_url,
+            "sqlite:///path.db or postgresql://user@host/db",
+        ),
+        Setting("REDIS_URL", None, parse_url("redis", "rediss", "unix"), "redis://host:6379/0"),
+        Setting("SITE_NAME", default_site_name, str),
+        Setting("SCHOOL_NAME", "红柳大学", str),
+        Setting("LOGO_URL", None, str),
+        Setting("HELP_PHONE", "0931-2973386", str),
+        Setting("SESSION_COOKIE_SECURE", None, parse_bool, "true or false"),
+        Setting("LOG_FORMAT", None, parse_choice(("text", "json")), "text or json"),
+        Setting("PREFLIGHT", True, parse_bool, "check the database and store at start"),
+    )
+
+
+@dataclass(frozen=True)
+class Extensions:
+    """One app's Flask extensions, created unbound at import and bound by the factory."""
+
+    db: SQLAlchemy
+    migrate: Migrate
+    babel: Babel
+    csrf: CSRFProtect
+
+    @classmethod
+    def create(cls, model_class: type[DeclarativeBase]) -> Extensions:
+        """Fresh, unbound extensions; each app has its own database and metadata."""
+        return cls(SQLAlchemy(model_class=model_class), Migrate(), Babel(), CSRFProtect())
+
+
+def create_flask_app(
+    import_name: str,
+    *,
+    prefix: str,
+    settings: Iterable[Setting],
+    config: Mapping[str, Any] | None,
+    extensions: Extensions,
+    setup: Callable[[Flask], None],
+) -> Flask:
+    """Build an app: common configuration first, then the app's own ``setup`` step.
+
+    Run from the command line (``config`` is None), a configuration error ends the process
+    with one line naming the variable instead of a traceback; tests get the exception.
+    """
+    try:
+        app = Flask(import_name)
+        configure_app(app, prefix=prefix, settings=settings, overrides=config, ext=extensions)
+        setup(app)
+    except ConfigError as exc:
+        if config is not None:
+            raise
+        raise SystemExit(f"{import_name}: configuration error: {exc}") from None
+    return app
+
+
+def configure_app(
+    app: Flask,
+    *,
+    prefix: str,
+    settings: Iterable[Setting],
+    overrides: Mapping[str, Any] | None,
+    ext: Extensions,
+) -> None:
+    """Load settings into ``app.config`` and bind the extensions and web basics."""
+    db = ext.db
+    values = load_settings(prefix, settings, overrides=overrides)
+    if values["ENV"] == "testing" and overrides is None:
+        raise ConfigError(f"{prefix}_ENV=testing is only for the test suite")
+    _derive_defaults(app, prefix, values)
+    app.config.update(values)
+
+    db.init_app(app)
+    ext.migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"))
+    web.setup_templates(app)
+    web.setup_i18n(
+        app,
+        ext.babel,
+        [
+            str(Path(app.root_path) / "translations"),
+            str(Path(web.__file__).parent / "translations"),
+        ],
+    )
+    web.setup_csrf(app, ext.csrf)
+    web.setup_security_headers(app)
+    web.setup_logging(app)
+    web.setup_error_pages(app)
+    web.setup_health(
+        app, {"database": lambda: ping_database(db), "store": lambda: get_store().ping()}
+    )
+
+    with app.app_context():
+        app.extensions[STORE_EXTENSION] = open_store(
+            app.config["REDIS_URL"], db.engine, prefix=f"{prefix.lower()}:"
+        )
+        if app.config["PREFLIGHT"]:
+            preflight(prefix, db)
+
+
+def _derive_defaults(app: Flask, prefix: str, values: dict[str, Any]) -> None:
+    production = values["ENV"] == "production"
+    if values["SESSION_COOKIE_SECURE"] is None:
+        values["SESSION_COOKIE_SECURE"] = production
+    check_production_cookies(prefix, values)
+    if values["LOG_FORMAT"] is None:
+        values["LOG_FORMAT"] = "json" if production else "text"
+    if not values["DATABASE_URL"]:
+        if production:
+            raise ConfigError(
+                f"{prefix}_DATABASE_URL is not set: production needs a PostgreSQL URL, "
+                "e.g. postgresql://hongliu@db.example.edu/hongliu"
+            )
+        os.makedirs(app.instance_path, exist_ok=True)
+        values["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / (prefix.lower() + '.db')}"
+    values["SECRET_KEY"] = resolve_secret_key(prefix, values, app.instance_path)
+    values["SQLALCHEMY_DATABASE_URI"] = values["DATABASE_URL"]
+    engine_options: dict[str, Any] = {"pool_pre_ping": True}
+    if values["DATABASE_URL"].startswith("sqlite"):
+        # Wait for the single writer rather than fail at once under concurrent requests.
+        engine_options["connect_args"] = {"timeout": 15}
+    values["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+    values["SESSION_COOKIE_HTTPONLY"] = True
+    values["SESSION_COOKIE_SAMESITE"] = "Lax"
+    values["PREFERRED_URL_SCHEME"] = "https" if production else "http"
+    values["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session instead of a wall clock
+    values["TESTING"] = values["ENV"] == "testing"
+
+
+def get_store() -> Store:
+    """The current app's ephemeral store."""
+    store: Store = current_app.extensions[STORE_EXTENSION]
+    return store
+
+
+def ping_database(db: SQLAlchemy) -> None:
+    """Raise if the database cannot answer a trivial query."""
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def describe_url(url: str) -> str:
+    """A database or Redis URL with any password hidden, for error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def preflight(prefix: str, db: SQLAlchemy) -> None:
+    """Fail at start with one actionable line if the database or store is unreachable."""
+    url = current_app.config["DATABASE_URL"]
+    try:
+        ping_database(db)
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise ConfigError(
+            f"cannot reach the database {prefix}_DATABASE_URL={describe_url(url)}: {reason} — "
+            "start the database server or correct the URL"
+        ) from None
+    redis_url = current_app.config["REDIS_URL"]
+    try:
+        get_store().ping()
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot reach Redis {prefix}_REDIS_URL={describe_url(redis_url or '')}: {exc} — "
+            "start Redis or unset the variable to keep ephemeral data in the database"
+        ) from None

@@ -1,0 +1,174 @@
+"""Web basics both apps share: headers, languages, errors, CSRF, health and request ids."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Flask
+
+from tests.conftest import AppFactory
+
+
+@pytest.fixture(params=["idp", "hall"])
+def factory(request: pytest.FixtureRequest) -> AppFactory:
+    """Each test runs against both apps."""
+    return request.getfixturevalue(f"make_{request.param}")
+
+
+def test_home_page_renders_in_chinese_by_default(factory: AppFactory) -> None:
+    """The home page is Simplified Chinese unless the browser or user asks otherwise."""
+    response = factory().test_client().get("/")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert '<html lang="zh-CN">' in page
+    assert "网络与信息中心" in page
+
+
+def test_security_headers_on_every_response(factory: AppFactory) -> None:
+    """CSP without inline script, no framing, nosniff, referrer policy."""
+    response = factory().test_client().get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in response.headers
+
+
+def test_hsts_only_over_https(factory: AppFactory) -> None:
+    """HSTS is sent when the request came over HTTPS."""
+    response = factory().test_client().get("/", base_url="https://localhost")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_pages_contain_no_inline_script_or_style(factory: AppFactory) -> None:
+    """The CSP forbids inline code, so templates must not contain any."""
+    page = factory().test_client().get("/").get_data(as_text=True)
+    assert "<script>" not in page and "style=" not in page and "<style" not in page
+
+
+def test_language_switch_sticks_in_a_cookie(factory: AppFactory) -> None:
+    """?lang=en switches to English and the choice is remembered."""
+    client = factory().test_client()
+    response = client.get("/?lang=en")
+    assert '<html lang="en">' in response.get_data(as_text=True)
+    assert "lang=en" in response.headers["Set-Cookie"]
+    assert "HttpOnly" in response.headers["Set-Cookie"]
+    again = client.get("/")
+    assert '<html lang="en">' in again.get_data(as_text=True)
+    assert "Network and Information Center" in again.get_data(as_text=True)
+
+
+def test_accept_language_english_is_honoured(factory: AppFactory) -> None:
+    """A browser preferring English gets English pages."""
+    response = factory().test_client().get("/", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert '<html lang="en">' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("lang", "text"), [("zh_CN", "页面不存在"), ("en", "Page not found")])
+def test_404_page_in_users_language(factory: AppFactory, lang: str, text: str) -> None:
+    """An unknown address gives a 404 page in the user's language."""
+    response = factory().test_client().get(f"/no-such-page?lang={lang}")
+    assert response.status_code == 404
+    assert text in response.get_data(as_text=True)
+
+
+def test_api_clients_get_json_errors(factory: AppFactory) -> None:
+    """A client asking for JSON gets a JSON error with the request id."""
+    response = factory().test_client().get("/nope", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert response.json is not None
+    assert response.json["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_405_keeps_allow_header(factory: AppFactory) -> None:
+    """A wrong method gets 405 with the Allow header intact."""
+    response = factory().test_client().delete("/healthz")
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+
+
+def test_unexpected_error_gives_500_page_and_is_logged(
+    factory: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug shows a friendly 500 page with the request id and logs the traceback."""
+    app = factory(PROPAGATE_EXCEPTIONS=False)
+
+    def broken() -> str:
+        raise RuntimeError("boom")
+
+    app.add_url_rule("/_broken", view_func=broken)
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/_broken", headers={"X-Request-ID": "req-12345678"})
+    assert response.status_code == 500
+    assert "系统繁忙" in response.get_data(as_text=True)
+    assert "req-12345678" in response.get_data(as_text=True)
+    assert any("boom" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_request_id_is_echoed_or_generated(factory: AppFactory) -> None:
+    """A well-formed incoming request id is kept; a malformed one is replaced."""
+    client = factory().test_client()
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-12345"}).headers["X-Request-ID"]
+        == "abc-12345"
+    )
+    generated = client.get("/healthz", headers={"X-Request-ID": "bad id!"}).headers["X-Request-ID"]
+    assert generated != "bad id!" and len(generated) == 16
+
+
+def test_post_without_csrf_token_is_refused(factory: AppFactory) -> None:
+    """Every form needs a CSRF token; without one the user sees why, in Chinese."""
+    app = factory()
+    app.add_url_rule("/_form", "form", lambda: "saved", methods=["POST"])
+    response = app.test_client().post("/_form", data={"x": "1"})
+    assert response.status_code == 400
+    assert "页面已过期" in response.get_data(as_text=True)
+
+
+def test_healthz_and_readyz_when_dependencies_answer(factory: AppFactory) -> None:
+    """Both probes answer 200 with the database and store reachable."""
+    client = factory().test_client()
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json == {"status": "ok", "checked": ["database", "store"]}
+
+
+def test_readyz_names_unreachable_database(factory: AppFactory) -> None:
+    """/readyz answers 503 naming the database when it cannot be reached."""
+    app = factory.create(factory.config(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert "database" in response.json["failing"]
+
+
+def test_readyz_names_unreachable_redis(factory: AppFactory) -> None:
+    """/readyz answers 503 naming the store when Redis cannot be reached."""
+    app = factory(REDIS_URL="redis://127.0.0.1:1/0")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert list(response.json["failing"]) == ["store"]
+
+
+def test_static_files_are_served(factory: AppFactory) -> None:
+    """The shared stylesheet and logo are served."""
+    client = factory().test_client()
+    for path in ("/_hongliu/static/hongliu.css", "/_hongliu/static/logo.svg"):
+        with client.get(path) as response:
+            assert response.status_code == 200
+
+
+def test_site_name_is_configurable(factory: AppFactory) -> None:
+    """The school's own name and site name replace the defaults."""
+    app = factory(SITE_NAME="测试易办", SCHOOL_NAME="测试大学")
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "测试易办" in page and "测试大学" in page
+
+
+def test_app_is_flask(factory: AppFactory) -> None:
+    """The factory returns a Flask app with the test configuration."""
+    app = factory()
+    assert isinstance(app, Flask) and app.config["TESTING"] is True
