@@ -1,7 +1,12 @@
 """Imports every IdP model so Alembic and the app see one complete metadata."""
 
+from idp.audit.models import AuditEvent
+from idp.auth.models import SsoSession
+from idp.directory.models import Department, User
 from idp.extensions import db
 from shared.store import define_store_table
 
-#: Ephemeral entries (codes, tickets, sessions) when no Redis is configured.
+#: Ephemeral entries (codes, counters, tickets) when no Redis is configured.
 store_table = define_store_table(db.metadata)
+
+__all__ = ["AuditEvent", "Department", "SsoSession", "User", "store_table"]

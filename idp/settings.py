@@ -3,9 +3,29 @@
 from shared.config import Setting, parse_choice, parse_int, parse_url
 from shared.factory import common_settings
 
+
+def parse_seconds_list(raw: str) -> tuple[int, ...]:
+    """A comma-separated list of positive durations in seconds, e.g. ``300,900,3600``."""
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("expected comma-separated whole numbers of seconds") from None
+    if not values or min(values) <= 0:
+        raise ValueError("expected at least one positive number of seconds")
+    return values
+
+
 SETTINGS = (
     *common_settings("统一身份认证"),
     Setting("ISSUER", "http://127.0.0.1:5000", parse_url("http", "https"), "the IdP's public URL"),
+    Setting(
+        "DATA_KEY",
+        None,
+        str,
+        "a random string of at least 32 characters that keys the hashes and encryption of "
+        "personal identifiers; never change it once data exists",
+    ),
+    # Messaging
     Setting("SMS_PROVIDER", "outbox", parse_choice(("outbox", "aliyun", "tencent"))),
     Setting("OUTBOX_DIR", None, str, "folder for sms.jsonl and mail.jsonl"),
     Setting("SMS_ACCESS_KEY_ID", None, str),
@@ -23,4 +43,27 @@ SETTINGS = (
     Setting("MAIL_PASSWORD", None, str),
     Setting("MAIL_SENDER", "hongliu@localhost", str),
     Setting("MAIL_CA_FILE", None, str),
+    # Passwords
+    Setting("PASSWORD_MIN_LENGTH", 8, parse_int(6, 64)),
+    Setting("PASSWORD_MAX_LENGTH", 64, parse_int(8, 1024)),
+    Setting("PASSWORD_MIN_SCORE", 1, parse_int(0, 4), "lowest zxcvbn score accepted, 0-4"),
+    Setting("ARGON2_MEMORY_KIB", 19456, parse_int(1024), "OWASP: 19456 KiB with time cost 2"),
+    Setting("ARGON2_TIME_COST", 2, parse_int(1)),
+    Setting("ARGON2_PARALLELISM", 1, parse_int(1, 16)),
+    # Brute-force protection
+    Setting("LOGIN_CAPTCHA_AFTER", 3, parse_int(1), "failures before a CAPTCHA is required"),
+    Setting("LOCKOUT_EVERY", 5, parse_int(1), "failures between temporary locks"),
+    Setting("LOCKOUT_DURATIONS", (300, 900, 3600), parse_seconds_list, "e.g. 300,900,3600"),
+    Setting("LOCKOUT_WINDOW", 86400, parse_int(60), "seconds failures are remembered"),
+    # Verification codes (SMS and mail)
+    Setting("CODE_TTL", 300, parse_int(30)),
+    Setting("CODE_MAX_ATTEMPTS", 5, parse_int(1)),
+    Setting("CODE_RESEND_INTERVAL", 60, parse_int(1)),
+    Setting("CODE_DAILY_LIMIT", 10, parse_int(1), "codes per phone or address per day"),
+    Setting("CODE_IP_CAPTCHA_AFTER", 5, parse_int(1), "codes per IP per hour before a CAPTCHA"),
+    Setting("CODE_IP_HOURLY_LIMIT", 30, parse_int(1), "codes per IP per hour, hard cap"),
+    # SSO sessions
+    Setting("SESSION_IDLE_TIMEOUT", 7200, parse_int(60)),
+    Setting("SESSION_ABSOLUTE_TIMEOUT", 43200, parse_int(300)),
+    Setting("SESSION_REMEMBER_TIMEOUT", 30 * 86400, parse_int(300), "with 'remember me'"),
 )

@@ -134,3 +134,13 @@ def test_testing_environment_is_refused_outside_tests() -> None:
     result = _flask("idp", {"IDP_ENV": "testing"}, "routes")
     assert result.returncode != 0
     assert "IDP_ENV=testing is only for the test suite" in result.stderr
+
+
+def test_lockout_durations_parse_as_seconds_list() -> None:
+    """IDP_LOCKOUT_DURATIONS is a comma-separated list of positive seconds."""
+    from idp.settings import parse_seconds_list
+
+    assert parse_seconds_list("300, 900,3600") == (300, 900, 3600)
+    for bad in ("", "0,5", "five"):
+        with pytest.raises(ValueError):
+            parse_seconds_list(bad)

@@ -1,0 +1,85 @@
+"""Wording of the verification-code messages, in Chinese (the default) and English.
+
+The same text goes into an SMS, a mail body and the development outbox, so people see one
+wording whichever channel carries the code. Vendors' SMS templates carry their own approved
+wording; the text here is what the outbox records and what mail sends.
+"""
+
+from __future__ import annotations
+
+PURPOSES = ("login", "activation", "recovery", "bind_phone", "bind_email", "verify")
+
+DEFAULT_LOCALE = "zh_CN"
+LOCALES = ("zh_CN", "en")
+
+# What the code is for, as it reads inside "您的{action}验证码为 …".
+_ZH_ACTIONS = {
+    "login": "登录",
+    "activation": "激活账号",
+    "recovery": "找回密码",
+    "bind_phone": "绑定安全手机",
+    "bind_email": "绑定安全邮箱",
+    "verify": "身份验证",
+}
+
+# English needs a different word order per purpose, so each is a whole opening clause.
+_EN_OPENINGS = {
+    "login": "Your sign-in verification code is",
+    "activation": "Your account activation verification code is",
+    "recovery": "Your password recovery verification code is",
+    "bind_phone": "Your verification code for binding a security phone is",
+    "bind_email": "Your verification code for binding a security email is",
+    "verify": "Your identity verification code is",
+}
+
+_EN_SUBJECTS = {
+    "login": "Sign-in verification code",
+    "activation": "Account activation verification code",
+    "recovery": "Password recovery verification code",
+    "bind_phone": "Verification code for binding a security phone",
+    "bind_email": "Verification code for binding a security email",
+    "verify": "Identity verification code",
+}
+
+
+def normalize_locale(locale: str | None) -> str:
+    """Map a requested locale onto one we have words for: ``"en"`` or ``"zh_CN"``.
+
+    Any English variant (``en_US``, ``en-GB``) is English; everything else is Chinese, the
+    language every user of the university can read.
+    """
+    value = (locale or "").strip().replace("-", "_").lower()
+    if value == "en" or value.startswith("en_"):
+        return "en"
+    return DEFAULT_LOCALE
+
+
+def _check_purpose(purpose: str) -> None:
+    # An unknown purpose is a programming error: better loud than a vague message to a user.
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
+
+
+def verification_code_text(
+    code: str, purpose: str, minutes: int, locale: str, site_name: str
+) -> str:
+    """The full message carrying ``code``, valid for ``minutes``, signed with ``site_name``."""
+    _check_purpose(purpose)
+    if normalize_locale(locale) == "en":
+        unit = "minute" if minutes == 1 else "minutes"
+        return (
+            f"[{site_name}] {_EN_OPENINGS[purpose]} {code}. It is valid for {minutes} {unit}. "
+            "Never share it; if you did not ask for it, ignore this message."
+        )
+    return (
+        f"【{site_name}】您的{_ZH_ACTIONS[purpose]}验证码为 {code}，{minutes} 分钟内有效。"
+        "请勿泄露给他人；如非本人操作，请忽略本消息。"
+    )
+
+
+def verification_code_subject(purpose: str, locale: str, site_name: str) -> str:
+    """A mail subject for a verification code; it never contains the code itself."""
+    _check_purpose(purpose)
+    if normalize_locale(locale) == "en":
+        return f"[{site_name}] {_EN_SUBJECTS[purpose]}"
+    return f"【{site_name}】{_ZH_ACTIONS[purpose]}验证码"
