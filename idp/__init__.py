@@ -30,7 +30,19 @@ def setup_idp(app: Flask) -> None:
         app.config["OUTBOX_DIR"] = str(Path(app.instance_path) / "outbox")
 
     from idp import cli, models  # noqa: F401 - models complete the metadata
+    from idp.account.codes import setup_senders
+    from idp.account.views import bp as account
+    from idp.auth.sessions import setup_session_cookie
+    from idp.auth.views import bp as auth
+    from idp.auth.views import setup_auth
+    from idp.directory.identifiers import check_data_key
     from idp.portal.views import bp as portal
+    from idp.security.views import bp as security
 
-    app.register_blueprint(portal)
+    check_data_key(app.config)
+    setup_senders(app)
+    for blueprint in (portal, auth, account, security):
+        app.register_blueprint(blueprint)
+    setup_session_cookie(app)
+    setup_auth(app)
     cli.register(app)

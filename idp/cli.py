@@ -5,15 +5,23 @@ import json
 import click
 from flask import Flask
 
+from idp.directory.cli import register as register_users
+
 
 def register(app: Flask) -> None:
     """Attach the IdP's commands to ``app.cli``."""
+    register_users(app)
 
     @app.cli.command("demo")
     @click.option("--json", "as_json", is_flag=True, help="Print the demo accounts as JSON.")
     def demo(as_json: bool) -> None:
         """Load idempotent demo data (run ``flask --app idp db upgrade`` first)."""
-        accounts: list[dict[str, str]] = []
+        from idp.directory.demo import load_demo
+
+        accounts = [
+            {"account": a.account, "password": a.password or "(激活时设置)", "role": a.role}
+            for a in load_demo()
+        ]
         if as_json:
             click.echo(json.dumps({"accounts": accounts}, ensure_ascii=False))
         else:

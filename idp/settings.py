@@ -52,6 +52,7 @@ SETTINGS = (
     Setting("ARGON2_PARALLELISM", 1, parse_int(1, 16)),
     # Brute-force protection
     Setting("LOGIN_CAPTCHA_AFTER", 3, parse_int(1), "failures before a CAPTCHA is required"),
+    Setting("LOGIN_IP_CAPTCHA_AFTER", 20, parse_int(1), "failures per IP per hour before CAPTCHA"),
     Setting("LOCKOUT_EVERY", 5, parse_int(1), "failures between temporary locks"),
     Setting("LOCKOUT_DURATIONS", (300, 900, 3600), parse_seconds_list, "e.g. 300,900,3600"),
     Setting("LOCKOUT_WINDOW", 86400, parse_int(60), "seconds failures are remembered"),

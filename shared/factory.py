@@ -20,6 +20,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import web
 from shared.config import (
@@ -31,6 +32,7 @@ from shared.config import (
     parse_bool,
     parse_choice,
     parse_database_url,
+    parse_int,
     parse_url,
     resolve_secret_key,
 )
@@ -58,6 +60,9 @@ def common_settings(default_site_name: str) -> tuple[Setting, ...]:
         Setting("SESSION_COOKIE_SECURE", None, parse_bool, "true or false"),
         Setting("LOG_FORMAT", None, parse_choice(("text", "json")), "text or json"),
         Setting("PREFLIGHT", True, parse_bool, "check the database and store at start"),
+        Setting(
+            "PROXY_COUNT", 0, parse_int(0, 5), "reverse proxies in front setting X-Forwarded-*"
+        ),
     )
 
 
@@ -116,6 +121,13 @@ def configure_app(
         raise ConfigError(f"{prefix}_ENV=testing is only for the test suite")
     _derive_defaults(app, prefix, values)
     app.config.update(values)
+    if values["PROXY_COUNT"]:
+        # Trust exactly as many X-Forwarded-* hops as there are proxies: client IPs feed audit
+        # logs and rate limits, so a spoofed header must not be believed.
+        count = values["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count
+        )
 
     db.init_app(app)
     ext.migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"))

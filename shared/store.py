@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import redis
@@ -24,7 +25,9 @@ from sqlalchemy import (
     Table,
     Text,
     case,
+    create_engine,
     delete,
+    event,
     select,
     text,
 )
@@ -303,8 +306,34 @@ class RedisStore:
         self.client.ping()
 
 
+def sqlite_store_engine(engine: Engine) -> Engine:
+    """A separate SQLite file beside the app's database, holding only the store's table.
+
+    SQLite allows one writer per file: were the store in the app's file, a store call made
+    while a request's transaction holds the write lock would wait for that very transaction.
+    With its own file, store writes never queue behind app writes. The table is created here
+    because the file holds nothing but short-lived entries (as Redis needs no schema either).
+    """
+    path = engine.url.database
+    if not path or path == ":memory:":
+        raise ValueError("the SQL store needs a file-based SQLite database")
+    database = Path(path)
+    store_url = engine.url.set(database=str(database.with_name(database.stem + "-store.db")))
+    store_engine = create_engine(store_url, connect_args={"timeout": 15})
+
+    @event.listens_for(store_engine, "connect")
+    def _wal(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers carry on while one writer commits.
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    entries.create(store_engine, checkfirst=True)
+    return store_engine
+
+
 def open_store(redis_url: str | None, engine: Engine, prefix: str) -> Store:
-    """Redis when a URL is configured, else the SQL table in ``engine``'s database."""
+    """Redis when a URL is configured, else the SQL table (on SQLite, in its own file)."""
     if redis_url:
         return RedisStore.from_url(redis_url, prefix)
+    if engine.dialect.name == "sqlite":
+        return SqlStore(sqlite_store_engine(engine), prefix)
     return SqlStore(engine, prefix)

@@ -20,6 +20,9 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from shared.store import SqlStore
+from shared.store import entries as store_entries
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 
@@ -134,6 +137,11 @@ class AppFactory:
     def cleanup(self) -> None:
         for app in self.apps:
             _clean_tables(app)
+            store = app.extensions["hongliu_store"]
+            if isinstance(store, SqlStore):
+                with store.engine.begin() as conn:
+                    conn.execute(store_entries.delete())
+                store.engine.dispose()
             with app.app_context():
                 app.extensions["sqlalchemy"].engine.dispose()
         if self.redis_url:

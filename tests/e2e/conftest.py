@@ -69,6 +69,24 @@ class LiveServer:
             timeout=120,
         )
 
+    @property
+    def outbox(self) -> Path:
+        """Where this server writes sms.jsonl and mail.jsonl."""
+        return Path(self.env[f"{self.app.upper()}_OUTBOX_DIR"])
+
+    def sql(self, statement: str, **params: Any) -> None:
+        """Run one SQL statement on the server's database (test set-up only)."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(
+            self.env[f"{self.app.upper()}_DATABASE_URL"].replace(
+                "postgresql://", "postgresql+psycopg://"
+            )
+        )
+        with engine.begin() as conn:
+            conn.execute(text(statement), params)
+        engine.dispose()
+
     def start(self) -> None:
         self.flask("db", "upgrade")
         self.flask("demo")

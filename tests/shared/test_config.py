@@ -68,7 +68,7 @@ def test_production_refuses_insecure_cookies(make_hall) -> None:
 
 def test_production_defaults_to_secure_cookies_and_json_logs(make_idp) -> None:
     """In production cookies are Secure and logs are JSON unless told otherwise."""
-    app = make_idp.create(make_idp.config(ENV="production", SECRET_KEY="k" * 40))
+    app = make_idp.create(make_idp.config(ENV="production", SECRET_KEY="k" * 40, DATA_KEY="d" * 40))
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["LOG_FORMAT"] == "json"

@@ -1,0 +1,215 @@
+"""Verification codes by SMS and mail: 6 digits, short-lived, single use, tightly rationed.
+
+Limits (all configurable): one code per target per ``CODE_RESEND_INTERVAL``, ``CODE_DAILY_LIMIT``
+per target per day, ``CODE_IP_HOURLY_LIMIT`` per client address per hour (with a CAPTCHA asked
+for past ``CODE_IP_CAPTCHA_AFTER``), ``CODE_MAX_ATTEMPTS`` wrong tries before a code is void.
+Codes are stored as keyed digests, never in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import gettext as _
+
+from idp.audit.operations import FAILURE, client_ip, record
+from idp.directory.identifiers import mask_email, mask_phone
+from idp.directory.models import User
+from shared.factory import get_store
+from shared.messaging import (
+    MailError,
+    MailMessage,
+    MailSender,
+    SmsError,
+    SmsMessage,
+    SmsSender,
+    build_sms_sender,
+    verification_code_subject,
+    verification_code_text,
+)
+from shared.web import current_locale
+
+log = logging.getLogger(__name__)
+
+SMS = "sms"
+EMAIL = "email"
+DAY = 86400
+HOUR = 3600
+
+
+class CodeError(Exception):
+    """A code could not be sent or did not verify; the message is for the user."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where a code goes: ``sms`` to a phone or ``email`` to an address."""
+
+    kind: str
+    target: str
+
+    @property
+    def masked(self) -> str:
+        return mask_phone(self.target) if self.kind == SMS else mask_email(self.target)
+
+    def key(self, purpose: str) -> str:
+        digest = hashlib.sha256(f"{self.kind}:{self.target}".encode()).hexdigest()[:32]
+        return f"{purpose}:{digest}"
+
+
+def setup_senders(app: object) -> None:
+    """Build the SMS and mail senders once, at start: a misconfiguration fails there."""
+    from flask import Flask
+
+    assert isinstance(app, Flask)
+    config = app.config
+    app.extensions["idp_sms"] = build_sms_sender(config["SMS_PROVIDER"], config)
+    production = config["ENV"] == "production"
+    app.extensions["idp_mail"] = MailSender(
+        server=config["MAIL_SERVER"],
+        port=config["MAIL_PORT"],
+        security=config["MAIL_SECURITY"],
+        username=config["MAIL_USERNAME"],
+        password=config["MAIL_PASSWORD"],
+        sender=config["MAIL_SENDER"],
+        outbox_dir=None if production else config["OUTBOX_DIR"],
+        ca_file=config["MAIL_CA_FILE"],
+    )
+
+
+def _digest(code: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+
+
+def ip_needs_captcha() -> bool:
+    """True when this address has asked for many codes lately (SMS pumping defence)."""
+    ip = client_ip() or "-"
+    count = get_store().count(f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}")
+    return count >= current_app.config["CODE_IP_CAPTCHA_AFTER"]
+
+
+def send_code(purpose: str, channel: Channel, user: User | None, *, deliver: bool = True) -> None:
+    """Issue a code for ``purpose`` to ``channel`` and send it.
+
+    ``deliver=False`` goes through every limit and answers exactly as a real send would, but
+    sends nothing: for targets not on file, so that the response reveals nothing.
+    """
+    config = current_app.config
+    store = get_store()
+    ip = client_ip() or "-"
+    ip_key = f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}"
+    if store.count(ip_key) >= config["CODE_IP_HOURLY_LIMIT"]:
+        record(
+            "code.send",
+            FAILURE,
+            target=user,
+            subject=channel.masked,
+            method=channel.kind,
+            detail={"purpose": purpose, "reason": "ip-limit"},
+        )
+        raise CodeError(_("获取验证码过于频繁，请一小时后再试。"), 429)
+    key = channel.key(purpose)
+    if not store.add(f"code-wait:{key}", "1", config["CODE_RESEND_INTERVAL"]):
+        wait = int(store.ttl(f"code-wait:{key}") or 1) + 1
+        raise CodeError(_("验证码已发送，请 %(seconds)d 秒后再重新获取。", seconds=wait), 429)
+    target_key = (
+        f"code-day:{channel.kind}:{hashlib.sha256(channel.target.encode()).hexdigest()[:32]}"
+    )
+    if store.hit(target_key, DAY) > config["CODE_DAILY_LIMIT"]:
+        record(
+            "code.send",
+            FAILURE,
+            target=user,
+            subject=channel.masked,
+            method=channel.kind,
+            detail={"purpose": purpose, "reason": "daily-limit"},
+        )
+        raise CodeError(_("今日获取验证码次数已达上限，请明天再试。"), 429)
+    store.hit(ip_key, HOUR)
+    code = f"{secrets.randbelow(10**6):06d}"
+    ttl = config["CODE_TTL"]
+    store.set(
+        f"code:{key}",
+        json.dumps({"digest": _digest(code), "user_id": user.id if user else None}),
+        ttl,
+    )
+    store.delete(f"code-tries:{key}")
+    if deliver:
+        _deliver(purpose, channel, code, ttl)
+    record(
+        "code.send",
+        target=user,
+        subject=channel.masked,
+        method=channel.kind,
+        detail={"purpose": purpose} if deliver else {"purpose": purpose, "delivered": False},
+    )
+
+
+def _deliver(purpose: str, channel: Channel, code: str, ttl: int) -> None:
+    locale = current_locale()
+    minutes = max(1, ttl // 60)
+    site = current_app.config["SITE_NAME"]
+    text = verification_code_text(code, purpose, minutes, locale, site)
+    try:
+        if channel.kind == SMS:
+            sender: SmsSender = current_app.extensions["idp_sms"]
+            sender.send(
+                SmsMessage(
+                    to=channel.target, text=text, code=code, template_params=(code, str(minutes))
+                )
+            )
+        else:
+            mail: MailSender = current_app.extensions["idp_mail"]
+            mail.send(
+                MailMessage(
+                    to=channel.target,
+                    subject=verification_code_subject(purpose, locale, site),
+                    text=text,
+                    code=code,
+                )
+            )
+    except (SmsError, MailError) as exc:
+        log.warning("sending a %s code by %s failed: %s", purpose, channel.kind, exc)
+        get_store().delete(f"code-wait:{channel.key(purpose)}")
+        raise CodeError(_("验证码发送失败，请稍后再试。"), 502) from None
+
+
+def verify_code(purpose: str, channel: Channel, code: str | None) -> int | None:
+    """Check a code; on success it is used up and the user id it was issued for is returned.
+
+    Raises :class:`CodeError` for a wrong, expired or exhausted code.
+    """
+    config = current_app.config
+    store = get_store()
+    key = channel.key(purpose)
+    raw = store.get(f"code:{key}")
+    if raw is None:
+        raise CodeError(_("验证码错误或已过期，请重新获取。"))
+    entry = json.loads(raw)
+    tries = store.hit(f"code-tries:{key}", config["CODE_TTL"])
+    if tries > config["CODE_MAX_ATTEMPTS"]:
+        store.delete(f"code:{key}")
+        raise CodeError(_("验证码错误次数过多，已失效，请重新获取。"))
+    given = (code or "").strip()
+    if not (given.isdigit() and hmac.compare_digest(_digest(given), entry["digest"])):
+        if tries >= config["CODE_MAX_ATTEMPTS"]:
+            store.delete(f"code:{key}")
+            raise CodeError(_("验证码错误次数过多，已失效，请重新获取。"))
+        raise CodeError(_("验证码错误或已过期，请重新获取。"))
+    if store.take(f"code:{key}") is None:  # another request used it a moment ago
+        raise CodeError(_("验证码错误或已过期，请重新获取。"))
+    store.delete(f"code-tries:{key}")
+    user_id: int | None = entry["user_id"]
+    return user_id

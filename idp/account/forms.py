@@ -1,0 +1,86 @@
+"""Forms of the activation, completion and recovery wizards."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, RadioField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, Optional
+
+
+class IdentityForm(FlaskForm):
+    """基础信息验证: account, name and ID number, checked against the imported record."""
+
+    account = StringField(
+        _l("账号"),
+        validators=[DataRequired(_l("请输入学号/工号")), Length(max=64)],
+        render_kw={"placeholder": _l("请输入学号/工号"), "autocomplete": "username"},
+    )
+    name = StringField(
+        _l("姓名"),
+        validators=[DataRequired(_l("请输入姓名")), Length(max=100)],
+        render_kw={"placeholder": _l("请输入姓名"), "autocomplete": "name"},
+    )
+    id_number = StringField(
+        _l("证件号"),
+        validators=[DataRequired(_l("请输入证件号码")), Length(max=32)],
+        render_kw={"placeholder": _l("请输入证件号码(身份证/护照)"), "autocomplete": "off"},
+    )
+    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    submit = SubmitField(_l("下一步"))
+
+
+class PhoneForm(FlaskForm):
+    """Bind a security phone: the number, then the SMS code sent to it."""
+
+    phone = StringField(
+        _l("手机号码"),
+        validators=[DataRequired(_l("请输入手机号码")), Length(max=20)],
+        render_kw={"placeholder": _l("请输入手机号码"), "autocomplete": "tel"},
+    )
+    code = StringField(
+        _l("验证码"),
+        validators=[Optional(), Length(max=6)],
+        render_kw={
+            "placeholder": _l("6 位数字"),
+            "inputmode": "numeric",
+            "autocomplete": "one-time-code",
+        },
+    )
+    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    send = SubmitField(_l("发送验证码"))
+    submit = SubmitField(_l("下一步"))
+
+
+class VerifyForm(FlaskForm):
+    """身份验证 in recovery: choose the security phone or email, get a code, type it."""
+
+    method = RadioField(_l("验证方式"), choices=[], validators=[DataRequired()])
+    code = StringField(
+        _l("验证码"),
+        validators=[Optional(), Length(max=6)],
+        render_kw={
+            "placeholder": _l("6 位数字"),
+            "inputmode": "numeric",
+            "autocomplete": "one-time-code",
+        },
+    )
+    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    send = SubmitField(_l("发送验证码"))
+    submit = SubmitField(_l("下一步"))
+
+
+class NewPasswordForm(FlaskForm):
+    """重置密码: the new password twice."""
+
+    password = PasswordField(
+        _l("新密码"),
+        validators=[DataRequired(_l("请输入密码")), Length(max=1024)],
+        render_kw={"placeholder": _l("请输入密码"), "autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        _l("确认密码"),
+        validators=[DataRequired(_l("请再次输入密码")), Length(max=1024)],
+        render_kw={"placeholder": _l("请再次输入密码"), "autocomplete": "new-password"},
+    )
+    submit = SubmitField(_l("完成"))

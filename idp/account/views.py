@@ -1,0 +1,424 @@
+"""The self-service wizards of the manual: 激活账号 (/activate), 信息完善 (/complete) and
+找回密码 (/recover). Each keeps its state server-side (see :mod:`idp.account.flows`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from idp.account import flows
+from idp.account.codes import (
+    EMAIL,
+    SMS,
+    Channel,
+    CodeError,
+    ip_needs_captcha,
+    send_code,
+    verify_code,
+)
+from idp.account.forms import IdentityForm, NewPasswordForm, PhoneForm, VerifyForm
+from idp.account.operations import (
+    AccountError,
+    activate_account,
+    bind_security_phone,
+    match_identity,
+    reset_password,
+)
+from idp.audit.operations import FAILURE, client_ip, record
+from idp.auth import captcha, throttle
+from idp.auth.operations import personal_info
+from idp.auth.policy import PasswordPolicy, check_password
+from idp.auth.views import finish_pending_sign_in, no_store, pending_sign_in_user
+from idp.directory.identifiers import mask_phone, normalise_phone
+from idp.directory.models import User, UserStatus
+from idp.extensions import db
+
+bp = Blueprint("account", __name__, template_folder="templates")
+
+ACTIVATE = "activate"
+RECOVER = "recover"
+COMPLETE = "complete"
+MISMATCH = "您输入的信息与学校登记的信息不一致，请核对后重试。"
+EXPIRED = "操作已超时或已在其他页面完成，请重新开始。"
+
+
+def _render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    return no_store(current_app.make_response((render_template(template, **context), status)))
+
+
+def _flow_user(kind: str) -> tuple[dict[str, Any] | None, User | None]:
+    state = flows.load_flow(kind)
+    user = db.session.get(User, state["user_id"]) if state and state.get("user_id") else None
+    return state, user
+
+
+def _verify_identity(form: IdentityForm, flow_subject: str) -> User | None:
+    """Check 基础信息验证 under a CAPTCHA once it has failed a few times from here or for it."""
+    subject = f"{flow_subject}:{(form.account.data or '').strip().lower()}"
+    if throttle.captcha_required(subject, client_ip()) and not captcha.check_answer(
+        form.captcha.data
+    ):
+        form.captcha.errors = [_("请输入正确的图形验证码")]
+        return None
+    user = match_identity(form.account.data or "", form.name.data or "", form.id_number.data or "")
+    if user is None:
+        throttle.record_failure(subject)
+        throttle.record_ip_failure(client_ip())
+        record(f"{flow_subject}.identify", FAILURE)
+        db.session.commit()
+        form.id_number.errors = [_(MISMATCH)]
+        return None
+    return user
+
+
+def _identity_needs_captcha(form: IdentityForm, flow_subject: str) -> bool:
+    subject = f"{flow_subject}:{(form.account.data or '').strip().lower()}"
+    return throttle.captcha_required(subject, client_ip())
+
+
+def _password_errors(user: User, form: NewPasswordForm) -> list[str]:
+    if form.password.data != form.confirm.data:
+        return [_("两次输入的密码不一致")]
+    return check_password(
+        form.password.data or "",
+        PasswordPolicy.from_config(current_app.config),
+        personal_info(user),
+    )
+
+
+def _phone_step(form: PhoneForm, user: User, purpose: str) -> str | None:
+    """Send or check the SMS code that proves a new security phone. Returns the bound phone."""
+    phone = normalise_phone(form.phone.data or "")
+    if phone is None:
+        form.phone.errors = [_("请输入正确的 11 位手机号")]
+        return None
+    if form.send.data:
+        if ip_needs_captcha() and not captcha.check_answer(form.captcha.data):
+            form.captcha.errors = [_("请输入正确的图形验证码")]
+            return None
+        try:
+            send_code(purpose, Channel(SMS, phone), user)
+            flash(_("验证码已发送至 %(phone)s，5 分钟内有效。", phone=mask_phone(phone)), "success")
+        except CodeError as exc:
+            form.code.errors = [exc.message]
+        db.session.commit()
+        return None
+    if not form.code.data:
+        form.code.errors = [_("请输入短信验证码")]
+        return None
+    try:
+        owner_id = verify_code(purpose, Channel(SMS, phone), form.code.data)
+    except CodeError as exc:
+        form.code.errors = [exc.message]
+        return None
+    if owner_id != user.id:
+        form.code.errors = [_("验证码错误或已过期，请重新获取。")]
+        return None
+    return phone
+
+
+# 激活账号 ---------------------------------------------------------------------------------
+
+
+@bp.route("/activate", methods=["GET", "POST"])
+def activate() -> ResponseReturnValue:
+    """激活账号, step 1: account, name and ID number."""
+    form = IdentityForm()
+    if request.method == "GET" and request.args.get("restart"):
+        flows.discard_flow(ACTIVATE)
+    if form.validate_on_submit():
+        user = _verify_identity(form, ACTIVATE)
+        if user is not None:
+            if user.status != UserStatus.PENDING:
+                form.account.errors = [_("该账号已激活，请直接登录；忘记密码请使用“忘记密码”。")]
+            else:
+                flows.start_flow(ACTIVATE, {"user_id": user.id, "step": "phone"})
+                return redirect(url_for("account.activate_phone"))
+    return _render(
+        "account/activate.html",
+        400 if form.errors else 200,
+        form=form,
+        step=1,
+        need_captcha=_identity_needs_captcha(form, ACTIVATE),
+    )
+
+
+@bp.route("/activate/phone", methods=["GET", "POST"])
+def activate_phone() -> ResponseReturnValue:
+    """激活账号, step 2: bind the security phone with an SMS code."""
+    state, user = _flow_user(ACTIVATE)
+    if state is None or user is None:
+        flash(_(EXPIRED), "error")
+        return redirect(url_for("account.activate"))
+    form = PhoneForm()
+    if form.validate_on_submit():
+        phone = _phone_step(form, user, "activation")
+        if phone is not None:
+            try:
+                bind_security_phone(user, phone)
+            except AccountError as exc:
+                db.session.rollback()
+                form.phone.errors = [str(exc)]
+            else:
+                db.session.commit()
+                flows.save_flow(ACTIVATE, {**state, "step": "password"})
+                return redirect(url_for("account.activate_password"))
+    return _render(
+        "account/activate.html",
+        400 if form.errors else 200,
+        form=form,
+        step=2,
+        need_captcha=ip_needs_captcha(),
+        user=user,
+    )
+
+
+@bp.route("/activate/password", methods=["GET", "POST"])
+def activate_password() -> ResponseReturnValue:
+    """激活账号, step 3: set the password; then 激活成功，去登录."""
+    state, user = _flow_user(ACTIVATE)
+    if state is None or user is None or state.get("step") != "password":
+        flash(_(EXPIRED), "error")
+        return redirect(url_for("account.activate"))
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        errors = _password_errors(user, form)
+        if errors:
+            form.password.errors = errors
+        elif flows.finish_flow(ACTIVATE) is None:
+            flash(_(EXPIRED), "error")
+            return redirect(url_for("account.activate"))
+        else:
+            try:
+                activate_account(user, form.password.data or "")
+            except AccountError as exc:
+                flash(str(exc), "error")
+                return redirect(url_for("auth.login"))
+            db.session.commit()
+            return _render("account/activated.html", user=user)
+    return _render(
+        "account/activate.html",
+        400 if form.errors else 200,
+        form=form,
+        step=3,
+        policy=PasswordPolicy.from_config(current_app.config),
+    )
+
+
+# 信息完善 ---------------------------------------------------------------------------------
+
+
+@bp.route("/complete", methods=["GET", "POST"])
+def complete() -> ResponseReturnValue:
+    """信息完善: asked at sign-in when no security phone is bound (manual 2.1.2)."""
+    user = pending_sign_in_user()
+    if user is None:
+        flash(_("请先登录。"), "error")
+        return redirect(url_for("auth.login"))
+    state = flows.load_flow(COMPLETE)
+    if state is None or state.get("user_id") != user.id:
+        state = {"user_id": user.id, "step": "intro"}
+        flows.start_flow(COMPLETE, state)
+    step = state["step"]
+    if step == "intro" and request.method == "GET" and not request.args.get("start"):
+        return _render("account/complete.html", step=0, user=user)
+    if step in ("intro", "identity"):
+        return _complete_identity(user, state)
+    if step == "phone":
+        return _complete_phone(user, state)
+    return _complete_password(user)
+
+
+def _complete_identity(user: User, state: dict[str, Any]) -> ResponseReturnValue:
+    form = IdentityForm()
+    if request.method == "GET":
+        form.account.data = user.account
+    if request.method == "POST" and form.validate_on_submit():
+        matched = _verify_identity(form, COMPLETE)
+        if matched is not None:
+            if matched.id != user.id:
+                form.id_number.errors = [_(MISMATCH)]
+            else:
+                flows.save_flow(COMPLETE, {**state, "step": "phone"})
+                return redirect(url_for("account.complete"))
+    return _render(
+        "account/complete.html",
+        400 if form.errors else 200,
+        form=form,
+        step=1,
+        user=user,
+        need_captcha=_identity_needs_captcha(form, COMPLETE),
+    )
+
+
+def _complete_phone(user: User, state: dict[str, Any]) -> ResponseReturnValue:
+    form = PhoneForm()
+    if request.method == "POST" and form.validate_on_submit():
+        phone = _phone_step(form, user, "bind_phone")
+        if phone is not None:
+            try:
+                bind_security_phone(user, phone)
+            except AccountError as exc:
+                db.session.rollback()
+                form.phone.errors = [str(exc)]
+            else:
+                db.session.commit()
+                flows.save_flow(COMPLETE, {**state, "step": "password"})
+                return redirect(url_for("account.complete"))
+    return _render(
+        "account/complete.html",
+        400 if form.errors else 200,
+        form=form,
+        step=2,
+        user=user,
+        need_captcha=ip_needs_captcha(),
+    )
+
+
+def _complete_password(user: User) -> ResponseReturnValue:
+    form = NewPasswordForm()
+    if request.method == "POST" and form.validate_on_submit():
+        errors = _password_errors(user, form)
+        if errors:
+            form.password.errors = errors
+        elif flows.finish_flow(COMPLETE) is None:
+            flash(_(EXPIRED), "error")
+            return redirect(url_for("auth.login"))
+        else:
+            from idp.auth.operations import set_password
+
+            set_password(user, form.password.data or "")
+            record("account.complete", actor=user)
+            db.session.commit()
+            resumed = finish_pending_sign_in()
+            if resumed is not None:
+                return resumed
+            flash(_("信息已完善，请重新登录。"), "success")
+            return redirect(url_for("auth.login"))
+    return _render(
+        "account/complete.html",
+        400 if form.errors else 200,
+        form=form,
+        step=3,
+        user=user,
+        policy=PasswordPolicy.from_config(current_app.config),
+    )
+
+
+# 找回密码 ---------------------------------------------------------------------------------
+
+
+@bp.route("/recover", methods=["GET", "POST"])
+def recover() -> ResponseReturnValue:
+    """找回密码, step 1: 基础信息验证."""
+    form = IdentityForm()
+    if form.validate_on_submit():
+        user = _verify_identity(form, RECOVER)
+        if user is not None:
+            if user.status == UserStatus.PENDING:
+                form.account.errors = [_("该账号尚未激活，请先激活账号。")]
+            elif not (user.has_security_phone or user.has_security_email):
+                form.account.errors = [
+                    _("您未绑定安全手机或安全邮箱，无法自助找回密码，请联系管理员处理。")
+                ]
+            else:
+                flows.start_flow(RECOVER, {"user_id": user.id, "step": "verify"})
+                return redirect(url_for("account.recover_verify"))
+    return _render(
+        "account/recover.html",
+        400 if form.errors else 200,
+        form=form,
+        step=1,
+        need_captcha=_identity_needs_captcha(form, RECOVER),
+    )
+
+
+def _recovery_channels(user: User) -> dict[str, Channel]:
+    channels: dict[str, Channel] = {}
+    if user.has_security_phone and user.phone:
+        channels[SMS] = Channel(SMS, user.phone)
+    if user.has_security_email and user.email:
+        channels[EMAIL] = Channel(EMAIL, user.email)
+    return channels
+
+
+@bp.route("/recover/verify", methods=["GET", "POST"])
+def recover_verify() -> ResponseReturnValue:
+    """找回密码, step 2: 身份验证 by security phone (masked) or security email."""
+    state, user = _flow_user(RECOVER)
+    if state is None or user is None:
+        flash(_(EXPIRED), "error")
+        return redirect(url_for("account.recover"))
+    channels = _recovery_channels(user)
+    form = VerifyForm()
+    labels = {SMS: _("安全手机"), EMAIL: _("安全邮箱")}
+    form.method.choices = [(k, f"{labels[k]} {c.masked}") for k, c in channels.items()]
+    if request.method == "GET":
+        form.method.data = next(iter(channels))
+    if form.validate_on_submit():
+        channel = channels[form.method.data]
+        if form.send.data:
+            if ip_needs_captcha() and not captcha.check_answer(form.captcha.data):
+                form.captcha.errors = [_("请输入正确的图形验证码")]
+            else:
+                try:
+                    send_code("recovery", channel, user)
+                    flash(
+                        _("验证码已发送至 %(target)s，5 分钟内有效。", target=channel.masked),
+                        "success",
+                    )
+                except CodeError as exc:
+                    form.code.errors = [exc.message]
+                db.session.commit()
+        elif not form.code.data:
+            form.code.errors = [_("请输入验证码")]
+        else:
+            try:
+                owner = verify_code("recovery", channel, form.code.data)
+            except CodeError as exc:
+                form.code.errors = [exc.message]
+            else:
+                if owner == user.id:
+                    flows.save_flow(RECOVER, {**state, "step": "password", "method": channel.kind})
+                    return redirect(url_for("account.recover_password"))
+                form.code.errors = [_("验证码错误或已过期，请重新获取。")]
+    return _render(
+        "account/recover.html",
+        400 if form.errors else 200,
+        form=form,
+        step=2,
+        need_captcha=ip_needs_captcha(),
+        channels=channels,
+    )
+
+
+@bp.route("/recover/password", methods=["GET", "POST"])
+def recover_password() -> ResponseReturnValue:
+    """找回密码, step 3: 重置密码; every session of the account ends."""
+    state, user = _flow_user(RECOVER)
+    if state is None or user is None or state.get("step") != "password":
+        flash(_(EXPIRED), "error")
+        return redirect(url_for("account.recover"))
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        errors = _password_errors(user, form)
+        if errors:
+            form.password.errors = errors
+        elif flows.finish_flow(RECOVER) is None:
+            flash(_(EXPIRED), "error")
+            return redirect(url_for("account.recover"))
+        else:
+            reset_password(user, form.password.data or "", state.get("method", SMS))
+            db.session.commit()
+            flash(_("密码已重置，请使用新密码登录。"), "success")
+            return redirect(url_for("auth.login"))
+    return _render(
+        "account/recover.html",
+        400 if form.errors else 200,
+        form=form,
+        step=3,
+        policy=PasswordPolicy.from_config(current_app.config),
+    )

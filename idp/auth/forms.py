@@ -1,0 +1,72 @@
+"""Sign-in forms. Field errors are Chinese by default, English when the user chose it."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, Optional
+
+
+class LoginForm(FlaskForm):
+    """方式一：账号密码登录 — account number, phone or ID number, plus password."""
+
+    identifier = StringField(
+        _l("账号"),
+        validators=[DataRequired(_l("请输入学工号、手机号或证件号")), Length(max=64)],
+        render_kw={"placeholder": _l("学工号 / 手机号 / 证件号"), "autocomplete": "username"},
+    )
+    password = PasswordField(
+        _l("密码"),
+        validators=[DataRequired(_l("请输入密码")), Length(max=1024)],
+        render_kw={"placeholder": _l("请输入密码"), "autocomplete": "current-password"},
+    )
+    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    remember = BooleanField(_l("记住我（30 天内免登录）"))
+    next = HiddenField()
+    submit = SubmitField(_l("登录"))
+
+
+class SmsLoginForm(FlaskForm):
+    """方式二：手机验证码登录 — the security phone and a code sent to it."""
+
+    phone = StringField(
+        _l("安全手机"),
+        validators=[DataRequired(_l("请输入安全手机号")), Length(max=20)],
+        render_kw={"placeholder": _l("请输入安全手机号"), "autocomplete": "tel"},
+    )
+    code = StringField(
+        _l("短信验证码"),
+        validators=[Optional(), Length(max=6)],
+        render_kw={
+            "placeholder": _l("6 位数字"),
+            "inputmode": "numeric",
+            "autocomplete": "one-time-code",
+        },
+    )
+    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    remember = BooleanField(_l("记住我（30 天内免登录）"))
+    next = HiddenField()
+    send = SubmitField(_l("获取验证码"))
+    submit = SubmitField(_l("登录"))
+
+
+class ChangePasswordForm(FlaskForm):
+    """A new password, typed twice (the current one when not in a verified flow)."""
+
+    current = PasswordField(
+        _l("当前密码"),
+        validators=[Optional(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    password = PasswordField(
+        _l("新密码"),
+        validators=[DataRequired(_l("请输入新密码")), Length(max=1024)],
+        render_kw={"placeholder": _l("请输入密码"), "autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        _l("确认密码"),
+        validators=[DataRequired(_l("请再次输入密码")), Length(max=1024)],
+        render_kw={"placeholder": _l("请再次输入密码"), "autocomplete": "new-password"},
+    )
+    submit = SubmitField(_l("完成"))

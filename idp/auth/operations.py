@@ -1,0 +1,157 @@
+"""Sign-in rules: who an identifier names, password checks under brute-force protection, and
+what a user must do before their SSO session starts."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from flask import current_app
+
+from idp.audit.operations import DENIED, FAILURE, client_ip, record
+from idp.auth import throttle
+from idp.auth.passwords import PasswordHasher, dummy_verify, hasher_from_config
+from idp.auth.policy import PersonalInfo
+from idp.directory.identifiers import (
+    data_key,
+    decrypt_identifier,
+    hash_identifier,
+    normalise_id_number,
+    normalise_phone,
+)
+from idp.directory.models import User, UserStatus, utcnow
+from idp.extensions import db
+
+
+class SignInOutcome(enum.Enum):
+    """How a password sign-in ended."""
+
+    OK = "ok"
+    #: Wrong account, wrong password or a temporary lock: one message for all three.
+    REFUSED = "refused"
+    #: The right password for an account the help desk disabled or locked.
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """The outcome and, when the password was right, the user."""
+
+    outcome: SignInOutcome
+    user: User | None = None
+
+
+def hasher() -> PasswordHasher:
+    """The app's password hasher (built once per app)."""
+    cached: PasswordHasher | None = current_app.extensions.get("idp_hasher")
+    if cached is None:
+        cached = hasher_from_config(current_app.config)
+        current_app.extensions["idp_hasher"] = cached
+    return cached
+
+
+def find_user_by_identifier(identifier: str) -> User | None:
+    """The account named by an account number, a verified security phone or an ID number.
+
+    A phone or ID number shared by several accounts names none of them.
+    """
+    value = (identifier or "").strip()
+    if not value or len(value) > 64:
+        return None
+    user = db.session.scalar(db.select(User).where(User.account == value))
+    if user is not None:
+        return user
+    phone = normalise_phone(value)
+    if phone:
+        matches = db.session.scalars(
+            db.select(User).where(User.phone == phone, User.phone_verified_at.is_not(None))
+        ).all()
+        return matches[0] if len(matches) == 1 else None
+    digest = hash_identifier(normalise_id_number(value), data_key(current_app.config))
+    matches = db.session.scalars(db.select(User).where(User.id_number_hash == digest)).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def throttle_subject(identifier: str, user: User | None) -> str:
+    """Counters follow the account, whichever identifier was typed; unknown ones count alike."""
+    return f"user:{user.id}" if user else f"ident:{identifier.strip().lower()}"
+
+
+def sign_in_with_password(identifier: str, password: str) -> SignInResult:
+    """Check a password sign-in; audits it and leaves the session to commit.
+
+    The same work (one argon2 verification) is done whether or not the account exists or is
+    locked, so neither the answer nor its timing tells them apart.
+    """
+    user = find_user_by_identifier(identifier)
+    subject = throttle_subject(identifier, user)
+    attempt = throttle.reserve_attempt(subject)
+    if not attempt.allowed:
+        dummy_verify(hasher())
+        record("login", FAILURE, target=user, method="password", detail={"reason": "locked"})
+        return SignInResult(SignInOutcome.REFUSED)
+    if user is None:
+        dummy_verify(hasher())
+        throttle.record_ip_failure(client_ip())
+        record("login", FAILURE, method="password", detail={"reason": "unknown-account"})
+        return SignInResult(SignInOutcome.REFUSED)
+    result = hasher().verify(user.password_hash, password)
+    if not result.ok:
+        throttle.record_ip_failure(client_ip())
+        record("login", FAILURE, target=user, method="password", detail={"reason": "password"})
+        return SignInResult(SignInOutcome.REFUSED)
+    throttle.record_success(subject)
+    if user.status in (UserStatus.DISABLED, UserStatus.LOCKED):
+        record("login", DENIED, target=user, method="password", detail={"reason": user.status})
+        return SignInResult(SignInOutcome.DISABLED, user)
+    if result.needs_rehash:
+        # Legacy unified-auth hashes and weaker argon2 parameters are replaced on first use.
+        user.password_hash = hasher().hash(password)
+    record("login", target=user, method="password")
+    return SignInResult(SignInOutcome.OK, user)
+
+
+def set_password(user: User, password: str, *, must_change: bool = False) -> None:
+    """Store a new password (already checked against the policy); the caller commits."""
+    user.password_hash = hasher().hash(password)
+    user.password_changed_at = utcnow()
+    user.must_change_password = must_change
+
+
+def required_step(user: User) -> str | None:
+    """What the user must do before a session starts: ``activate``, ``complete``, ``password``."""
+    if user.status == UserStatus.PENDING:
+        return "activate"
+    if not user.has_security_phone:
+        return "complete"
+    if user.must_change_password:
+        return "password"
+    return None
+
+
+def is_safe_next(target: str | None) -> bool:
+    """Only paths on this IdP may follow sign-in (no open redirect)."""
+    return bool(
+        target
+        and target.startswith("/")
+        and not target.startswith(("//", "/\\"))
+        and "\n" not in target
+        and "\r" not in target
+    )
+
+
+def personal_info(user: User) -> PersonalInfo:
+    """What a new password of ``user`` must not contain."""
+    id_number = None
+    if user.id_number_encrypted:
+        try:
+            id_number = decrypt_identifier(user.id_number_encrypted, data_key(current_app.config))
+        except ValueError:
+            id_number = None
+    return PersonalInfo(
+        account=user.account,
+        name=user.name,
+        phone=user.phone,
+        id_number=id_number,
+        email=user.email,
+    )

@@ -1,0 +1,294 @@
+"""Password hashing (argon2id) and verification of the legacy hashes imported from old directories.
+
+Staff keep their old unified-auth password (manual 2.1.4): their accounts arrive with LDAP
+``userPassword`` values, bcrypt or PBKDF2 strings. Each verifies here once; on success the caller
+stores ``hasher.hash(password)`` so that only argon2id remains over time.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import argon2
+import bcrypt
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+logger = logging.getLogger(__name__)
+
+#: A stored PBKDF2 iteration count above this is treated as corrupt rather than run: a bad
+#: import must not be able to pin a worker for minutes (Django 5.1 uses 1,000,000).
+MAX_PBKDF2_ITERATIONS = 10_000_000
+#: Same for bcrypt: cost 16 already takes seconds; 31 would take hours.
+MAX_BCRYPT_COST = 16
+#: bcrypt only ever looked at the first 72 bytes; bcrypt>=5 raises instead of truncating.
+BCRYPT_MAX_PASSWORD_BYTES = 72
+#: The bcrypt spellings found in exports: $2a$/$2b$ (OpenBSD) and $2y$ (PHP's name for $2b$).
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """argon2id cost parameters; the defaults are OWASP's (19 MiB, 2 passes, 1 lane)."""
+
+    memory_kib: int = 19456
+    time_cost: int = 2
+    parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of checking a password against a stored hash."""
+
+    ok: bool
+    #: True when ``ok`` and the stored value is legacy or argon2 with other parameters than the
+    #: configured ones: the caller should store ``hasher.hash(password)``.
+    needs_rehash: bool
+
+
+_FAILED = VerifyResult(ok=False, needs_rehash=False)
+
+
+class PasswordHasher:
+    """Hashes new passwords with argon2id and verifies argon2 and legacy stored values."""
+
+    def __init__(self, params: Argon2Params) -> None:
+        self.params = params
+        self._argon2 = argon2.PasswordHasher(
+            time_cost=params.time_cost,
+            memory_cost=params.memory_kib,
+            parallelism=params.parallelism,
+            type=argon2.Type.ID,
+        )
+
+    def hash(self, password: str) -> str:
+        """An argon2id encoded string (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``)."""
+        return self._argon2.hash(password)
+
+    def verify(self, stored: str | None, password: str) -> VerifyResult:
+        """Check *password* against *stored*; never raises for a malformed stored value."""
+        if stored is None:
+            dummy_verify(self)
+            return _FAILED
+        try:
+            result = self._verify(stored, password)
+        except (ValueError, TypeError, UnicodeError):
+            # binascii.Error is a ValueError; a corrupt import must read as a wrong password.
+            result = None
+        if result is None:
+            # The value itself is never logged: even a broken hash is password material.
+            logger.warning("stored password hash is malformed or of an unknown scheme")
+            dummy_verify(self)
+            return _FAILED
+        return result
+
+    def _verify(self, stored: str, password: str) -> VerifyResult | None:
+        """Dispatch on the stored format; ``None`` means malformed or unsupported."""
+        if stored.startswith("$argon2"):
+            return self._verify_argon2(stored, password, legacy=False)
+        if stored.startswith(_BCRYPT_PREFIXES):
+            return _rehash_if(_verify_bcrypt(stored, password))
+        if stored.startswith("$pbkdf2"):
+            return _rehash_if(_verify_passlib_pbkdf2(stored, password))
+        if stored.startswith("pbkdf2_"):
+            return _rehash_if(_verify_django_pbkdf2(stored, password))
+        match = _RFC2307.match(stored)
+        if match is None:
+            return None
+        scheme, payload = match.group(1).upper(), match.group(2)
+        if scheme in _DIGESTS:
+            ok = _verify_rfc2307_digest(scheme, payload, password)
+            if ok is not None:
+                # These digests take microseconds; without the padding a timing probe could
+                # tell a not-yet-migrated account from an unknown one.
+                dummy_verify(self)
+            return _rehash_if(ok)
+        if scheme == "CRYPT" and payload.startswith(_BCRYPT_PREFIXES):
+            return _rehash_if(_verify_bcrypt(payload, password))
+        if scheme.startswith("PBKDF2"):
+            return _rehash_if(_verify_ldap_pbkdf2(scheme, payload, password))
+        if scheme == "ARGON2" and payload.startswith("$argon2"):
+            # OpenLDAP's pw-argon2 module writes ``{ARGON2}$argon2id$…``.
+            return self._verify_argon2(payload, password, legacy=True)
+        # {CRYPT} with DES/MD5/SHA-crypt payloads: the stdlib crypt module is gone in 3.13.
+        return None
+
+    def _verify_argon2(self, stored: str, password: str, *, legacy: bool) -> VerifyResult | None:
+        try:
+            self._argon2.verify(stored, password)
+        except VerifyMismatchError:
+            return _FAILED
+        except (InvalidHashError, VerificationError):
+            return None
+        return VerifyResult(ok=True, needs_rehash=legacy or self._argon2.check_needs_rehash(stored))
+
+
+def hasher_from_config(config: Mapping[str, Any]) -> PasswordHasher:
+    """A hasher with the app's ``ARGON2_*`` settings (missing keys take the OWASP defaults)."""
+    defaults = Argon2Params()
+    return PasswordHasher(
+        Argon2Params(
+            memory_kib=int(config.get("ARGON2_MEMORY_KIB", defaults.memory_kib)),
+            time_cost=int(config.get("ARGON2_TIME_COST", defaults.time_cost)),
+            parallelism=int(config.get("ARGON2_PARALLELISM", defaults.parallelism)),
+        )
+    )
+
+
+def is_legacy_hash(stored: str) -> bool:
+    """True for an imported format this module verifies (LDAP ``{SCHEME}``, bcrypt, PBKDF2)."""
+    if stored.startswith((*_BCRYPT_PREFIXES, "$pbkdf2", "pbkdf2_")):
+        return True
+    match = _RFC2307.match(stored)
+    if match is None:
+        return False
+    scheme, payload = match.group(1).upper(), match.group(2)
+    return (
+        scheme in _DIGESTS
+        or scheme.startswith("PBKDF2")
+        or (scheme == "CRYPT" and payload.startswith(_BCRYPT_PREFIXES))
+        or (scheme == "ARGON2" and payload.startswith("$argon2"))
+    )
+
+
+def dummy_verify(hasher: PasswordHasher) -> None:
+    """Spend the time of a real argon2 verify: unknown accounts answer as slowly as known ones."""
+    with contextlib.suppress(VerifyMismatchError):
+        hasher._argon2.verify(_dummy_hash(hasher.params), "not the password")
+
+
+@functools.cache
+def _dummy_hash(params: Argon2Params) -> str:
+    # One per parameter set and process: a hash costs as much as a verify.
+    return PasswordHasher(params).hash("dummy password used only to spend time")
+
+
+def _rehash_if(ok: bool | None) -> VerifyResult | None:
+    """A legacy check's outcome: any legacy value that verifies is replaced by argon2id."""
+    if ok is None:
+        return None
+    return VerifyResult(ok=ok, needs_rehash=ok)
+
+
+# --- RFC 2307 ``userPassword`` digests -------------------------------------------------------
+
+_RFC2307 = re.compile(r"\{([A-Za-z0-9-]+)\}(.*)", re.DOTALL)
+
+#: Scheme → (hash function, salted). Salted schemes append the salt after the digest.
+_DIGESTS: dict[str, tuple[Callable[[bytes], Any], bool]] = {
+    "MD5": (hashlib.md5, False),
+    "SMD5": (hashlib.md5, True),
+    "SHA": (hashlib.sha1, False),
+    "SSHA": (hashlib.sha1, True),
+    "SHA256": (hashlib.sha256, False),
+    "SSHA256": (hashlib.sha256, True),
+    "SHA384": (hashlib.sha384, False),
+    "SSHA384": (hashlib.sha384, True),
+    "SHA512": (hashlib.sha512, False),
+    "SSHA512": (hashlib.sha512, True),
+}
+
+
+def _verify_rfc2307_digest(scheme: str, payload: str, password: str) -> bool | None:
+    new, salted = _DIGESTS[scheme]
+    raw = base64.b64decode(payload.strip(), validate=True)
+    size = new(b"").digest_size
+    digest, salt = raw[:size], raw[size:]
+    if len(digest) != size or (salted and not salt) or (not salted and salt):
+        return None
+    # MD5/SHA-1 here only check passwords hashed long ago by the old directory.
+    computed = new(password.encode() + salt).digest()
+    return hmac.compare_digest(computed, digest)
+
+
+# --- bcrypt ----------------------------------------------------------------------------------
+
+_BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
+
+
+def _verify_bcrypt(stored: str, password: str) -> bool | None:
+    match = _BCRYPT.fullmatch(stored)
+    if match is None or int(match.group(1)) > MAX_BCRYPT_COST:
+        return None
+    # $2y$ is PHP's name for the fixed algorithm that OpenBSD calls $2b$: the same hash.
+    if stored.startswith("$2y$"):
+        stored = "$2b$" + stored[4:]
+    # The systems that wrote these hashes silently used only the first 72 bytes; bcrypt>=5
+    # raises for longer input, so truncate as they did or such users could never sign in.
+    secret = password.encode()[:BCRYPT_MAX_PASSWORD_BYTES]
+    return bcrypt.checkpw(secret, stored.encode("ascii"))
+
+
+# --- PBKDF2 ----------------------------------------------------------------------------------
+
+_PBKDF2_DIGESTS = {"sha1": "sha1", "sha256": "sha256", "sha512": "sha512"}
+
+
+def _pbkdf2_matches(digest: str, iterations: int, salt: bytes, expected: bytes, pw: str) -> bool:
+    computed = hashlib.pbkdf2_hmac(digest, pw.encode(), salt, iterations, dklen=len(expected))
+    return hmac.compare_digest(computed, expected)
+
+
+def _parse_iterations(text: str) -> int | None:
+    if not text.isdigit():
+        return None
+    iterations = int(text)
+    return iterations if 1 <= iterations <= MAX_PBKDF2_ITERATIONS else None
+
+
+def _ab64_decode(text: str) -> bytes:
+    """passlib's "adapted base64": ``.`` instead of ``+``, no padding."""
+    text = text.replace(".", "+")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _verify_passlib_parts(digest: str | None, rest: str, password: str) -> bool | None:
+    """``<iterations>$<ab64 salt>$<ab64 hash>``, shared by the modular and LDAP spellings."""
+    parts = rest.split("$")
+    if digest is None or len(parts) != 3:
+        return None
+    iterations = _parse_iterations(parts[0])
+    salt, expected = _ab64_decode(parts[1]), _ab64_decode(parts[2])
+    if iterations is None or not salt or not expected:
+        return None
+    return _pbkdf2_matches(digest, iterations, salt, expected, password)
+
+
+def _verify_passlib_pbkdf2(stored: str, password: str) -> bool | None:
+    """passlib modular: ``$pbkdf2-sha256$…`` (``$pbkdf2$`` is SHA-1)."""
+    match = re.fullmatch(r"\$pbkdf2(?:-(sha\d+))?\$(.*)", stored, re.DOTALL)
+    if match is None:
+        return None
+    return _verify_passlib_parts(
+        _PBKDF2_DIGESTS.get(match.group(1) or "sha1"), match.group(2), password
+    )
+
+
+def _verify_ldap_pbkdf2(scheme: str, payload: str, password: str) -> bool | None:
+    """passlib's LDAP spelling: ``{PBKDF2-SHA256}…`` (``{PBKDF2}`` is SHA-1)."""
+    match = re.fullmatch(r"PBKDF2(?:-(SHA\d+))?", scheme)
+    if match is None:
+        return None
+    digest = _PBKDF2_DIGESTS.get((match.group(1) or "SHA1").lower())
+    return _verify_passlib_parts(digest, payload, password)
+
+
+def _verify_django_pbkdf2(stored: str, password: str) -> bool | None:
+    """Django: ``pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`` (salt used as text)."""
+    parts = stored.split("$")
+    if len(parts) != 4 or not parts[0].startswith("pbkdf2_"):
+        return None
+    digest = _PBKDF2_DIGESTS.get(parts[0].removeprefix("pbkdf2_"))
+    iterations = _parse_iterations(parts[1])
+    expected = base64.b64decode(parts[3], validate=True)
+    if digest is None or iterations is None or not parts[2] or not expected:
+        return None
+    return _pbkdf2_matches(digest, iterations, parts[2].encode(), expected, password)

@@ -1,0 +1,160 @@
+"""SSO sessions: created at each sign-in, found from an opaque cookie, ended on demand.
+
+The cookie holds 64 hex characters (CAS needs ``[A-Za-z0-9-]``); the table holds only their
+SHA-256, so reading the database does not let anyone sign in as anyone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from flask import Flask, current_app, g, request
+from werkzeug.wrappers import Response
+
+from idp.audit.operations import client_ip
+from idp.auth.models import SsoSession
+from idp.directory.models import User, UserStatus, utcnow
+from idp.extensions import db
+
+#: Only refresh ``last_seen_at`` this often, so that browsing does not write on every request.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+def cookie_name() -> str:
+    """``__Host-`` prefixed over HTTPS: the browser then refuses it from subdomains or HTTP."""
+    return "__Host-hongliu_sso" if current_app.config["SESSION_COOKIE_SECURE"] else "hongliu_sso"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def start_session(
+    user: User, methods: list[str], remember: bool = False, auth_time: datetime | None = None
+) -> str:
+    """Create a session for ``user`` and arrange for its cookie; returns the cookie value.
+
+    Always a new id (no fixation): any session the browser held before is ended.
+    """
+    config = current_app.config
+    previous = current_session()
+    if previous is not None:
+        db.session.delete(previous)
+    token = secrets.token_hex(32)
+    now = utcnow()
+    lifetime = (
+        config["SESSION_REMEMBER_TIMEOUT"] if remember else config["SESSION_ABSOLUTE_TIMEOUT"]
+    )
+    sso = SsoSession(
+        id=_digest(token),
+        user=user,
+        created_at=now,
+        auth_time=auth_time or now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
+        methods=",".join(methods),
+        remember=remember,
+        ip=client_ip(),
+        user_agent=(request.user_agent.string or "")[:512] or None,
+    )
+    db.session.add(sso)
+    g.sso_session = sso
+    g.sso_cookie = (token, lifetime if remember else None)
+    return token
+
+
+def find_session(token: str | None) -> SsoSession | None:
+    """The live session for a cookie value, or None (expired, idle too long, user disabled)."""
+    if not token or len(token) != 64:
+        return None
+    sso = db.session.get(SsoSession, _digest(token))
+    if sso is None:
+        return None
+    now = utcnow()
+    idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
+    expired = _aware(sso.expires_at) <= now
+    if not sso.remember and _aware(sso.last_seen_at) + idle <= now:
+        expired = True
+    if expired or sso.user.status in (UserStatus.DISABLED, UserStatus.LOCKED):
+        return None
+    if _aware(sso.last_seen_at) + TOUCH_INTERVAL <= now:
+        sso.last_seen_at = now
+        db.session.commit()
+    return sso
+
+
+def current_session() -> SsoSession | None:
+    """This request's SSO session (looked up once per request)."""
+    if "sso_session" not in g:
+        g.sso_session = find_session(request.cookies.get(cookie_name()))
+    sso: SsoSession | None = g.sso_session
+    return sso
+
+
+def current_user() -> User | None:
+    """The signed-in user, or None."""
+    sso = current_session()
+    return sso.user if sso else None
+
+
+def end_session(sso: SsoSession) -> None:
+    """End one session (the caller commits)."""
+    db.session.delete(sso)
+    if g.get("sso_session") is sso:
+        g.sso_session = None
+        g.sso_cookie = ("", 0)
+
+
+def end_all_sessions(user: User, keep: SsoSession | None = None) -> int:
+    """End every session of ``user`` except ``keep``; returns how many ended (caller commits)."""
+    query = db.delete(SsoSession).where(SsoSession.user_id == user.id)
+    if keep is not None:
+        query = query.where(SsoSession.id != keep.id)
+    result = db.session.execute(query)
+    if keep is None and g.get("sso_session") is not None and g.sso_session.user_id == user.id:
+        g.sso_session = None
+        g.sso_cookie = ("", 0)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def sessions_of(user: User) -> list[SsoSession]:
+    """The user's live sessions, most recent first."""
+    now = utcnow()
+    rows = db.session.scalars(
+        db.select(SsoSession)
+        .where(SsoSession.user_id == user.id)
+        .order_by(SsoSession.last_seen_at.desc())
+    )
+    return [s for s in rows if _aware(s.expires_at) > now]
+
+
+def setup_session_cookie(app: Flask) -> None:
+    """Write or clear the SSO cookie when a view started or ended a session."""
+
+    @app.after_request
+    def write_cookie(response: Response) -> Response:
+        pending = g.get("sso_cookie")
+        if pending is None:
+            return response
+        token, max_age = pending
+        name = cookie_name()
+        if not token:
+            response.delete_cookie(name, path="/", secure=app.config["SESSION_COOKIE_SECURE"])
+        else:
+            response.set_cookie(
+                name,
+                token,
+                max_age=max_age,
+                path="/",
+                secure=app.config["SESSION_COOKIE_SECURE"],
+                httponly=True,
+                samesite="Lax",
+            )
+        return response

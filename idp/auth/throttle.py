@@ -1,0 +1,114 @@
+"""Brute-force protection for password sign-in, shared by every process through the store.
+
+Per account: attempts are *reserved* atomically before the password is checked, so parallel
+guesses cannot get past the limit. Every ``LOCKOUT_EVERY`` failures the account's password
+sign-in pauses, longer each time (``LOCKOUT_DURATIONS``). SMS sign-in and recovery are not
+affected, so a lock never keeps the owner out. After ``LOGIN_CAPTCHA_AFTER`` failures a CAPTCHA
+is required.
+
+Per IP: failures only, and only ever lead to a CAPTCHA — a whole campus signs in from behind a
+few NAT addresses, so an IP is never locked or slowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from flask import current_app
+
+from shared.factory import get_store
+
+IP_WINDOW = 3600
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of reserving an attempt: allowed, or refused because of a lock."""
+
+    allowed: bool
+    number: int = 0
+
+
+def account_key(subject: str) -> str:
+    """Counters are keyed by a digest: identifiers (phones, ID numbers) never sit in Redis."""
+    return hashlib.sha256(subject.encode()).hexdigest()[:32]
+
+
+def _keys(subject: str) -> tuple[str, str, str]:
+    key = account_key(subject)
+    return f"login-fail:{key}", f"login-lock:{key}", f"login-level:{key}"
+
+
+def is_locked(subject: str) -> bool:
+    """True while a temporary lock holds for this account."""
+    _, lock, _ = _keys(subject)
+    return get_store().get(lock) is not None
+
+
+def reserve_attempt(subject: str) -> Attempt:
+    """Count this attempt before checking the password; refuse it if a lock applies.
+
+    Attempt ``n`` belongs to block ``(n - 1) // EVERY``; block ``k >= 1`` may only run once the
+    lock that ended block ``k`` has been set and has expired. The last attempt of a block sets
+    the next lock *before* its password is checked, so concurrent attempts find it in place.
+    """
+    config = current_app.config
+    store = get_store()
+    every: int = config["LOCKOUT_EVERY"]
+    durations: tuple[int, ...] = config["LOCKOUT_DURATIONS"]
+    window: int = config["LOCKOUT_WINDOW"]
+    fail, lock, level = _keys(subject)
+    if store.get(lock) is not None:
+        return Attempt(False)
+    number = store.hit(fail, window)
+    block = (number - 1) // every
+    # Read the level before the lock: the lock is written before the level, so a level that
+    # shows this block has begun guarantees its lock is already visible (reading the other way
+    # round, a lock could appear between the two reads and slip an attempt through).
+    if block >= 1 and (int(store.get(level) or 0) < block or store.get(lock) is not None):
+        return Attempt(False, number)
+    if number % every == 0:
+        served = number // every
+        store.set(lock, "1", durations[min(served, len(durations)) - 1])
+        store.set(level, str(served), window)
+    return Attempt(True, number)
+
+
+def record_success(subject: str) -> None:
+    """A correct password clears the account's counters and any pre-set lock."""
+    store = get_store()
+    for key in _keys(subject):
+        store.delete(key)
+
+
+def failures(subject: str) -> int:
+    """Failed (or in-flight) attempts counted for the account in the current window."""
+    fail, _, _ = _keys(subject)
+    return get_store().count(fail)
+
+
+def record_ip_failure(ip: str | None) -> None:
+    """Count a failure from this address (for the CAPTCHA threshold only)."""
+    if ip:
+        get_store().hit(f"login-ip:{account_key(ip)}", IP_WINDOW)
+
+
+def captcha_required(subject: str | None, ip: str | None) -> bool:
+    """True when the account or the address has failed often enough to need a CAPTCHA."""
+    config = current_app.config
+    store = get_store()
+    if subject and failures(subject) >= config["LOGIN_CAPTCHA_AFTER"]:
+        return True
+    return bool(
+        ip and store.count(f"login-ip:{account_key(ip)}") >= config["LOGIN_IP_CAPTCHA_AFTER"]
+    )
+
+
+def record_failure(subject: str) -> int:
+    """Count a failed verification for ``subject`` (activation, recovery…); returns the count.
+
+    Only feeds :func:`captcha_required`; locks are for password sign-in alone.
+    """
+    fail, _, _ = _keys(subject)
+    return get_store().hit(fail, current_app.config["LOCKOUT_WINDOW"])

@@ -1,0 +1,350 @@
+"""Sign-in pages: /login (password and SMS tabs), /logout, the forced password change, the
+CAPTCHA image and the password-strength meter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from idp.account import flows
+from idp.account.codes import SMS, Channel, CodeError, ip_needs_captcha, send_code, verify_code
+from idp.audit.operations import FAILURE, client_ip, record
+from idp.auth import captcha, throttle
+from idp.auth.forms import ChangePasswordForm, LoginForm, SmsLoginForm
+from idp.auth.operations import (
+    SignInOutcome,
+    find_user_by_identifier,
+    hasher,
+    is_safe_next,
+    personal_info,
+    required_step,
+    set_password,
+    sign_in_with_password,
+    throttle_subject,
+)
+from idp.auth.policy import PasswordPolicy, check_password, password_strength
+from idp.auth.sessions import (
+    current_session,
+    current_user,
+    end_all_sessions,
+    end_session,
+    start_session,
+)
+from idp.directory.identifiers import normalise_phone
+from idp.directory.models import User, UserStatus, utcnow
+from idp.extensions import db
+
+bp = Blueprint(
+    "auth",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/_auth/static",
+)
+
+SIGNIN_FLOW = "signin"
+REFUSED_MESSAGE = "账号或密码错误；多次输错后账号将暂时锁定。可改用短信验证码登录，或找回密码。"
+
+
+def _next_target() -> str:
+    target = request.values.get("next")
+    return target if is_safe_next(target) else url_for("portal.home")
+
+
+def no_store(response: Response) -> Response:
+    """Sign-in pages must never be served from a cache (CAS 3.0 asks for it too)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def continue_sign_in(user: User, methods: list[str], remember: bool, target: str) -> Response:
+    """Start the session, or first send the user through what their account still needs."""
+    step = required_step(user)
+    if step == "activate":
+        db.session.commit()
+        flash(_("您的账号尚未激活，请先激活账号。"), "error")
+        return redirect(url_for("account.activate"))
+    if step is not None:
+        flows.start_flow(
+            SIGNIN_FLOW,
+            {
+                "user_id": user.id,
+                "methods": methods,
+                "remember": remember,
+                "next": target,
+                "auth_time": utcnow().isoformat(),
+            },
+        )
+        db.session.commit()
+        if step == "complete":
+            return redirect(url_for("account.complete"))
+        return redirect(url_for("auth.change_password"))
+    start_session(user, methods, remember)
+    db.session.commit()
+    return redirect(target)
+
+
+def finish_pending_sign_in() -> Response | None:
+    """After a required step: start the session the sign-in was waiting for."""
+    state = flows.finish_flow(SIGNIN_FLOW)
+    if state is None:
+        return None
+    user = db.session.get(User, state["user_id"])
+    if user is None or user.status != UserStatus.ACTIVE:
+        return None
+    start_session(
+        user,
+        state["methods"],
+        state["remember"],
+        auth_time=datetime.fromisoformat(state["auth_time"]),
+    )
+    db.session.commit()
+    return redirect(state["next"] if is_safe_next(state["next"]) else url_for("portal.home"))
+
+
+def pending_sign_in_user() -> User | None:
+    """The user part-way through sign-in (password proven, a required step not yet done)."""
+    state = flows.load_flow(SIGNIN_FLOW)
+    return db.session.get(User, state["user_id"]) if state else None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """统一身份认证登录页: 账号登录 and 短信登录 tabs."""
+    tab = request.args.get("tab", "password")
+    if tab == "sms":
+        return sms_login()
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    need_captcha = False
+    if form.validate_on_submit():
+        identifier = form.identifier.data or ""
+        user = find_user_by_identifier(identifier)
+        subject = throttle_subject(identifier, user)
+        if throttle.captcha_required(subject, client_ip()) and not captcha.check_answer(
+            form.captcha.data
+        ):
+            form.captcha.errors = [_("请输入正确的图形验证码")]
+            need_captcha = True
+        else:
+            result = sign_in_with_password(identifier, form.password.data or "")
+            if result.outcome is SignInOutcome.OK and result.user is not None:
+                return no_store(
+                    continue_sign_in(
+                        result.user, ["password"], bool(form.remember.data), _next_target()
+                    )
+                )
+            db.session.commit()
+            if result.outcome is SignInOutcome.DISABLED:
+                form.password.errors = [_("该账号已被停用或锁定，请联系管理员处理。")]
+            else:
+                form.password.errors = [_(REFUSED_MESSAGE)]
+            need_captcha = throttle.captcha_required(subject, client_ip())
+    elif request.method == "POST":
+        need_captcha = True  # a malformed post: ask for a CAPTCHA rather than guess
+    form.password.data = ""
+    status = 401 if request.method == "POST" else 200
+    return no_store(
+        current_app.make_response(
+            (
+                render_template(
+                    "auth/login.html", form=form, tab="password", need_captcha=need_captcha
+                ),
+                status,
+            )
+        )
+    )
+
+
+def sms_login() -> ResponseReturnValue:
+    """方式二：手机验证码登录."""
+    form = SmsLoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    need_captcha = ip_needs_captcha()
+    status = 200
+    if form.validate_on_submit():
+        phone = normalise_phone(form.phone.data or "")
+        if phone is None:
+            form.phone.errors = [_("请输入正确的 11 位手机号")]
+            status = 400
+        elif form.send.data:
+            status = _send_login_code(form, phone, need_captcha)
+        else:
+            response = _sms_sign_in(form, phone)
+            if response is not None:
+                return no_store(response)
+            status = 401
+        need_captcha = ip_needs_captcha()
+    elif request.method == "POST":
+        status = 400
+    form.code.data = ""
+    return no_store(
+        current_app.make_response(
+            (
+                render_template("auth/login.html", form=form, tab="sms", need_captcha=need_captcha),
+                status,
+            )
+        )
+    )
+
+
+def _phone_owner(phone: str) -> User | None:
+    matches = db.session.scalars(
+        db.select(User).where(User.phone == phone, User.phone_verified_at.is_not(None))
+    ).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def _send_login_code(form: SmsLoginForm, phone: str, need_captcha: bool) -> int:
+    if need_captcha and not captcha.check_answer(form.captcha.data):
+        form.captcha.errors = [_("请输入正确的图形验证码")]
+        return 400
+    owner = _phone_owner(phone)
+    try:
+        # Unknown numbers go through every limit too, but nothing is sent: same answer.
+        send_code("login", Channel(SMS, phone), owner, deliver=owner is not None)
+    except CodeError as exc:
+        db.session.commit()
+        form.code.errors = [exc.message]
+        return exc.status
+    db.session.commit()
+    flash(_("如果该手机号已绑定为安全手机，验证码已发送，5 分钟内有效。"), "success")
+    return 200
+
+
+def _sms_sign_in(form: SmsLoginForm, phone: str) -> Response | None:
+    if not form.code.data:
+        form.code.errors = [_("请输入短信验证码")]
+        return None
+    try:
+        user_id = verify_code("login", Channel(SMS, phone), form.code.data)
+    except CodeError as exc:
+        record("login", FAILURE, method="sms", detail={"reason": "code"})
+        db.session.commit()
+        form.code.errors = [exc.message]
+        return None
+    user = db.session.get(User, user_id) if user_id else None
+    if user is None or _phone_owner(phone) is not user:
+        form.code.errors = [_("验证码错误或已过期，请重新获取。")]
+        return None
+    if user.status in (UserStatus.DISABLED, UserStatus.LOCKED):
+        record("login", "denied", target=user, method="sms", detail={"reason": user.status})
+        db.session.commit()
+        form.code.errors = [_("该账号已被停用或锁定，请联系管理员处理。")]
+        return None
+    record("login", target=user, method="sms")
+    return continue_sign_in(user, ["sms"], bool(form.remember.data), _next_target())
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> ResponseReturnValue:
+    """退出登录: GET asks, POST (with CSRF token) ends the SSO session."""
+    sso = current_session()
+    if request.method == "POST":
+        if sso is not None:
+            record("logout", target=sso.user)
+            end_session(sso)
+            db.session.commit()
+        flash(_("您已安全退出。"), "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/logout.html", signed_in=sso is not None)
+
+
+@bp.route("/password/change", methods=["GET", "POST"])
+def change_password() -> ResponseReturnValue:
+    """修改密码: forced after sign-in (must-change flag), or from the security centre."""
+    pending = pending_sign_in_user()
+    user = pending or current_user()
+    if user is None:
+        return redirect(url_for("auth.login", next=request.full_path))
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        errors = _new_password_errors(user, form)
+        if pending is None and not hasher().verify(user.password_hash, form.current.data or "").ok:
+            form.current.errors = [_("当前密码不正确")]
+        elif errors:
+            form.password.errors = errors
+        else:
+            set_password(user, form.password.data or "")
+            keep = current_session()
+            end_all_sessions(user, keep=keep)
+            record("password.change", actor=user)
+            db.session.commit()
+            flash(_("密码已修改，其他设备上的登录已退出。"), "success")
+            if pending is not None:
+                resumed = finish_pending_sign_in()
+                if resumed is not None:
+                    return resumed
+            return redirect(url_for("security.index"))
+    form.current.data = form.password.data = form.confirm.data = ""
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "auth/change_password.html",
+        form=form,
+        forced=pending is not None,
+        policy=PasswordPolicy.from_config(current_app.config),
+    ), status
+
+
+def _new_password_errors(user: User, form: Any) -> list[str]:
+    """Policy messages for a new password, plus the confirmation check."""
+    if form.password.data != form.confirm.data:
+        return [_("两次输入的密码不一致")]
+    errors = check_password(
+        form.password.data, PasswordPolicy.from_config(current_app.config), personal_info(user)
+    )
+    if not errors and hasher().verify(user.password_hash, form.password.data).ok:
+        errors = [_("新密码不能与当前密码相同")]
+    return errors
+
+
+@bp.get("/captcha.png")
+def captcha_image() -> Response:
+    """A new CAPTCHA image for this browser."""
+    response = Response(captcha.new_challenge(), mimetype="image/png")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/password/strength")
+def strength() -> ResponseReturnValue:
+    """Score a candidate password for the live meter (zxcvbn; nothing is stored or logged)."""
+    data = request.get_json(silent=True) or {}
+    password = data.get("password")
+    if not isinstance(password, str):
+        abort(400)
+    user = current_user() or pending_sign_in_user()
+    result = password_strength(password[:100], personal_info(user) if user else None)
+    return jsonify(
+        score=result.score,
+        percent=result.percent,
+        label=str(result.label),
+        feedback=[str(f) for f in result.feedback],
+    )
+
+
+def setup_auth(app: Any) -> None:
+    """Expose the signed-in user to every template."""
+
+    @app.context_processor
+    def signed_in_user() -> dict[str, Any]:
+        return {"current_user": current_user() if g.get("request_id") else None}

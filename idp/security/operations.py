@@ -1,0 +1,140 @@
+"""Security-centre rules: proving it is you again before a change, ending your own sessions,
+and describing them. No ``request`` here; callers commit.
+
+Binding itself (and its rules, such as one verified phone per account) lives in
+:mod:`idp.account.operations`; this module only decides who may get that far.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+from flask_babel import gettext as _
+
+from idp.account.codes import EMAIL, SMS, Channel
+from idp.audit.operations import FAILURE, record
+from idp.auth import throttle
+from idp.auth.models import SsoSession
+from idp.auth.operations import hasher, throttle_subject
+from idp.auth.passwords import dummy_verify
+from idp.auth.sessions import end_all_sessions, end_session
+from idp.directory.models import User
+from idp.extensions import db
+
+#: The 身份验证 method that checks the login password (beside ``sms`` and ``email`` codes).
+PASSWORD = "password"  # noqa: S105 - a method name, not a secret
+
+#: The campus clock: China Standard Time has no daylight saving, so a fixed offset is exact.
+CAMPUS_TIME = timezone(timedelta(hours=8), "CST")
+
+
+class PasswordCheck(enum.Enum):
+    """How confirming the login password ended."""
+
+    OK = "ok"
+    WRONG = "wrong"
+    #: Too many wrong passwords lately: the same lock as password sign-in.
+    LOCKED = "locked"
+
+
+def reverify_channels(user: User, *, for_change: str) -> dict[str, Channel]:
+    """Where a ``verify`` code may go before changing ``for_change`` (``phone`` or ``email``).
+
+    Changing the phone: the old phone, or the security email when the phone is lost (FAQ 5).
+    Changing the email: the security phone (the password is offered beside it).
+    """
+    channels: dict[str, Channel] = {}
+    if user.has_security_phone and user.phone:
+        channels[SMS] = Channel(SMS, user.phone)
+    if for_change == "phone" and user.has_security_email and user.email:
+        channels[EMAIL] = Channel(EMAIL, user.email)
+    return channels
+
+
+def confirm_password(user: User, password: str) -> PasswordCheck:
+    """Check the login password of a signed-in user, under the sign-in brute-force lock.
+
+    Wrong guesses here count towards the same lock as at /login, so a stolen session cannot be
+    used to guess the password faster than the sign-in page allows.
+    """
+    subject = throttle_subject(user.account, user)
+    if not throttle.reserve_attempt(subject).allowed:
+        dummy_verify(hasher())
+        record("security.verify", FAILURE, actor=user, method=PASSWORD, detail={"reason": "locked"})
+        return PasswordCheck.LOCKED
+    if not hasher().verify(user.password_hash, password).ok:
+        record(
+            "security.verify", FAILURE, actor=user, method=PASSWORD, detail={"reason": "password"}
+        )
+        return PasswordCheck.WRONG
+    throttle.record_success(subject)
+    return PasswordCheck.OK
+
+
+def record_reverified(user: User, method: str, purpose: str) -> None:
+    """Audit a successful 身份验证 (``method``: password, sms or email) before ``purpose``."""
+    record("security.verify", actor=user, method=method, detail={"for": purpose})
+
+
+def own_session(user: User, session_id: str) -> SsoSession | None:
+    """The user's session with this id, or None (someone else's sessions are not found)."""
+    sso = db.session.get(SsoSession, session_id)
+    return sso if sso is not None and sso.user_id == user.id else None
+
+
+def sign_out_session(user: User, sso: SsoSession, *, current: bool) -> None:
+    """退出 one of the user's own devices (``current``: the one asking)."""
+    record("session.end", actor=user, detail={"current": current})
+    end_session(sso)
+
+
+def sign_out_other_devices(user: User, keep: SsoSession | None) -> int:
+    """退出其他设备: end every session of ``user`` but ``keep``; returns how many ended."""
+    ended = end_all_sessions(user, keep=keep)
+    record("session.end_others", actor=user, detail={"ended": ended})
+    return ended
+
+
+def campus_time(moment: datetime | None) -> str:
+    """``2024-05-01 16:30`` in China Standard Time; stored times are UTC (naive on SQLite)."""
+    if moment is None:
+        return "—"
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(CAMPUS_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+# Order matters: Edge and Opera also say "Chrome", Chrome also says "Safari".
+_BROWSERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"MicroMessenger"), "WeChat"),
+    (re.compile(r"DingTalk"), "DingTalk"),
+    (re.compile(r"Edg(?:e|A|iOS)?/"), "Edge"),
+    (re.compile(r"OPR/|Opera"), "Opera"),
+    (re.compile(r"Firefox/|FxiOS/"), "Firefox"),
+    (re.compile(r"Chrome/|CriOS/|Chromium/"), "Chrome"),
+    (re.compile(r"Version/[\d.]+.*Safari/"), "Safari"),
+)
+_SYSTEMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"HarmonyOS|OpenHarmony"), "HarmonyOS"),
+    (re.compile(r"Windows"), "Windows"),
+    (re.compile(r"iPhone|iPad|iPod"), "iOS"),
+    (re.compile(r"Android"), "Android"),
+    (re.compile(r"CrOS"), "ChromeOS"),
+    (re.compile(r"Macintosh|Mac OS X"), "macOS"),
+    (re.compile(r"Linux"), "Linux"),
+)
+
+
+def describe_device(user_agent: str | None) -> str:
+    """A short readable summary of a browser's user agent, e.g. ``Chrome · Windows``."""
+    text = user_agent or ""
+    browser = next((name for pattern, name in _BROWSERS if pattern.search(text)), None)
+    system = next((name for pattern, name in _SYSTEMS if pattern.search(text)), None)
+    if browser is None and system is None:
+        return str(_("未知设备"))
+    if browser == "WeChat":
+        browser = _("微信")
+    elif browser == "DingTalk":
+        browser = _("钉钉")
+    return f"{browser or _('其他浏览器')} · {system or _('未知系统')}"

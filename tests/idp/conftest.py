@@ -1,0 +1,86 @@
+"""IdP test helpers: a user factory, signing in through the real pages, reading the outbox."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from idp.directory.models import User, utcnow
+from idp.directory.operations import create_user
+from idp.extensions import db
+from shared.messaging import MAIL_FILE, SMS_FILE, read_records
+
+PASSWORD = "Hongliu2024xy"
+ID_NUMBER = "620102199901011239"
+
+MakeUser = Callable[..., User]
+
+
+@pytest.fixture
+def make_user(idp_app: Flask) -> MakeUser:
+    """Create an account: active with a verified security phone unless told otherwise."""
+    counter = iter(range(1, 10_000))
+
+    def make(
+        account: str | None = None,
+        *,
+        verified_phone: str | None = "13800138000",
+        verified_email: str | None = None,
+        **overrides: Any,
+    ) -> User:
+        n = next(counter)
+        values: dict[str, Any] = {
+            "name": "张三",
+            "password": PASSWORD,
+            "id_number": ID_NUMBER,
+        }
+        values.update(overrides)
+        with idp_app.app_context():
+            user = create_user(account or f"2024{n:06d}", **values)
+            if verified_phone:
+                user.phone, user.phone_verified_at = verified_phone, utcnow()
+            if verified_email:
+                user.email, user.email_verified_at = verified_email, utcnow()
+            db.session.commit()
+            db.session.refresh(user)
+            db.session.expunge(user)
+        return user
+
+    return make
+
+
+def csrf_token(client: FlaskClient, url: str) -> str:
+    """The CSRF token of the form on ``url``."""
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def post_form(client: FlaskClient, url: str, data: dict[str, Any], **kwargs: Any) -> Any:
+    """POST ``data`` to ``url`` with the CSRF token its page carries."""
+    return client.post(url, data={"csrf_token": csrf_token(client, url), **data}, **kwargs)
+
+
+def sign_in(client: FlaskClient, identifier: str, password: str = PASSWORD, **extra: Any) -> Any:
+    """Sign in through /login; returns the response."""
+    return post_form(client, "/login", {"identifier": identifier, "password": password, **extra})
+
+
+def last_code(app: Flask, kind: str = "sms", to: str | None = None) -> str:
+    """The newest code sent by SMS (or mail) to ``to``, read from the outbox."""
+    records = read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE)
+    if to is not None:
+        records = [r for r in records if r["to"] == to]
+    assert records, f"no {kind} sent to {to}"
+    return str(records[-1]["code"])
+
+
+def outbox_count(app: Flask, kind: str = "sms") -> int:
+    """How many messages of ``kind`` the outbox holds."""
+    return len(read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE))

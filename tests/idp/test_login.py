@@ -1,0 +1,346 @@
+"""统一身份认证登录: sign-in by any identifier, SMS codes, brute-force protection, sessions."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from idp.audit.models import AuditEvent
+from idp.auth.models import SsoSession
+from idp.directory.models import User, UserStatus
+from idp.extensions import db
+from tests.idp.conftest import (
+    ID_NUMBER,
+    PASSWORD,
+    MakeUser,
+    last_code,
+    outbox_count,
+    post_form,
+    sign_in,
+)
+
+REFUSED = "账号或密码错误"
+
+
+def _sessions(app: Flask, user: User) -> int:
+    with app.app_context():
+        return db.session.query(SsoSession).filter_by(user_id=user.id).count()
+
+
+def test_login_page_offers_both_tabs_and_self_service_links(idp_client: FlaskClient) -> None:
+    """The sign-in page shows 账号登录 and 短信登录, 激活账号 and 忘记密码 links, and no-store."""
+    response = idp_client.get("/login")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    for text in ("账号登录", "短信登录", "激活账号", "忘记密码"):
+        assert text in page
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_student_signs_in_with_account_number(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """账号 + 密码 signs in, sets an HttpOnly SSO cookie and lands on the next page."""
+    user = make_user("2024000001")
+    response = sign_in(idp_client, "2024000001", next="/security")
+    assert response.status_code == 302 and response.location == "/security"
+    cookie = response.headers["Set-Cookie"]
+    assert "hongliu_sso=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert _sessions(idp_app, user) == 1
+    assert "张三" in idp_client.get("/security").get_data(as_text=True)
+
+
+def test_student_signs_in_with_security_phone(idp_client: FlaskClient, make_user: MakeUser) -> None:
+    """A verified security phone works as the identifier."""
+    make_user(verified_phone="13900001111")
+    assert sign_in(idp_client, "139 0000 1111").status_code == 302
+
+
+def test_staff_signs_in_with_id_number(idp_client: FlaskClient, make_user: MakeUser) -> None:
+    """The national ID number works as the identifier."""
+    make_user(kind="staff")
+    assert sign_in(idp_client, ID_NUMBER).status_code == 302
+
+
+def test_unverified_phone_is_not_an_identifier(
+    idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """An imported, never-verified phone does not sign anyone in."""
+    make_user(verified_phone=None, phone="13700001111")
+    response = sign_in(idp_client, "13700001111")
+    assert response.status_code == 401 and REFUSED in response.get_data(as_text=True)
+
+
+def test_wrong_password_and_unknown_account_get_same_answer(
+    idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """Neither the status nor the message tells a wrong password from an unknown account."""
+    make_user("2024000001")
+    wrong = sign_in(idp_client, "2024000001", "Wrong-password-1")
+    unknown = sign_in(idp_client, "2099999999", "Wrong-password-1")
+    assert wrong.status_code == unknown.status_code == 401
+    assert REFUSED in wrong.get_data(as_text=True) and REFUSED in unknown.get_data(as_text=True)
+
+
+def test_failed_login_keeps_identifier_but_never_password(
+    idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """The form keeps what was typed, except the password."""
+    make_user("2024000001")
+    page = sign_in(idp_client, "2024000001", "Secret-typo-9").get_data(as_text=True)
+    assert 'value="2024000001"' in page
+    assert "Secret-typo-9" not in page
+
+
+def test_captcha_required_after_three_failures(
+    idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """After 3 failures the page asks for a CAPTCHA, and even the right password needs it."""
+    make_user("2024000001")
+    for _ in range(3):
+        sign_in(idp_client, "2024000001", "Wrong-password-1")
+    response = sign_in(idp_client, "2024000001")
+    assert response.status_code == 401
+    page = response.get_data(as_text=True)
+    assert "请输入正确的图形验证码" in page and 'src="/captcha.png"' in page
+
+
+def _solve_captcha(app: Flask, client: FlaskClient) -> str:
+    """Fetch a CAPTCHA image and read its answer from the store (as a person reads the image)."""
+    from shared.factory import get_store
+
+    with client.get("/captcha.png") as image:
+        assert image.status_code == 200 and image.mimetype == "image/png"
+    with client.session_transaction() as session:
+        challenge = session["captcha_id"]
+    with app.app_context():
+        answer = get_store().get(f"captcha:{challenge}")
+    assert answer
+    return answer
+
+
+def test_correct_captcha_and_password_sign_in_after_failures(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """With the CAPTCHA solved, the right password signs in and clears the counters."""
+    make_user("2024000001")
+    for _ in range(3):
+        sign_in(idp_client, "2024000001", "Wrong-password-1")
+    answer = _solve_captcha(idp_app, idp_client)
+    response = post_form(
+        idp_client, "/login", {"identifier": "2024000001", "password": PASSWORD, "captcha": answer}
+    )
+    assert response.status_code == 302
+
+
+def test_account_locks_after_five_failures_even_for_right_password(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """The fifth failure locks password sign-in; the right password is then refused too."""
+    make_user("2024000001")
+    app = idp_app
+    app.config["LOGIN_CAPTCHA_AFTER"] = 100  # isolate the lock from the CAPTCHA here
+    client = app.test_client()
+    for _ in range(5):
+        assert sign_in(client, "2024000001", "Wrong-password-1").status_code == 401
+    response = sign_in(client, "2024000001")
+    assert response.status_code == 401 and REFUSED in response.get_data(as_text=True)
+
+
+def test_parallel_guesses_cannot_exceed_the_limit(idp_app: Flask, make_user: MakeUser) -> None:
+    """20 simultaneous guesses get at most 5 password checks; the rest are refused unchecked."""
+    user = make_user("2024000001")
+    idp_app.config["LOGIN_CAPTCHA_AFTER"] = 100
+    from idp.auth import throttle
+
+    results: list[bool] = []
+    barrier = threading.Barrier(20)
+
+    def guess() -> None:
+        with idp_app.test_request_context("/login"):
+            barrier.wait()
+            results.append(throttle.reserve_attempt(f"user:{user.id}").allowed)
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 5
+
+
+def test_lock_does_not_stop_sms_sign_in(idp_app: Flask, make_user: MakeUser) -> None:
+    """While password sign-in is locked, the owner still signs in with an SMS code."""
+    make_user("2024000001", verified_phone="13800138000")
+    idp_app.config["LOGIN_CAPTCHA_AFTER"] = 100
+    client = idp_app.test_client()
+    for _ in range(5):
+        sign_in(client, "2024000001", "Wrong-password-1")
+    post_form(client, "/login?tab=sms", {"phone": "13800138000", "send": "1"})
+    code = last_code(idp_app, to="13800138000")
+    response = post_form(client, "/login?tab=sms", {"phone": "13800138000", "code": code})
+    assert response.status_code == 302
+
+
+def test_sms_sign_in_with_code(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """方式二: the code sent to the security phone signs in; it works only once."""
+    make_user(verified_phone="13800138000")
+    sent = post_form(idp_client, "/login?tab=sms", {"phone": "13800138000", "send": "1"})
+    assert sent.status_code == 200 and "验证码已发送" in sent.get_data(as_text=True)
+    code = last_code(idp_app, to="13800138000")
+    assert len(code) == 6
+    assert (
+        post_form(idp_client, "/login?tab=sms", {"phone": "13800138000", "code": code}).status_code
+        == 302
+    )
+    other = idp_app.test_client()
+    reuse = post_form(other, "/login?tab=sms", {"phone": "13800138000", "code": code})
+    assert reuse.status_code == 401
+
+
+def test_sms_code_to_unknown_number_answers_alike_and_sends_nothing(
+    idp_app: Flask, idp_client: FlaskClient
+) -> None:
+    """Asking for a code for a number not on file looks the same but sends no SMS."""
+    before = outbox_count(idp_app)
+    response = post_form(idp_client, "/login?tab=sms", {"phone": "13811112222", "send": "1"})
+    assert response.status_code == 200
+    assert "如果该手机号已绑定为安全手机" in response.get_data(as_text=True)
+    assert outbox_count(idp_app) == before
+
+
+def test_sms_code_resend_waits_sixty_seconds(idp_client: FlaskClient, make_user: MakeUser) -> None:
+    """A second code for the same phone within 60 s is refused with the wait time."""
+    make_user(verified_phone="13800138000")
+    post_form(idp_client, "/login?tab=sms", {"phone": "13800138000", "send": "1"})
+    again = post_form(idp_client, "/login?tab=sms", {"phone": "13800138000", "send": "1"})
+    assert again.status_code == 429
+    assert "秒后再重新获取" in again.get_data(as_text=True)
+
+
+def test_sms_code_void_after_five_wrong_tries(idp_app: Flask, make_user: MakeUser) -> None:
+    """Five wrong codes void the real one."""
+    make_user(verified_phone="13800138000")
+    client = idp_app.test_client()
+    post_form(client, "/login?tab=sms", {"phone": "13800138000", "send": "1"})
+    code = last_code(idp_app, to="13800138000")
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(5):
+        post_form(client, "/login?tab=sms", {"phone": "13800138000", "code": wrong})
+    late = post_form(client, "/login?tab=sms", {"phone": "13800138000", "code": code})
+    assert late.status_code == 401
+
+
+def test_pending_account_is_sent_to_activation(
+    idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """An account that was never activated goes to 激活账号, with no session."""
+    make_user("2024000001", pending=True, verified_phone=None)
+    response = sign_in(idp_client, "2024000001")
+    assert response.status_code == 302 and response.location == "/activate"
+    assert "hongliu_sso" not in response.headers.get("Set-Cookie", "")
+
+
+def test_account_without_security_phone_goes_to_completion(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """No security phone: 信息完善 first, and no session until it is done."""
+    user = make_user("2024000001", verified_phone=None)
+    response = sign_in(idp_client, "2024000001", next="/security")
+    assert response.status_code == 302 and response.location == "/complete"
+    assert _sessions(idp_app, user) == 0
+    assert "马上处理" in idp_client.get("/complete").get_data(as_text=True)
+
+
+def test_must_change_password_is_forced_then_continues(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """A temporary password leads to 修改密码, then on to where the user was going."""
+    user = make_user("2024000001", must_change_password=True)
+    response = sign_in(idp_client, "2024000001", next="/security")
+    assert response.location == "/password/change"
+    done = post_form(
+        idp_client,
+        "/password/change",
+        {"password": "NewSecret-2025a", "confirm": "NewSecret-2025a"},
+    )
+    assert done.status_code == 302 and done.location == "/security"
+    with idp_app.app_context():
+        assert db.session.get(User, user.id).must_change_password is False
+
+
+def test_disabled_account_is_told_to_contact_help_desk(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """With the right password, a disabled account is told so; no session starts."""
+    user = make_user("2024000001")
+    with idp_app.app_context():
+        db.session.get(User, user.id).status = UserStatus.DISABLED
+        db.session.commit()
+    response = sign_in(idp_client, "2024000001")
+    assert response.status_code == 401 and "联系管理员" in response.get_data(as_text=True)
+
+
+def test_open_redirect_is_refused(idp_client: FlaskClient, make_user: MakeUser) -> None:
+    """``next`` pointing at another site is ignored."""
+    make_user("2024000001")
+    response = sign_in(idp_client, "2024000001", next="//evil.example/steal")
+    assert response.location == "/"
+
+
+def test_new_session_id_at_every_sign_in(idp_app: Flask, make_user: MakeUser) -> None:
+    """Signing in again replaces the browser's session id (no fixation)."""
+    user = make_user("2024000001")
+    client = idp_app.test_client()
+    first = sign_in(client, "2024000001").headers["Set-Cookie"]
+    second = sign_in(client, "2024000001").headers["Set-Cookie"]
+    assert first.split(";")[0] != second.split(";")[0]
+    assert _sessions(idp_app, user) == 1
+
+
+def test_logout_ends_the_session(idp_app: Flask, make_user: MakeUser) -> None:
+    """退出 ends the server-side session and clears the cookie."""
+    user = make_user("2024000001")
+    client = idp_app.test_client()
+    sign_in(client, "2024000001")
+    response = post_form(client, "/logout", {})
+    assert response.status_code == 302
+    assert _sessions(idp_app, user) == 0
+    assert client.get("/security").status_code == 302
+
+
+def test_legacy_password_is_upgraded_on_first_sign_in(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """教职工用旧版统一身份认证密码登录: the {SSHA} hash becomes argon2id."""
+    import base64
+    import hashlib
+
+    salt = b"saltsalt"
+    digest = hashlib.sha1(b"OldPass1234" + salt).digest()
+    ssha = "{SSHA}" + base64.b64encode(digest + salt).decode()
+    user = make_user("2024000001", kind="staff")
+    with idp_app.app_context():
+        db.session.get(User, user.id).password_hash = ssha
+        db.session.commit()
+    assert sign_in(idp_client, "2024000001", "OldPass1234").status_code == 302
+    with idp_app.app_context():
+        assert db.session.get(User, user.id).password_hash.startswith("$argon2id$")
+
+
+def test_every_sign_in_attempt_is_audited(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """Success and failure each leave an audit row with IP and method, never the password."""
+    make_user("2024000001")
+    sign_in(idp_client, "2024000001", "Wrong-password-1")
+    sign_in(idp_client, "2024000001")
+    with idp_app.app_context():
+        events = db.session.query(AuditEvent).filter_by(action="login").all()
+        assert sorted(e.outcome for e in events) == ["failure", "success"]
+        assert all(e.ip == "127.0.0.1" and e.method == "password" for e in events)
+        assert all("Wrong-password" not in (e.detail or "") for e in events)
