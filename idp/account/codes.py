@@ -93,6 +93,11 @@ def _digest(code: str) -> str:
     return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
 
 
+def code_minutes() -> int:
+    """How many minutes a code stays valid (for messages)."""
+    return max(1, int(current_app.config["CODE_TTL"]) // 60)
+
+
 def ip_needs_captcha() -> bool:
     """True when this address has asked for many codes lately (SMS pumping defence)."""
     ip = client_ip() or "-"

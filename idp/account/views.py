@@ -15,6 +15,7 @@ from idp.account.codes import (
     SMS,
     Channel,
     CodeError,
+    code_minutes,
     ip_needs_captcha,
     send_code,
     verify_code,
@@ -101,7 +102,14 @@ def _phone_step(form: PhoneForm, user: User, purpose: str) -> str | None:
             return None
         try:
             send_code(purpose, Channel(SMS, phone), user)
-            flash(_("验证码已发送至 %(phone)s，5 分钟内有效。", phone=mask_phone(phone)), "success")
+            flash(
+                _(
+                    "验证码已发送至 %(phone)s，%(minutes)d 分钟内有效。",
+                    phone=mask_phone(phone),
+                    minutes=code_minutes(),
+                ),
+                "success",
+            )
         except CodeError as exc:
             form.code.errors = [exc.message]
         db.session.commit()
@@ -367,7 +375,11 @@ def recover_verify() -> ResponseReturnValue:
                 try:
                     send_code("recovery", channel, user)
                     flash(
-                        _("验证码已发送至 %(target)s，5 分钟内有效。", target=channel.masked),
+                        _(
+                            "验证码已发送至 %(target)s，%(minutes)d 分钟内有效。",
+                            target=channel.masked,
+                            minutes=code_minutes(),
+                        ),
                         "success",
                     )
                 except CodeError as exc:

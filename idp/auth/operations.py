@@ -155,3 +155,34 @@ def personal_info(user: User) -> PersonalInfo:
         id_number=id_number,
         email=user.email,
     )
+
+
+class PasswordCheck(enum.Enum):
+    """How confirming the login password ended."""
+
+    OK = "ok"
+    WRONG = "wrong"
+    #: Too many wrong passwords lately: the same lock as password sign-in.
+    LOCKED = "locked"
+
+
+def confirm_password(user: User, password: str) -> PasswordCheck:
+    """Check the login password of a signed-in user, under the sign-in brute-force lock.
+
+    Wrong guesses here count towards the same lock as at /login, so a stolen session cannot be
+    used to guess the password faster than the sign-in page allows.
+    """
+    subject = throttle_subject(user.account, user)
+    if not throttle.reserve_attempt(subject).allowed:
+        dummy_verify(hasher())
+        record(
+            "security.verify", FAILURE, actor=user, method="password", detail={"reason": "locked"}
+        )
+        return PasswordCheck.LOCKED
+    if not hasher().verify(user.password_hash, password).ok:
+        record(
+            "security.verify", FAILURE, actor=user, method="password", detail={"reason": "password"}
+        )
+        return PasswordCheck.WRONG
+    throttle.record_success(subject)
+    return PasswordCheck.OK

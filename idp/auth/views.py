@@ -23,12 +23,22 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from idp.account import flows
-from idp.account.codes import SMS, Channel, CodeError, ip_needs_captcha, send_code, verify_code
+from idp.account.codes import (
+    SMS,
+    Channel,
+    CodeError,
+    code_minutes,
+    ip_needs_captcha,
+    send_code,
+    verify_code,
+)
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha, throttle
 from idp.auth.forms import ChangePasswordForm, LoginForm, SmsLoginForm
 from idp.auth.operations import (
+    PasswordCheck,
     SignInOutcome,
+    confirm_password,
     find_user_by_identifier,
     hasher,
     is_safe_next,
@@ -227,7 +237,13 @@ def _send_login_code(form: SmsLoginForm, phone: str, need_captcha: bool) -> int:
         form.code.errors = [exc.message]
         return exc.status
     db.session.commit()
-    flash(_("如果该手机号已绑定为安全手机，验证码已发送，5 分钟内有效。"), "success")
+    flash(
+        _(
+            "如果该手机号已绑定为安全手机，验证码已发送，%(minutes)d 分钟内有效。",
+            minutes=code_minutes(),
+        ),
+        "success",
+    )
     return 200
 
 
@@ -279,7 +295,12 @@ def change_password() -> ResponseReturnValue:
     form = ChangePasswordForm()
     if form.validate_on_submit():
         errors = _new_password_errors(user, form)
-        if pending is None and not hasher().verify(user.password_hash, form.current.data or "").ok:
+        check = PasswordCheck.OK if pending else confirm_password(user, form.current.data or "")
+        if check is PasswordCheck.LOCKED:
+            db.session.commit()
+            form.current.errors = [_("密码错误次数过多，请稍后再试，或通过“忘记密码”重置。")]
+        elif check is PasswordCheck.WRONG:
+            db.session.commit()
             form.current.errors = [_("当前密码不正确")]
         elif errors:
             form.password.errors = errors

@@ -7,18 +7,14 @@ Binding itself (and its rules, such as one verified phone per account) lives in
 
 from __future__ import annotations
 
-import enum
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from flask_babel import gettext as _
 
 from idp.account.codes import EMAIL, SMS, Channel
-from idp.audit.operations import FAILURE, record
-from idp.auth import throttle
+from idp.audit.operations import record
 from idp.auth.models import SsoSession
-from idp.auth.operations import hasher, throttle_subject
-from idp.auth.passwords import dummy_verify
 from idp.auth.sessions import end_all_sessions, end_session
 from idp.directory.models import User
 from idp.extensions import db
@@ -28,15 +24,6 @@ PASSWORD = "password"  # noqa: S105 - a method name, not a secret
 
 #: The campus clock: China Standard Time has no daylight saving, so a fixed offset is exact.
 CAMPUS_TIME = timezone(timedelta(hours=8), "CST")
-
-
-class PasswordCheck(enum.Enum):
-    """How confirming the login password ended."""
-
-    OK = "ok"
-    WRONG = "wrong"
-    #: Too many wrong passwords lately: the same lock as password sign-in.
-    LOCKED = "locked"
 
 
 def reverify_channels(user: User, *, for_change: str) -> dict[str, Channel]:
@@ -51,26 +38,6 @@ def reverify_channels(user: User, *, for_change: str) -> dict[str, Channel]:
     if for_change == "phone" and user.has_security_email and user.email:
         channels[EMAIL] = Channel(EMAIL, user.email)
     return channels
-
-
-def confirm_password(user: User, password: str) -> PasswordCheck:
-    """Check the login password of a signed-in user, under the sign-in brute-force lock.
-
-    Wrong guesses here count towards the same lock as at /login, so a stolen session cannot be
-    used to guess the password faster than the sign-in page allows.
-    """
-    subject = throttle_subject(user.account, user)
-    if not throttle.reserve_attempt(subject).allowed:
-        dummy_verify(hasher())
-        record("security.verify", FAILURE, actor=user, method=PASSWORD, detail={"reason": "locked"})
-        return PasswordCheck.LOCKED
-    if not hasher().verify(user.password_hash, password).ok:
-        record(
-            "security.verify", FAILURE, actor=user, method=PASSWORD, detail={"reason": "password"}
-        )
-        return PasswordCheck.WRONG
-    throttle.record_success(subject)
-    return PasswordCheck.OK
 
 
 def record_reverified(user: User, method: str, purpose: str) -> None:

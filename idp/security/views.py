@@ -42,6 +42,7 @@ from idp.account.operations import (
 )
 from idp.audit.operations import FAILURE, recent_sign_ins, record
 from idp.auth import captcha
+from idp.auth.operations import PasswordCheck, confirm_password
 from idp.auth.sessions import current_session, current_user, sessions_of
 from idp.auth.views import no_store
 from idp.directory.identifiers import mask_email, mask_phone, normalise_email, normalise_phone
@@ -56,9 +57,7 @@ from idp.security.forms import (
 )
 from idp.security.operations import (
     PASSWORD,
-    PasswordCheck,
     campus_time,
-    confirm_password,
     describe_device,
     own_session,
     record_reverified,

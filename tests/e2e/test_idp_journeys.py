@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -196,3 +197,68 @@ def test_password_recovery(
     expect(page.get_by_role("status")).to_contain_text("密码已重置")
     _sign_in(page, live_idp, account, NEW_PASSWORD)
     expect(page.locator(".user-name")).to_have_text("赵六")
+
+
+def test_lost_phone_is_replaced_through_security_email(
+    page: Page, live_idp: LiveServer, add_user: Callable[..., tuple[str, str]]
+) -> None:
+    """FAQ 5: bind a security email in 安全中心, then change the security phone through it."""
+    n = next(_numbers)
+    old_phone, new_phone, email = f"1396666{n:04d}", f"1397777{n:04d}", f"e2e{n}@lut.edu.cn"
+    account, _ = add_user("--password", PASSWORD, phone=old_phone)
+    _sign_in(page, live_idp, account)
+    page.goto(live_idp.url + "/security")
+    page.get_by_role("link", name="绑定安全邮箱").click()
+    page.get_by_role("radio", name="登录密码").check()
+    page.get_by_role("textbox", name="登录密码").fill(PASSWORD)
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("新邮箱", exact=True).fill(email)
+    page.get_by_role("button", name="发送验证码").click()
+    page.get_by_label("邮件验证码", exact=True).fill(_code(live_idp, email, mail=True))
+    page.get_by_role("button", name="完成").click()
+    expect(page.locator("main")).to_contain_text(email[0])
+    page.get_by_role("link", name="更换安全手机").click()
+    page.get_by_role("radio", name="安全邮箱").check()
+    page.get_by_role("button", name="发送验证码").click()
+    page.get_by_label("验证码", exact=True).fill(_code(live_idp, email, mail=True))
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("新手机号码", exact=True).fill(new_phone)
+    page.get_by_role("button", name="发送验证码").click()
+    page.get_by_label("短信验证码", exact=True).fill(_code(live_idp, new_phone))
+    page.get_by_role("button", name="完成").click()
+    expect(page.locator("main")).to_contain_text(new_phone[:3] + "****" + new_phone[-4:])
+    page.get_by_role("banner").get_by_role("button", name="退出").click()
+    _sign_in(page, live_idp, new_phone)
+    expect(page.locator(".user-name")).to_have_text("赵六")
+
+
+def test_imported_student_activates_then_signs_in(
+    page: Page, live_idp: LiveServer, tmp_path: Path
+) -> None:
+    """From the HR / student CSV import to activation to the first sign-in (on PostgreSQL and
+    Redis in the CI's second run)."""
+    n = next(_numbers)
+    account, id_number = f"CSV{n:05d}", _id_number(500 + n)
+    csv_file = tmp_path / "students.csv"
+    csv_file.write_text(
+        "account,name,kind,department,id_number,phone,email,legacy_hash\n"
+        f"{account},孙七,student,,{id_number},,,\n",
+        encoding="utf-8",
+    )
+    live_idp.flask("users", "import", str(csv_file))
+    page.goto(live_idp.url + "/activate")
+    page.get_by_label("账号", exact=True).fill(account)
+    page.get_by_label("姓名", exact=True).fill("孙七")
+    page.get_by_label("证件号", exact=True).fill(id_number)
+    page.get_by_role("button", name="下一步").click()
+    phone = f"1398888{n:04d}"
+    page.get_by_label("手机号码", exact=True).fill(phone)
+    page.get_by_role("button", name="发送验证码").click()
+    page.get_by_label("验证码", exact=True).fill(_code(live_idp, phone))
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("新密码", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("确认密码", exact=True).fill(NEW_PASSWORD)
+    page.get_by_role("button", name="完成激活").click()
+    page.get_by_role("link", name="去登录").click()
+    _sign_in(page, live_idp, account, NEW_PASSWORD)
+    expect(page.locator(".user-name")).to_have_text("孙七")

@@ -344,3 +344,78 @@ def test_every_sign_in_attempt_is_audited(
         assert sorted(e.outcome for e in events) == ["failure", "success"]
         assert all(e.ip == "127.0.0.1" and e.method == "password" for e in events)
         assert all("Wrong-password" not in (e.detail or "") for e in events)
+
+
+def test_change_password_needs_the_current_one_and_locks_guessing(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """修改密码 from a signed-in session: a wrong current password is refused, and guessing it
+    runs into the same lock as the sign-in page."""
+    make_user("2024000001")
+    idp_app.config["LOGIN_CAPTCHA_AFTER"] = 100
+    client = idp_app.test_client()
+    sign_in(client, "2024000001")
+    data = {
+        "current": "Wrong-password-1",
+        "password": "NewSecret-2025a",
+        "confirm": "NewSecret-2025a",
+    }
+    first = post_form(client, "/password/change", data)
+    assert first.status_code == 400 and "当前密码不正确" in first.get_data(as_text=True)
+    for _ in range(4):
+        post_form(client, "/password/change", data)
+    locked = post_form(client, "/password/change", {**data, "current": PASSWORD})
+    assert "密码错误次数过多" in locked.get_data(as_text=True)
+
+
+def test_change_password_ends_other_sessions(idp_app: Flask, make_user: MakeUser) -> None:
+    """After 修改密码 the other browsers are signed out; this one stays."""
+    user = make_user("2024000001")
+    here, there = idp_app.test_client(), idp_app.test_client()
+    sign_in(here, "2024000001")
+    sign_in(there, "2024000001")
+    response = post_form(
+        here,
+        "/password/change",
+        {"current": PASSWORD, "password": "NewSecret-2025a", "confirm": "NewSecret-2025a"},
+    )
+    assert response.status_code == 302
+    assert _sessions(idp_app, user) == 1
+    assert here.get("/security").status_code == 200
+    assert there.get("/security").status_code == 302
+
+
+def test_weak_new_password_gets_one_message_per_rule(
+    idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """A new password breaking the policy is refused with a message for each broken rule."""
+    make_user("2024000001")
+    sign_in(idp_client, "2024000001")
+    response = post_form(
+        idp_client,
+        "/password/change",
+        {"current": PASSWORD, "password": "2024000001", "confirm": "2024000001"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "密码须同时包含字母和数字" in page and "学工号" in page
+
+
+def test_strength_meter_endpoint_scores_passwords(
+    idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """The live meter's endpoint scores a password (CSRF-protected JSON)."""
+    from tests.idp.conftest import csrf_token
+
+    token = csrf_token(idp_client, "/activate")
+    weak = idp_client.post(
+        "/password/strength", json={"password": "123456"}, headers={"X-CSRFToken": token}
+    )
+    strong = idp_client.post(
+        "/password/strength",
+        json={"password": "correct horse battery 9"},
+        headers={"X-CSRFToken": token},
+    )
+    assert weak.status_code == strong.status_code == 200
+    assert weak.json["score"] < strong.json["score"]
+    assert idp_client.post("/password/strength", json={"password": "x"}).status_code == 400
