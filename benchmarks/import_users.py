@@ -25,7 +25,7 @@ from flask_migrate import upgrade
 
 from idp import create_app
 from idp.directory.identifiers import id_number_check_char
-from idp.directory.operations import import_users
+from idp.directory.importing import import_users
 
 ROWS = 50_000
 TARGET_SECONDS = 60.0

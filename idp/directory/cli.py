@@ -14,6 +14,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from idp.audit.operations import record
 from idp.auth.passwords import is_legacy_hash
 from idp.directory.identifiers import (
     data_key,
@@ -22,12 +23,12 @@ from idp.directory.identifiers import (
     mask_id_number,
     mask_phone,
 )
+from idp.directory.importing import import_users
 from idp.directory.models import User, UserKind
 from idp.directory.operations import (
     DirectoryError,
     create_user,
     find_user_by_account,
-    import_users,
 )
 from idp.extensions import db
 
@@ -122,6 +123,7 @@ def add_user(
     except DirectoryError as exc:
         db.session.rollback()
         _fail(str(exc))
+    record("user.create", target=user, detail={"via": "cli", "status": user.status.value})
     db.session.commit()
     if as_json:
         _echo_json(describe_user(user))
@@ -143,8 +145,20 @@ def import_command(file: Path, as_json: bool) -> None:
     except DirectoryError as exc:
         db.session.rollback()
         _fail(str(exc))
+    summary = report.as_dict()
+    record(
+        "user.import",
+        detail={
+            "via": "cli",
+            "file": file.name,
+            "created": report.created,
+            "updated": report.updated,
+            "failed": len(report.failed),
+        },
+    )
+    db.session.commit()
     if as_json:
-        _echo_json(report.as_dict())
+        _echo_json(summary)
         return
     click.echo(
         f"created {report.created}, updated {report.updated}, "

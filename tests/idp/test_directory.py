@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import func, insert, select
 
 from idp.auth.passwords import hasher_from_config
-from idp.directory import operations
+from idp.directory import importing
 from idp.directory.identifiers import (
     check_data_key,
     data_key,
@@ -30,6 +30,7 @@ from idp.directory.identifiers import (
     normalise_phone,
     validate_id_number,
 )
+from idp.directory.importing import import_users
 from idp.directory.models import Department, User, UserKind, UserStatus
 from idp.directory.operations import (
     DirectoryError,
@@ -37,7 +38,6 @@ from idp.directory.operations import (
     ensure_department,
     find_user_by_account,
     find_users_by_id_number,
-    import_users,
 )
 from idp.extensions import db
 from shared.config import ConfigError
@@ -503,7 +503,7 @@ def test_account_created_elsewhere_during_an_import_is_updated_not_failed(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If another writer adds an account mid-batch, the batch is retried row by row."""
-    original = operations._Importer._new_user
+    original = importing._Importer._new_user
     calls = 0
 
     def new_user_while_someone_else_writes(self: Any, *args: Any) -> dict[str, Any]:
@@ -517,7 +517,7 @@ def test_account_created_elsewhere_during_an_import_is_updated_not_failed(
                 )
         return original(self, *args)
 
-    monkeypatch.setattr(operations._Importer, "_new_user", new_user_while_someone_else_writes)
+    monkeypatch.setattr(importing._Importer, "_new_user", new_user_while_someone_else_writes)
     report = import_users(
         csv_bytes("2021130,张三,,,,,,", "2021131,李四,,,,,,", "2021132,王五,,,,,,")
     )

@@ -214,3 +214,18 @@ def test_show_unknown_account_exits_1(app: Flask) -> None:
     result = run(app, "show", "nobody")
     assert result.exit_code == 1
     assert "nobody" in result.stderr and result.stdout == ""
+
+
+def test_cli_creation_and_import_are_audited(idp_app, tmp_path) -> None:
+    """Creating and importing accounts from the command line leaves audit rows."""
+    from idp.audit.models import AuditEvent
+    from idp.extensions import db
+
+    runner = idp_app.test_cli_runner()
+    assert runner.invoke(args=["users", "add", "2024777001", "--name", "周八"]).exit_code == 0
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text("account,name\n2024777002,吴九\n", encoding="utf-8")
+    assert runner.invoke(args=["users", "import", str(csv_file)]).exit_code == 0
+    with idp_app.app_context():
+        actions = [e.action for e in db.session.query(AuditEvent).order_by(AuditEvent.id)]
+    assert actions == ["user.create", "user.import"]
