@@ -5,12 +5,14 @@ import json
 import click
 from flask import Flask
 
+from idp.clients.cli import register as register_clients
 from idp.directory.cli import register as register_users
 
 
 def register(app: Flask) -> None:
     """Attach the IdP's commands to ``app.cli``."""
     register_users(app)
+    register_clients(app)
 
     @app.cli.command("demo")
     @click.option("--json", "as_json", is_flag=True, help="Print the demo accounts as JSON.")

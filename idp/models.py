@@ -2,6 +2,7 @@
 
 from idp.audit.models import AuditEvent
 from idp.auth.models import SsoSession
+from idp.clients.models import CasService, OidcClient, SessionParticipant
 from idp.directory.models import Department, User
 from idp.extensions import db
 from shared.store import define_store_table
@@ -9,4 +10,13 @@ from shared.store import define_store_table
 #: Ephemeral entries (codes, counters, tickets) when no Redis is configured.
 store_table = define_store_table(db.metadata)
 
-__all__ = ["AuditEvent", "Department", "SsoSession", "User", "store_table"]
+__all__ = [
+    "AuditEvent",
+    "CasService",
+    "Department",
+    "OidcClient",
+    "SessionParticipant",
+    "SsoSession",
+    "User",
+    "store_table",
+]

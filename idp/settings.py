@@ -1,6 +1,6 @@
 """Every setting of the IdP, read from ``IDP_*`` environment variables (see README)."""
 
-from shared.config import Setting, parse_choice, parse_int, parse_url
+from shared.config import Setting, parse_bool, parse_choice, parse_int, parse_url
 from shared.factory import common_settings
 
 
@@ -63,6 +63,16 @@ SETTINGS = (
     Setting("CODE_DAILY_LIMIT", 10, parse_int(1), "codes per phone or address per day"),
     Setting("CODE_IP_CAPTCHA_AFTER", 5, parse_int(1), "codes per IP per hour before a CAPTCHA"),
     Setting("CODE_IP_HOURLY_LIMIT", 30, parse_int(1), "codes per IP per hour, hard cap"),
+    # CAS
+    Setting("CAS_TICKET_TTL", 300, parse_int(10, 3600), "seconds an unvalidated ticket lives"),
+    Setting("CAS_PROXY_HTTPS_ONLY", True, parse_bool, "pgtUrl callbacks over https only"),
+    Setting("CAS_SLO_TIMEOUT", 5, parse_int(1, 60), "seconds per single-logout request"),
+    Setting("CAS_SLO_RETRIES", 3, parse_int(0, 10)),
+    # OpenID Connect
+    Setting("OIDC_CODE_TTL", 60, parse_int(10, 600), "authorization code lifetime"),
+    Setting("OIDC_ACCESS_TOKEN_TTL", 3600, parse_int(60)),
+    Setting("OIDC_ID_TOKEN_TTL", 3600, parse_int(60)),
+    Setting("OIDC_REFRESH_TOKEN_TTL", 30 * 86400, parse_int(300)),
     # SSO sessions
     Setting("SESSION_IDLE_TIMEOUT", 7200, parse_int(60)),
     Setting("SESSION_ABSOLUTE_TIMEOUT", 43200, parse_int(300)),

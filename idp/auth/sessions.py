@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from blinker import Namespace
 from flask import Flask, current_app, g, request
 from werkzeug.wrappers import Response
 
@@ -17,6 +18,11 @@ from idp.audit.operations import client_ip
 from idp.auth.models import SsoSession
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
+
+_signals = Namespace()
+#: Sent just before SSO sessions end (``sessions=[SsoSession, …]``), while their participants
+#: are still on record: CAS single logout and OIDC back-channel logout listen to it.
+session_ending = _signals.signal("session-ending")
 
 #: Only refresh ``last_seen_at`` this often, so that browsing does not write on every request.
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -46,7 +52,8 @@ def start_session(
     config = current_app.config
     previous = current_session()
     if previous is not None:
-        db.session.delete(previous)
+        # Another sign-in in this browser (perhaps another person): the old one ends fully.
+        end_session(previous)
     token = secrets.token_hex(32)
     now = utcnow()
     lifetime = (
@@ -105,7 +112,8 @@ def current_user() -> User | None:
 
 
 def end_session(sso: SsoSession) -> None:
-    """End one session (the caller commits)."""
+    """End one session (the caller commits); its clients are told (single logout)."""
+    session_ending.send(current_app._get_current_object(), sessions=[sso])
     db.session.delete(sso)
     if g.get("sso_session") is sso:
         g.sso_session = None
@@ -114,14 +122,18 @@ def end_session(sso: SsoSession) -> None:
 
 def end_all_sessions(user: User, keep: SsoSession | None = None) -> int:
     """End every session of ``user`` except ``keep``; returns how many ended (caller commits)."""
-    query = db.delete(SsoSession).where(SsoSession.user_id == user.id)
+    query = db.select(SsoSession).where(SsoSession.user_id == user.id)
     if keep is not None:
         query = query.where(SsoSession.id != keep.id)
-    result = db.session.execute(query)
+    ending = list(db.session.scalars(query))
+    if ending:
+        session_ending.send(current_app._get_current_object(), sessions=ending)
+    for sso in ending:
+        db.session.delete(sso)
     if keep is None and g.get("sso_session") is not None and g.sso_session.user_id == user.id:
         g.sso_session = None
         g.sso_cookie = ("", 0)
-    return int(getattr(result, "rowcount", 0) or 0)
+    return len(ending)
 
 
 def sessions_of(user: User) -> list[SsoSession]:

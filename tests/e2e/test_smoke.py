@@ -40,7 +40,7 @@ def test_language_switch_in_browser(page: Page, live_hall: LiveServer) -> None:
     page.goto(live_hall.url + "/")
     page.get_by_role("link", name="English").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
-    expect(page.get_by_text("Network and Information Center")).to_be_visible()
+    expect(page.get_by_text("Network and Information")).to_be_visible()
     page.get_by_role("link", name="中文").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
 

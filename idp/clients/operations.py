@@ -1,0 +1,164 @@
+"""Registering clients and applying their access policies."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from urllib.parse import urlsplit
+
+from idp.clients.models import AccessPolicyMixin, CasService, OidcClient
+from idp.directory.models import Department, User, UserKind
+from idp.extensions import db
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "campus")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+CAS_ATTRIBUTES = ("name", "account", "kind", "department", "department_name", "email", "phone")
+
+
+class ClientError(ValueError):
+    """A registration was refused; the message says why."""
+
+
+def new_secret() -> str:
+    """A client secret: 256 random bits, URL-safe characters."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """What is stored of a secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(client: OidcClient, secret: str | None) -> bool:
+    """Constant-time check of a presented secret."""
+    if not client.client_secret_hash or not secret:
+        return False
+    return hmac.compare_digest(hash_secret(secret), client.client_secret_hash)
+
+
+def _check_uri(uri: str, what: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
+        raise ClientError(f"{what} must be an absolute http(s) URL without a fragment: {uri}")
+    return uri
+
+
+def register_oidc_client(
+    name: str,
+    redirect_uris: list[str],
+    *,
+    post_logout_uris: list[str] | None = None,
+    backchannel_logout_uri: str | None = None,
+    public: bool = False,
+    first_party: bool = False,
+    require_pkce: bool = True,
+    grant_types: list[str] | None = None,
+    scopes: list[str] | None = None,
+    auth_method: str | None = None,
+) -> tuple[OidcClient, str | None]:
+    """Register a relying party; returns it and its secret (shown once; None if public)."""
+    grants = grant_types or (["authorization_code", "refresh_token"] if redirect_uris else [])
+    if not grants:
+        raise ClientError("give at least one --redirect-uri, or --grant-type client_credentials")
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise ClientError(f"unknown grant type {grant}; use one of {', '.join(GRANT_TYPES)}")
+    if "authorization_code" in grants and not redirect_uris:
+        raise ClientError("the authorization code grant needs at least one --redirect-uri")
+    if public and "client_credentials" in grants:
+        raise ClientError("a public client cannot use client_credentials")
+    method = auth_method or ("none" if public else "client_secret_basic")
+    if method not in AUTH_METHODS or (method == "none") != public:
+        raise ClientError("public clients use 'none'; confidential ones a client_secret method")
+    secret = None if public else new_secret()
+    client = OidcClient(
+        client_id=secrets.token_hex(12),
+        client_secret_hash=hash_secret(secret) if secret else None,
+        name=name.strip() or "client",
+        redirect_uris=[_check_uri(u, "redirect URI") for u in redirect_uris],
+        post_logout_redirect_uris=[
+            _check_uri(u, "post-logout URI") for u in post_logout_uris or []
+        ],
+        backchannel_logout_uri=_check_uri(backchannel_logout_uri, "back-channel logout URI")
+        if backchannel_logout_uri
+        else None,
+        grant_types=grants,
+        scopes=scopes or list(DEFAULT_SCOPES),
+        token_endpoint_auth_method=method,
+        public=public,
+        first_party=first_party,
+        # Public clients always need PKCE; the switch only exists for legacy confidential ones.
+        require_pkce=True if public else require_pkce,
+    )
+    db.session.add(client)
+    db.session.flush()
+    return client, secret
+
+
+def register_cas_service(
+    name: str,
+    service_pattern: str,
+    *,
+    attributes: list[str] | None = None,
+    proxy_allowed: bool = False,
+    single_logout: bool = True,
+) -> CasService:
+    """Register a CAS service; its pattern must compile and is matched against whole URLs."""
+    try:
+        re.compile(service_pattern)
+    except re.error as exc:
+        raise ClientError(f"the service pattern is not a valid regular expression: {exc}") from None
+    unknown = sorted(set(attributes or []) - set(CAS_ATTRIBUTES))
+    if unknown:
+        raise ClientError(
+            f"unknown attribute(s) {', '.join(unknown)}; choose from {', '.join(CAS_ATTRIBUTES)}"
+        )
+    service = CasService(
+        name=name.strip() or "service",
+        service_pattern=service_pattern,
+        attributes=list(attributes or []),
+        proxy_allowed=proxy_allowed,
+        single_logout=single_logout,
+    )
+    db.session.add(service)
+    db.session.flush()
+    return service
+
+
+def find_cas_service(url: str | None) -> CasService | None:
+    """The enabled service whose pattern matches the whole of ``url`` (first registered wins)."""
+    if not url:
+        return None
+    services = db.session.scalars(
+        db.select(CasService).where(CasService.enabled.is_(True)).order_by(CasService.id)
+    )
+    for service in services:
+        try:
+            if re.fullmatch(service.service_pattern, url):
+                return service
+        except re.error:
+            continue
+    return None
+
+
+def _department_codes(department: Department | None) -> set[str]:
+    codes: set[str] = set()
+    while department is not None:
+        codes.add(department.code)
+        department = department.parent
+    return codes
+
+
+def policy_admits(client: AccessPolicyMixin, user: User) -> bool:
+    """True when ``user`` may sign in to ``client`` (kind and department rules)."""
+    if not client.enabled:
+        return False
+    kind = user.kind.value if isinstance(user.kind, UserKind) else str(user.kind)
+    if client.allowed_kinds and kind not in client.allowed_kinds:
+        return False
+    if client.allowed_departments:
+        return bool(_department_codes(user.department) & set(client.allowed_departments))
+    return True

@@ -1,0 +1,164 @@
+"""The client registry: registering OIDC clients and CAS services, matching, access policies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask import Flask
+
+from idp.clients.models import CasService, OidcClient
+from idp.clients.operations import (
+    ClientError,
+    find_cas_service,
+    policy_admits,
+    register_cas_service,
+    register_oidc_client,
+    secret_matches,
+)
+from idp.directory.models import User, UserKind
+from idp.directory.operations import ensure_department
+from idp.extensions import db
+
+
+def test_add_oidc_prints_secret_once_as_protocols_name_it(idp_app: Flask) -> None:
+    """``clients add-oidc --json`` prints client_id, client_secret and redirect_uris."""
+    result = idp_app.test_cli_runner().invoke(
+        args=[
+            "clients",
+            "add-oidc",
+            "教务系统",
+            "--redirect-uri",
+            "https://jw.example.edu/cb",
+            "--first-party",
+            "--json",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["redirect_uris"] == ["https://jw.example.edu/cb"]
+    assert len(shown["client_secret"]) >= 43 and shown["require_pkce"] is True
+    listed = idp_app.test_cli_runner().invoke(args=["clients", "list", "--json"])
+    assert '"client_secret":' not in listed.output and shown["client_id"] in listed.output
+    with idp_app.app_context():
+        client = db.session.scalar(db.select(OidcClient))
+        assert client.client_secret_hash != shown["client_secret"]
+        assert secret_matches(client, shown["client_secret"])
+        assert not secret_matches(client, shown["client_secret"] + "x")
+
+
+def test_public_client_has_no_secret_and_always_needs_pkce(idp_app: Flask) -> None:
+    """A public client gets no secret; --no-require-pkce cannot switch PKCE off for it."""
+    with idp_app.app_context():
+        client, secret = register_oidc_client(
+            "app", ["https://app.example.edu/cb"], public=True, require_pkce=False
+        )
+        assert secret is None and client.require_pkce is True
+        assert client.token_endpoint_auth_method == "none"
+
+
+def test_directory_client_uses_client_credentials_without_redirect(idp_app: Flask) -> None:
+    """A directory reader registers with client_credentials and a scope, no redirect URI."""
+    result = idp_app.test_cli_runner().invoke(
+        args=[
+            "clients",
+            "add-oidc",
+            "hall-directory",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "directory.read",
+            "--json",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["grant_types"] == ["client_credentials"] and shown["scope"] == "directory.read"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--redirect-uri", "not-a-url"],
+        ["--redirect-uri", "https://x.example.edu/cb#frag"],
+        [],
+    ],
+)
+def test_bad_oidc_registration_is_refused(idp_app: Flask, args: list[str]) -> None:
+    """Malformed redirect URIs or none at all are refused with a one-line error."""
+    result = idp_app.test_cli_runner().invoke(args=["clients", "add-oidc", "x", *args])
+    assert result.exit_code == 1 and "error:" in result.output
+
+
+def test_cas_service_pattern_matches_whole_url_only(idp_app: Flask) -> None:
+    """A CAS pattern must match the entire service URL: prefixes and suffixes do not count."""
+    with idp_app.app_context():
+        register_cas_service("教务", r"https://jw\.example\.edu/.*")
+        assert find_cas_service("https://jw.example.edu/login?x=1") is not None
+        assert find_cas_service("https://evil.example/?https://jw.example.edu/") is None
+        assert find_cas_service("https://jw.example.edu.evil.example/") is None
+        assert find_cas_service(None) is None
+
+
+def test_add_cas_cli_and_invalid_pattern(idp_app: Flask) -> None:
+    """``clients add-cas`` registers attributes and proxying; a broken regex is refused."""
+    runner = idp_app.test_cli_runner()
+    ok = runner.invoke(
+        args=[
+            "clients",
+            "add-cas",
+            "图书馆",
+            "--service",
+            r"https://lib\.example\.edu/.*",
+            "--attribute",
+            "name",
+            "--attribute",
+            "kind",
+            "--proxy",
+            "--json",
+        ]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["attributes"] == ["name", "kind"]
+    bad = runner.invoke(args=["clients", "add-cas", "x", "--service", "https://(unclosed"])
+    assert bad.exit_code == 1 and "regular expression" in bad.output
+    with idp_app.app_context():
+        with pytest.raises(ClientError):
+            register_cas_service("x", ".*", attributes=["password"])
+        assert db.session.query(CasService).count() == 1
+
+
+def test_access_policy_by_kind_and_department_tree(idp_app: Flask) -> None:
+    """A client for staff of one department admits its sub-departments and nobody else."""
+    with idp_app.app_context():
+        ensure_department("LUT", "红柳大学")
+        ensure_department("CS", "计算机学院", "LUT")
+        ensure_department("AI", "人工智能系", "CS")
+        ensure_department("HR", "人事处", "LUT")
+        client, _ = register_oidc_client("staff-only", ["https://s.example.edu/cb"])
+        client.allowed_kinds = ["staff"]
+        client.allowed_departments = ["CS"]
+        staff_ai = User(
+            account="t1",
+            name="a",
+            kind=UserKind.STAFF,
+            department=db.session.scalar(
+                db.select(User.department.property.mapper.class_).filter_by(code="AI")
+            ),
+        )
+        staff_hr = User(
+            account="t2",
+            name="b",
+            kind=UserKind.STAFF,
+            department=db.session.scalar(
+                db.select(User.department.property.mapper.class_).filter_by(code="HR")
+            ),
+        )
+        student = User(
+            account="s1", name="c", kind=UserKind.STUDENT, department=staff_ai.department
+        )
+        assert policy_admits(client, staff_ai)
+        assert not policy_admits(client, staff_hr)
+        assert not policy_admits(client, student)
+        client.enabled = False
+        assert not policy_admits(client, staff_ai)
