@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from idp.audit.operations import client_ip
 from idp.auth.models import SsoSession
+from idp.clients.models import SessionParticipant
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
 
@@ -47,13 +48,10 @@ def start_session(
 ) -> str:
     """Create a session for ``user`` and arrange for its cookie; returns the cookie value.
 
-    Always a new id (no fixation): any session the browser held before is ended.
+    Always a new id (no fixation): any session the browser held before is replaced.
     """
     config = current_app.config
     previous = current_session()
-    if previous is not None:
-        # Another sign-in in this browser (perhaps another person): the old one ends fully.
-        end_session(previous)
     token = secrets.token_hex(32)
     now = utcnow()
     lifetime = (
@@ -72,6 +70,19 @@ def start_session(
         user_agent=(request.user_agent.string or "")[:512] or None,
     )
     db.session.add(sso)
+    if previous is not None and previous.user_id == user.id:
+        # Re-authentication (CAS renew, OIDC prompt=login): a new id, but the systems the
+        # user already signed in to stay signed in.
+        db.session.flush()
+        db.session.execute(
+            db.update(SessionParticipant)
+            .where(SessionParticipant.session_id == previous.id)
+            .values(session_id=sso.id)
+        )
+        db.session.delete(previous)
+    elif previous is not None:
+        # Another person signing in in this browser: the old session ends everywhere.
+        end_session(previous)
     g.sso_session = sso
     g.sso_cookie = (token, lifetime if remember else None)
     return token
