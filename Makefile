@@ -15,13 +15,13 @@ $(STAMP): pyproject.toml
 
 ## Compile the message catalogues (.po → .mo); the .mo files are build output, not committed.
 translations: $(STAMP)
-	for d in $(CATALOGS); do $(BIN)/pybabel -q compile --use-fuzzy -d $$d/translations || exit 1; done
+	for d in $(CATALOGS); do $(BIN)/pybabel -q compile -d $$d/translations || exit 1; done
 
 ## Re-extract messages into each catalogue after changing user-facing text.
 messages: $(STAMP)
 	for d in $(CATALOGS); do \
 	  $(BIN)/pybabel -q extract --no-location --omit-header -F babel.cfg -k _l -o $$d/translations/messages.pot $$d && \
-	  $(BIN)/pybabel -q update --no-location -i $$d/translations/messages.pot -d $$d/translations || exit 1; \
+	  $(BIN)/pybabel -q update -i $$d/translations/messages.pot -d $$d/translations || exit 1; \
 	done
 
 ## The demo: both apps on SQLite with demo data, URLs and demo accounts printed. Ctrl-C stops.

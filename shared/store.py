@@ -251,7 +251,7 @@ return n
 class RedisStore:
     """The store in Redis: native TTLs, GETDEL for take, a Lua script for windowed counters."""
 
-    def __init__(self, client: redis.Redis[str], prefix: str = "") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "") -> None:
         self.client = client
         self.prefix = prefix
         self._hit = client.register_script(_HIT_SCRIPT)
@@ -277,11 +277,12 @@ class RedisStore:
 
     def get(self, key: str) -> str | None:
         """See :class:`Store`."""
-        return self.client.get(self._key(key))
+        # redis-py types its sync and async clients alike; this one is sync.
+        return cast("str | None", self.client.get(self._key(key)))
 
     def take(self, key: str) -> str | None:
         """See :class:`Store`."""
-        return self.client.getdel(self._key(key))
+        return cast("str | None", self.client.getdel(self._key(key)))
 
     def delete(self, key: str) -> bool:
         """See :class:`Store`."""
@@ -289,16 +290,16 @@ class RedisStore:
 
     def hit(self, key: str, window: float) -> int:
         """See :class:`Store`."""
-        return int(self._hit(keys=[self._key(key)], args=[_ms(window)]))
+        return int(cast(int, self._hit(keys=[self._key(key)], args=[_ms(window)])))
 
     def count(self, key: str) -> int:
         """See :class:`Store`."""
-        raw = self.client.get(self._key(key))
+        raw = cast("str | None", self.client.get(self._key(key)))
         return int(raw) if raw is not None else 0
 
     def ttl(self, key: str) -> float | None:
         """See :class:`Store`."""
-        remaining = int(self.client.pttl(self._key(key)))
+        remaining = int(cast(int, self.client.pttl(self._key(key))))
         return None if remaining < 0 else remaining / 1000
 
     def ping(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -30,7 +30,7 @@ from idp.account.operations import (
 )
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha, throttle
-from idp.auth.operations import personal_info
+from idp.auth.operations import personal_info, required_step
 from idp.auth.policy import PasswordPolicy, check_password
 from idp.auth.views import finish_pending_sign_in, no_store, pending_sign_in_user
 from idp.directory.identifiers import mask_phone, normalise_phone
@@ -47,7 +47,18 @@ EXPIRED = "操作已超时或已在其他页面完成，请重新开始。"
 
 
 def _render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    # A code that could not be sent (limits: 429; gateway: 502) keeps its own status.
+    status = g.get("code_error_status", status)
+    form = context.get("form")
+    if form is not None and hasattr(form, "id_number") and form.errors:
+        form.id_number.data = ""  # never echo an ID number back into the page
     return no_store(current_app.make_response((render_template(template, **context), status)))
+
+
+def _code_failed(form: Any, exc: CodeError) -> None:
+    form.code.errors = [exc.message]
+    if exc.status != 400:
+        g.code_error_status = exc.status
 
 
 def _flow_user(kind: str) -> tuple[dict[str, Any] | None, User | None]:
@@ -111,7 +122,7 @@ def _phone_step(form: PhoneForm, user: User, purpose: str) -> str | None:
                 "success",
             )
         except CodeError as exc:
-            form.code.errors = [exc.message]
+            _code_failed(form, exc)
         db.session.commit()
         return None
     if not form.code.data:
@@ -140,7 +151,9 @@ def activate() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = _verify_identity(form, ACTIVATE)
         if user is not None:
-            if user.status != UserStatus.PENDING:
+            if user.status in (UserStatus.DISABLED, UserStatus.LOCKED):
+                form.account.errors = [_("该账号已被停用或锁定，请联系管理员处理。")]
+            elif user.status != UserStatus.PENDING:
                 form.account.errors = [_("该账号已激活，请直接登录；忘记密码请使用“忘记密码”。")]
             else:
                 flows.start_flow(ACTIVATE, {"user_id": user.id, "step": "phone"})
@@ -227,7 +240,12 @@ def complete() -> ResponseReturnValue:
         flash(_("请先登录。"), "error")
         return redirect(url_for("auth.login"))
     state = flows.load_flow(COMPLETE)
-    if state is None or state.get("user_id") != user.id:
+    in_progress = state is not None and state.get("user_id") == user.id
+    if not in_progress and required_step(user) != "complete":
+        # Only an account without a security phone completes its information here; anyone
+        # else changes a bound phone in the security centre, which asks for the old one.
+        return redirect(url_for("auth.change_password"))
+    if state is None or not in_progress:
         state = {"user_id": user.id, "step": "intro"}
         flows.start_flow(COMPLETE, state)
     step = state["step"]
@@ -383,7 +401,7 @@ def recover_verify() -> ResponseReturnValue:
                         "success",
                     )
                 except CodeError as exc:
-                    form.code.errors = [exc.message]
+                    _code_failed(form, exc)
                 db.session.commit()
         elif not form.code.data:
             form.code.errors = [_("请输入验证码")]

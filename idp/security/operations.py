@@ -104,4 +104,6 @@ def describe_device(user_agent: str | None) -> str:
         browser = _("微信")
     elif browser == "DingTalk":
         browser = _("钉钉")
-    return f"{browser or _('其他浏览器')} · {system or _('未知系统')}"
+    browser_name = browser or _("其他浏览器")
+    system_name = system or _("未知系统")
+    return f"{browser_name} · {system_name}"
