@@ -140,6 +140,16 @@ def _server_env(prefix: str, database_url: str, instance: Path) -> dict[str, str
             f"{prefix}_OUTBOX_DIR": str(instance / "outbox"),
         }
     )
+    if prefix == "IDP":
+        # Every browser here comes from 127.0.0.1: per-IP limits (tested in tests/idp) would
+        # otherwise start asking the whole suite for CAPTCHAs part-way through.
+        env.update(
+            {
+                "IDP_CODE_IP_CAPTCHA_AFTER": "10000",
+                "IDP_CODE_IP_HOURLY_LIMIT": "10000",
+                "IDP_LOGIN_IP_CAPTCHA_AFTER": "10000",
+            }
+        )
     if TEST_REDIS_URL:
         env[f"{prefix}_REDIS_URL"] = TEST_REDIS_URL
     return env
