@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
@@ -200,28 +201,42 @@ def activate_phone() -> ResponseReturnValue:
 @bp.route("/activate/password", methods=["GET", "POST"])
 def activate_password() -> ResponseReturnValue:
     """激活账号, step 3: set the password; then 激活成功，去登录."""
-    state, user = _flow_user(ACTIVATE)
+
+    def activate(user: User, password: str, state: dict[str, Any]) -> ResponseReturnValue:
+        try:
+            activate_account(user, password)
+        except AccountError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("auth.login"))
+        db.session.commit()
+        return _render("account/activated.html", user=user)
+
+    return _final_password_step(ACTIVATE, "account.activate", "account/activate.html", activate)
+
+
+def _final_password_step(
+    kind: str,
+    start: str,
+    template: str,
+    finish: Callable[[User, str, dict[str, Any]], ResponseReturnValue],
+) -> ResponseReturnValue:
+    """The last step of a wizard: a new password, then ``finish`` — once, whatever the tabs."""
+    state, user = _flow_user(kind)
     if state is None or user is None or state.get("step") != "password":
         flash(_(EXPIRED), "error")
-        return redirect(url_for("account.activate"))
+        return redirect(url_for(start))
     form = NewPasswordForm()
     if form.validate_on_submit():
         errors = _password_errors(user, form)
         if errors:
             form.password.errors = errors
-        elif flows.finish_flow(ACTIVATE) is None:
+        elif flows.finish_flow(kind) is None:
             flash(_(EXPIRED), "error")
-            return redirect(url_for("account.activate"))
+            return redirect(url_for(start))
         else:
-            try:
-                activate_account(user, form.password.data or "")
-            except AccountError as exc:
-                flash(str(exc), "error")
-                return redirect(url_for("auth.login"))
-            db.session.commit()
-            return _render("account/activated.html", user=user)
+            return finish(user, form.password.data or "", state)
     return _render(
-        "account/activate.html",
+        template,
         400 if form.errors else 200,
         form=form,
         step=3,
@@ -428,27 +443,11 @@ def recover_verify() -> ResponseReturnValue:
 @bp.route("/recover/password", methods=["GET", "POST"])
 def recover_password() -> ResponseReturnValue:
     """找回密码, step 3: 重置密码; every session of the account ends."""
-    state, user = _flow_user(RECOVER)
-    if state is None or user is None or state.get("step") != "password":
-        flash(_(EXPIRED), "error")
-        return redirect(url_for("account.recover"))
-    form = NewPasswordForm()
-    if form.validate_on_submit():
-        errors = _password_errors(user, form)
-        if errors:
-            form.password.errors = errors
-        elif flows.finish_flow(RECOVER) is None:
-            flash(_(EXPIRED), "error")
-            return redirect(url_for("account.recover"))
-        else:
-            reset_password(user, form.password.data or "", state.get("method", SMS))
-            db.session.commit()
-            flash(_("密码已重置，请使用新密码登录。"), "success")
-            return redirect(url_for("auth.login"))
-    return _render(
-        "account/recover.html",
-        400 if form.errors else 200,
-        form=form,
-        step=3,
-        policy=PasswordPolicy.from_config(current_app.config),
-    )
+
+    def reset(user: User, password: str, state: dict[str, Any]) -> ResponseReturnValue:
+        reset_password(user, password, state.get("method", SMS))
+        db.session.commit()
+        flash(_("密码已重置，请使用新密码登录。"), "success")
+        return redirect(url_for("auth.login"))
+
+    return _final_password_step(RECOVER, "account.recover", "account/recover.html", reset)

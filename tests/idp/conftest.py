@@ -84,3 +84,25 @@ def last_code(app: Flask, kind: str = "sms", to: str | None = None) -> str:
 def outbox_count(app: Flask, kind: str = "sms") -> int:
     """How many messages of ``kind`` the outbox holds."""
     return len(read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE))
+
+
+def session_count(app: Flask, user: User) -> int:
+    """How many SSO sessions ``user`` has."""
+    from idp.auth.models import SsoSession
+
+    with app.app_context():
+        return db.session.query(SsoSession).filter_by(user_id=user.id).count()
+
+
+def solve_captcha(app: Flask, client: FlaskClient) -> str:
+    """Fetch a CAPTCHA image and read its answer from the store (as a person reads the image)."""
+    from shared.factory import get_store
+
+    with client.get("/captcha.png") as image:
+        assert image.status_code == 200 and image.mimetype == "image/png"
+    with client.session_transaction() as session:
+        challenge = session["captcha_id"]
+    with app.app_context():
+        answer = get_store().get(f"captcha:{challenge}")
+    assert answer
+    return str(answer)

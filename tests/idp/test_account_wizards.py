@@ -8,7 +8,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.auth.models import SsoSession
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from tests.idp.conftest import (
@@ -19,7 +18,9 @@ from tests.idp.conftest import (
     last_code,
     outbox_count,
     post_form,
+    session_count,
     sign_in,
+    solve_captcha,
 )
 
 NEW_PASSWORD = "Willow-Creek-2025"
@@ -36,25 +37,6 @@ def _user(app: Flask, user: User) -> User:
         assert fresh is not None
         db.session.expunge(fresh)
         return fresh
-
-
-def _sessions(app: Flask, user: User) -> int:
-    with app.app_context():
-        return db.session.query(SsoSession).filter_by(user_id=user.id).count()
-
-
-def _solve_captcha(app: Flask, client: FlaskClient) -> str:
-    """Fetch a CAPTCHA image and read its answer from the store (as a person reads the image)."""
-    from shared.factory import get_store
-
-    with client.get("/captcha.png") as image:
-        assert image.status_code == 200 and image.mimetype == "image/png"
-    with client.session_transaction() as session:
-        challenge = session["captcha_id"]
-    with app.app_context():
-        answer = get_store().get(f"captcha:{challenge}")
-    assert answer
-    return answer
 
 
 def _identify(client: FlaskClient, url: str, account: str, **overrides: str) -> Any:
@@ -184,7 +166,7 @@ def test_activation_asks_for_captcha_after_three_mismatches(
     assert unsolved.status_code == 400
     assert CAPTCHA_WRONG in unsolved.get_data(as_text=True)
 
-    answer = _solve_captcha(idp_app, idp_client)
+    answer = solve_captcha(idp_app, idp_client)
     solved = _identify(idp_client, "/activate", "2024000001", captcha=answer)
     assert solved.status_code == 302 and solved.location == "/activate/phone"
 
@@ -353,7 +335,7 @@ def test_completion_opens_with_马上处理(
     page = intro.get_data(as_text=True)
     assert intro.status_code == 200 and intro.headers["Cache-Control"] == "no-store"
     assert "马上处理" in page and 'href="/complete?start=1"' in page
-    assert _sessions(idp_app, user) == 0
+    assert session_count(idp_app, user) == 0
     form = idp_client.get("/complete?start=1").get_data(as_text=True)
     assert "基础信息验证" in form and 'value="2024000001"' in form
 
@@ -395,12 +377,12 @@ def test_completion_binds_phone_sets_password_and_signs_in(
     assert bound.status_code == 302 and bound.location == "/complete"
     assert _user(idp_app, user).phone == "13900001111"
     assert "完成并登录" in idp_client.get("/complete").get_data(as_text=True)
-    assert _sessions(idp_app, user) == 0
+    assert session_count(idp_app, user) == 0
 
     done = _new_password(idp_client, "/complete")
     assert done.status_code == 302 and done.location == "/security"
     assert "hongliu_sso=" in done.headers["Set-Cookie"]
-    assert _sessions(idp_app, user) == 1
+    assert session_count(idp_app, user) == 1
     assert idp_client.get("/security").status_code == 200
     assert idp_client.get("/complete").location == "/login"
 
@@ -443,7 +425,7 @@ def test_completion_refuses_weak_password(
     response = _new_password(idp_client, "/complete", "abcdefgh")
     assert response.status_code == 400
     assert "密码须同时包含字母和数字" in response.get_data(as_text=True)
-    assert _sessions(idp_app, user) == 0
+    assert session_count(idp_app, user) == 0
 
 
 def test_temporary_password_without_phone_gets_completion_first(
@@ -580,7 +562,7 @@ def test_recovery_ends_every_session(
     assert elsewhere.get("/security").status_code == 200
     _recover_until_password(idp_app, idp_client, "2024000001", "13800138000")
     assert _new_password(idp_client, "/recover/password").status_code == 302
-    assert _sessions(idp_app, user) == 0
+    assert session_count(idp_app, user) == 0
     assert elsewhere.get("/security").status_code == 302
 
 

@@ -8,7 +8,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from idp.audit.models import AuditEvent
-from idp.auth.models import SsoSession
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from tests.idp.conftest import (
@@ -18,15 +17,12 @@ from tests.idp.conftest import (
     last_code,
     outbox_count,
     post_form,
+    session_count,
     sign_in,
+    solve_captcha,
 )
 
 REFUSED = "账号或密码错误"
-
-
-def _sessions(app: Flask, user: User) -> int:
-    with app.app_context():
-        return db.session.query(SsoSession).filter_by(user_id=user.id).count()
 
 
 def test_login_page_offers_both_tabs_and_self_service_links(idp_client: FlaskClient) -> None:
@@ -48,7 +44,7 @@ def test_student_signs_in_with_account_number(
     assert response.status_code == 302 and response.location == "/security"
     cookie = response.headers["Set-Cookie"]
     assert "hongliu_sso=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
-    assert _sessions(idp_app, user) == 1
+    assert session_count(idp_app, user) == 1
     assert "张三" in idp_client.get("/security").get_data(as_text=True)
 
 
@@ -107,20 +103,6 @@ def test_captcha_required_after_three_failures(
     assert "请输入正确的图形验证码" in page and 'src="/captcha.png"' in page
 
 
-def _solve_captcha(app: Flask, client: FlaskClient) -> str:
-    """Fetch a CAPTCHA image and read its answer from the store (as a person reads the image)."""
-    from shared.factory import get_store
-
-    with client.get("/captcha.png") as image:
-        assert image.status_code == 200 and image.mimetype == "image/png"
-    with client.session_transaction() as session:
-        challenge = session["captcha_id"]
-    with app.app_context():
-        answer = get_store().get(f"captcha:{challenge}")
-    assert answer
-    return answer
-
-
 def test_correct_captcha_and_password_sign_in_after_failures(
     idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
 ) -> None:
@@ -128,7 +110,7 @@ def test_correct_captcha_and_password_sign_in_after_failures(
     make_user("2024000001")
     for _ in range(3):
         sign_in(idp_client, "2024000001", "Wrong-password-1")
-    answer = _solve_captcha(idp_app, idp_client)
+    answer = solve_captcha(idp_app, idp_client)
     response = post_form(
         idp_client, "/login", {"identifier": "2024000001", "password": PASSWORD, "captcha": answer}
     )
@@ -252,7 +234,7 @@ def test_account_without_security_phone_goes_to_completion(
     user = make_user("2024000001", verified_phone=None)
     response = sign_in(idp_client, "2024000001", next="/security")
     assert response.status_code == 302 and response.location == "/complete"
-    assert _sessions(idp_app, user) == 0
+    assert session_count(idp_app, user) == 0
     assert "马上处理" in idp_client.get("/complete").get_data(as_text=True)
 
 
@@ -299,7 +281,7 @@ def test_new_session_id_at_every_sign_in(idp_app: Flask, make_user: MakeUser) ->
     first = sign_in(client, "2024000001").headers["Set-Cookie"]
     second = sign_in(client, "2024000001").headers["Set-Cookie"]
     assert first.split(";")[0] != second.split(";")[0]
-    assert _sessions(idp_app, user) == 1
+    assert session_count(idp_app, user) == 1
 
 
 def test_logout_ends_the_session(idp_app: Flask, make_user: MakeUser) -> None:
@@ -309,7 +291,7 @@ def test_logout_ends_the_session(idp_app: Flask, make_user: MakeUser) -> None:
     sign_in(client, "2024000001")
     response = post_form(client, "/logout", {})
     assert response.status_code == 302
-    assert _sessions(idp_app, user) == 0
+    assert session_count(idp_app, user) == 0
     assert client.get("/security").status_code == 302
 
 
@@ -368,7 +350,7 @@ def test_change_password_needs_the_current_one_and_locks_guessing(
     assert "密码错误次数过多" in locked.get_data(as_text=True)
 
 
-def test_change_password_ends_other_sessions(idp_app: Flask, make_user: MakeUser) -> None:
+def test_change_password_ends_othersession_count(idp_app: Flask, make_user: MakeUser) -> None:
     """After 修改密码 the other browsers are signed out; this one stays."""
     user = make_user("2024000001")
     here, there = idp_app.test_client(), idp_app.test_client()
@@ -380,7 +362,7 @@ def test_change_password_ends_other_sessions(idp_app: Flask, make_user: MakeUser
         {"current": PASSWORD, "password": "NewSecret-2025a", "confirm": "NewSecret-2025a"},
     )
     assert response.status_code == 302
-    assert _sessions(idp_app, user) == 1
+    assert session_count(idp_app, user) == 1
     assert here.get("/security").status_code == 200
     assert there.get("/security").status_code == 302
 
