@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import RadioField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from idp.auth.forms import captcha_field, code_field, new_password_fields
 
 
 class IdentityForm(FlaskForm):
@@ -26,7 +28,7 @@ class IdentityForm(FlaskForm):
         validators=[DataRequired(_l("请输入证件号码")), Length(max=32)],
         render_kw={"placeholder": _l("请输入证件号码(身份证/护照)"), "autocomplete": "off"},
     )
-    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    captcha = captcha_field()
     submit = SubmitField(_l("下一步"))
 
 
@@ -38,16 +40,8 @@ class PhoneForm(FlaskForm):
         validators=[DataRequired(_l("请输入手机号码")), Length(max=20)],
         render_kw={"placeholder": _l("请输入手机号码"), "autocomplete": "tel"},
     )
-    code = StringField(
-        _l("验证码"),
-        validators=[Optional(), Length(max=6)],
-        render_kw={
-            "placeholder": _l("6 位数字"),
-            "inputmode": "numeric",
-            "autocomplete": "one-time-code",
-        },
-    )
-    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    code = code_field(_l("验证码"))
+    captcha = captcha_field()
     send = SubmitField(_l("发送验证码"))
     submit = SubmitField(_l("下一步"))
 
@@ -56,16 +50,8 @@ class VerifyForm(FlaskForm):
     """身份验证 in recovery: choose the security phone or email, get a code, type it."""
 
     method = RadioField(_l("验证方式"), choices=[], validators=[DataRequired()])
-    code = StringField(
-        _l("验证码"),
-        validators=[Optional(), Length(max=6)],
-        render_kw={
-            "placeholder": _l("6 位数字"),
-            "inputmode": "numeric",
-            "autocomplete": "one-time-code",
-        },
-    )
-    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    code = code_field(_l("验证码"))
+    captcha = captcha_field()
     send = SubmitField(_l("发送验证码"))
     submit = SubmitField(_l("下一步"))
 
@@ -73,14 +59,5 @@ class VerifyForm(FlaskForm):
 class NewPasswordForm(FlaskForm):
     """重置密码: the new password twice."""
 
-    password = PasswordField(
-        _l("新密码"),
-        validators=[DataRequired(_l("请输入密码")), Length(max=1024)],
-        render_kw={"placeholder": _l("请输入密码"), "autocomplete": "new-password"},
-    )
-    confirm = PasswordField(
-        _l("确认密码"),
-        validators=[DataRequired(_l("请再次输入密码")), Length(max=1024)],
-        render_kw={"placeholder": _l("请再次输入密码"), "autocomplete": "new-password"},
-    )
+    password, confirm = new_password_fields()
     submit = SubmitField(_l("完成"))

@@ -8,6 +8,40 @@ from wtforms import BooleanField, HiddenField, PasswordField, StringField, Submi
 from wtforms.validators import DataRequired, Length, Optional
 
 
+def code_field(label: str) -> StringField:
+    """A 6-digit verification code box (SMS or mail)."""
+    return StringField(
+        label,
+        validators=[Optional(), Length(max=6)],
+        render_kw={
+            "placeholder": _l("6 位数字"),
+            "inputmode": "numeric",
+            "autocomplete": "one-time-code",
+        },
+    )
+
+
+def captcha_field() -> StringField:
+    """The CAPTCHA answer box (shown only when a CAPTCHA is required)."""
+    return StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+
+
+def new_password_fields() -> tuple[PasswordField, PasswordField]:
+    """A new password and its confirmation."""
+    return (
+        PasswordField(
+            _l("新密码"),
+            validators=[DataRequired(_l("请输入密码")), Length(max=1024)],
+            render_kw={"placeholder": _l("请输入密码"), "autocomplete": "new-password"},
+        ),
+        PasswordField(
+            _l("确认密码"),
+            validators=[DataRequired(_l("请再次输入密码")), Length(max=1024)],
+            render_kw={"placeholder": _l("请再次输入密码"), "autocomplete": "new-password"},
+        ),
+    )
+
+
 class LoginForm(FlaskForm):
     """方式一：账号密码登录 — account number, phone or ID number, plus password."""
 
@@ -21,7 +55,7 @@ class LoginForm(FlaskForm):
         validators=[DataRequired(_l("请输入密码")), Length(max=1024)],
         render_kw={"placeholder": _l("请输入密码"), "autocomplete": "current-password"},
     )
-    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    captcha = captcha_field()
     remember = BooleanField(_l("记住我（30 天内免登录）"))
     next = HiddenField()
     submit = SubmitField(_l("登录"))
@@ -35,16 +69,8 @@ class SmsLoginForm(FlaskForm):
         validators=[DataRequired(_l("请输入安全手机号")), Length(max=20)],
         render_kw={"placeholder": _l("请输入安全手机号"), "autocomplete": "tel"},
     )
-    code = StringField(
-        _l("短信验证码"),
-        validators=[Optional(), Length(max=6)],
-        render_kw={
-            "placeholder": _l("6 位数字"),
-            "inputmode": "numeric",
-            "autocomplete": "one-time-code",
-        },
-    )
-    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    code = code_field(_l("短信验证码"))
+    captcha = captcha_field()
     remember = BooleanField(_l("记住我（30 天内免登录）"))
     next = HiddenField()
     send = SubmitField(_l("获取验证码"))

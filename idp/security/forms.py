@@ -7,6 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, RadioField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
+from idp.auth.forms import captcha_field, code_field
+
 
 class ReverifyForm(FlaskForm):
     """身份验证 before a change: the login password, or a code sent to the phone or email on file.
@@ -20,16 +22,8 @@ class ReverifyForm(FlaskForm):
         validators=[Optional(), Length(max=1024)],
         render_kw={"autocomplete": "current-password"},
     )
-    code = StringField(
-        _l("验证码"),
-        validators=[Optional(), Length(max=6)],
-        render_kw={
-            "placeholder": _l("6 位数字"),
-            "inputmode": "numeric",
-            "autocomplete": "one-time-code",
-        },
-    )
-    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    code = code_field(_l("验证码"))
+    captcha = captcha_field()
     send = SubmitField(_l("发送验证码"))
     submit = SubmitField(_l("下一步"))
 
@@ -42,16 +36,8 @@ class NewEmailForm(FlaskForm):
         validators=[DataRequired(_l("请输入邮箱地址")), Length(max=254)],
         render_kw={"placeholder": _l("例如 name@example.com"), "autocomplete": "email"},
     )
-    code = StringField(
-        _l("邮件验证码"),
-        validators=[Optional(), Length(max=6)],
-        render_kw={
-            "placeholder": _l("6 位数字"),
-            "inputmode": "numeric",
-            "autocomplete": "one-time-code",
-        },
-    )
-    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    code = code_field(_l("邮件验证码"))
+    captcha = captcha_field()
     send = SubmitField(_l("发送验证码"))
     submit = SubmitField(_l("完成"))
 
@@ -64,16 +50,8 @@ class NewPhoneForm(FlaskForm):
         validators=[DataRequired(_l("请输入手机号码")), Length(max=20)],
         render_kw={"placeholder": _l("请输入手机号码"), "autocomplete": "tel"},
     )
-    code = StringField(
-        _l("短信验证码"),
-        validators=[Optional(), Length(max=6)],
-        render_kw={
-            "placeholder": _l("6 位数字"),
-            "inputmode": "numeric",
-            "autocomplete": "one-time-code",
-        },
-    )
-    captcha = StringField(_l("图形验证码"), validators=[Optional(), Length(max=8)])
+    code = code_field(_l("短信验证码"))
+    captcha = captcha_field()
     send = SubmitField(_l("发送验证码"))
     submit = SubmitField(_l("完成"))
 
