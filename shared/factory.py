@@ -60,6 +60,7 @@ def common_settings(default_site_name: str) -> tuple[Setting, ...]:
         Setting("SESSION_COOKIE_SECURE", None, parse_bool, "true or false"),
         Setting("LOG_FORMAT", None, parse_choice(("text", "json")), "text or json"),
         Setting("PREFLIGHT", True, parse_bool, "check the database and store at start"),
+        Setting("STORE_PREFIX", None, str, "namespace of this app's keys in Redis"),
         Setting(
             "PROXY_COUNT", 0, parse_int(0, 5), "reverse proxies in front setting X-Forwarded-*"
         ),
@@ -150,7 +151,9 @@ def configure_app(
 
     with app.app_context():
         app.extensions[STORE_EXTENSION] = open_store(
-            app.config["REDIS_URL"], db.engine, prefix=f"{prefix.lower()}:"
+            app.config["REDIS_URL"],
+            db.engine,
+            prefix=app.config["STORE_PREFIX"] or f"{prefix.lower()}:",
         )
         if app.config["PREFLIGHT"]:
             preflight(prefix, db)

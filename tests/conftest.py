@@ -107,6 +107,7 @@ class AppFactory:
         self.redis_url = redis_url
         self.instance = instance
         self.run_id = secrets.token_hex(4)
+        self.store_prefix = f"test-{self.run_id}-{prefix.lower()}:"
         self.apps: list[Flask] = []
         self.migrated = False
 
@@ -118,6 +119,8 @@ class AppFactory:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "PREFLIGHT": False,
+            # Each session's keys apart from any other run (or the browser tests' servers).
+            "STORE_PREFIX": self.store_prefix,
             "SERVER_NAME": None,
         }
         if self.prefix == "IDP":
@@ -145,7 +148,7 @@ class AppFactory:
             with app.app_context():
                 app.extensions["sqlalchemy"].engine.dispose()
         if self.redis_url:
-            flush_redis_prefix(self.redis_url, f"{self.prefix.lower()}:")
+            flush_redis_prefix(self.redis_url, self.store_prefix)
         self.apps.clear()
 
 

@@ -8,6 +8,7 @@ is ever downloaded. A failing test leaves a screenshot in ``test-artifacts/``.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import TEST_REDIS_URL, MakeDatabaseUrl
+from tests.conftest import TEST_REDIS_URL, MakeDatabaseUrl, flush_redis_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -152,6 +153,7 @@ def _server_env(prefix: str, database_url: str, instance: Path) -> dict[str, str
         )
     if TEST_REDIS_URL:
         env[f"{prefix}_REDIS_URL"] = TEST_REDIS_URL
+        env[f"{prefix}_STORE_PREFIX"] = f"e2e-{secrets.token_hex(4)}-{prefix.lower()}:"
     return env
 
 
@@ -167,6 +169,9 @@ def _live(
     server.start()
     yield server
     server.stop()
+    prefix = server.env.get(f"{app.upper()}_STORE_PREFIX")
+    if TEST_REDIS_URL and prefix:
+        flush_redis_prefix(TEST_REDIS_URL, prefix)
 
 
 @pytest.fixture(scope="session")
