@@ -35,7 +35,9 @@ def setup_idp(app: Flask) -> None:
     from idp.auth.sessions import setup_session_cookie
     from idp.auth.views import bp as auth
     from idp.auth.views import setup_auth
+    from idp.cas import setup_cas
     from idp.directory.identifiers import check_data_key
+    from idp.oidc import setup_oidc
     from idp.portal.views import bp as portal
     from idp.security.views import bp as security
 
@@ -43,6 +45,8 @@ def setup_idp(app: Flask) -> None:
     setup_senders(app)
     for blueprint in (portal, auth, account, security):
         app.register_blueprint(blueprint)
+    setup_cas(app)
+    setup_oidc(app)
     setup_session_cookie(app)
     setup_auth(app)
     cli.register(app)

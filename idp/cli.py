@@ -7,12 +7,14 @@ from flask import Flask
 
 from idp.clients.cli import register as register_clients
 from idp.directory.cli import register as register_users
+from idp.oidc.cli import register as register_keys
 
 
 def register(app: Flask) -> None:
     """Attach the IdP's commands to ``app.cli``."""
     register_users(app)
     register_clients(app)
+    register_keys(app)
 
     @app.cli.command("demo")
     @click.option("--json", "as_json", is_flag=True, help="Print the demo accounts as JSON.")

@@ -1,0 +1,291 @@
+"""CAS tickets in the ephemeral store: issuing, redeeming and proxying (CAS Protocol 3.0).
+
+* ST / PT — single use (``take``: one validation attempt burns them, whatever its outcome),
+  bound to one service URL, alive ``CAS_TICKET_TTL`` seconds.
+* PGT — reusable until its SSO session ends; the PGTIOU is an unrelated random value.
+* TGT — the SSO session itself (``idp.auth.sessions``); CAS clients never see it.
+
+Every ticket is ``PREFIX-`` followed by 43 characters of ``[A-Za-z0-9]`` (≈ 256 random bits):
+the protocol allows only ``[A-Za-z0-9-]``, which ``secrets.token_urlsafe`` does not respect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from flask import current_app
+
+from idp.auth.models import SsoSession
+from idp.clients.models import CasService, SessionParticipant
+from idp.clients.operations import find_cas_service, policy_admits
+from idp.directory.models import User, UserStatus, utcnow
+from idp.extensions import db
+from shared.factory import get_store
+
+TICKET_ALPHABET = string.ascii_letters + string.digits
+#: 43 × log2(62) ≈ 256 bits, the length the specification recommends aiming for.
+TICKET_RANDOM_LENGTH = 43
+#: Upper bound on what is even looked up, so a hostile value never reaches the store.
+_MAX_RANDOM_LENGTH = 200
+#: Seconds the IdP waits for a proxy callback (pgtUrl) to answer.
+PROXY_CALLBACK_TIMEOUT = 5
+#: Longest service URL accepted anywhere.
+MAX_SERVICE_LENGTH = 2048
+
+# Failure codes named by the specification.
+INVALID_REQUEST = "INVALID_REQUEST"
+INVALID_TICKET_SPEC = "INVALID_TICKET_SPEC"
+UNAUTHORIZED_SERVICE_PROXY = "UNAUTHORIZED_SERVICE_PROXY"
+INVALID_PROXY_CALLBACK = "INVALID_PROXY_CALLBACK"
+INVALID_TICKET = "INVALID_TICKET"
+INVALID_SERVICE = "INVALID_SERVICE"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+#: Only ``/proxy`` uses this one.
+UNAUTHORIZED_SERVICE = "UNAUTHORIZED_SERVICE"
+
+
+class CasError(Exception):
+    """A protocol failure: the code clients act on, and a description for people."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a redeemed ST or PT stands for."""
+
+    kind: str
+    service: str
+    service_id: int
+    user: User
+    session: SsoSession
+    new_login: bool
+    auth_time: datetime
+    remember: bool
+    #: Proxy callback URLs authentication flowed through, most recent first (PT only).
+    proxies: tuple[str, ...] = field(default=())
+
+
+def new_ticket_id(prefix: str) -> str:
+    """``PREFIX-`` and 43 random characters of ``[A-Za-z0-9]``."""
+    body = "".join(secrets.choice(TICKET_ALPHABET) for _ in range(TICKET_RANDOM_LENGTH))
+    return f"{prefix}-{body}"
+
+
+def looks_like(ticket: str | None, *prefixes: str) -> bool:
+    """True when ``ticket`` has one of the prefixes and only the allowed characters."""
+    if not ticket:
+        return False
+    pattern = rf"(?:{'|'.join(prefixes)})-[A-Za-z0-9]{{32,{_MAX_RANDOM_LENGTH}}}"
+    return re.fullmatch(pattern, ticket) is not None
+
+
+def is_web_url(url: str | None) -> bool:
+    """An absolute http(s) URL of sane length: the only kind of service a browser is sent to."""
+    if not url or len(url) > MAX_SERVICE_LENGTH or any(c in url for c in "\r\n\t\0 "):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _key(ticket: str) -> str:
+    return f"cas:ticket:{ticket}"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware datetime: SQLite hands back naive ones for aware columns (stored as UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def session_is_live(sso: SsoSession | None) -> bool:
+    """The session exists, is neither past its end nor idle too long, and its user may sign in.
+
+    The same rules as for the browser's cookie, so a PGT dies when the session would.
+    """
+    if sso is None or sso.user.status != UserStatus.ACTIVE:
+        return False
+    now = utcnow()
+    idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
+    if not sso.remember and as_utc(sso.last_seen_at) + idle <= now:
+        return False
+    return as_utc(sso.expires_at) > now
+
+
+def _save_ticket(
+    kind: str, url: str, service: CasService, sso: SsoSession, new_login: bool, proxies: list[str]
+) -> str:
+    ticket = new_ticket_id(kind)
+    record = {
+        "service": url,
+        "service_id": service.id,
+        "user_id": sso.user_id,
+        "session_id": sso.id,
+        "new_login": new_login,
+        "auth_time": as_utc(sso.auth_time).isoformat(),
+        "remember": bool(sso.remember),
+        "proxies": proxies,
+    }
+    get_store().set(_key(ticket), json.dumps(record), current_app.config["CAS_TICKET_TTL"])
+    return ticket
+
+
+def issue_service_ticket(service: CasService, url: str, sso: SsoSession, new_login: bool) -> str:
+    """An ST for ``url`` from session ``sso``; the service joins the session for single logout.
+
+    The caller commits (the participant row is added to the ORM session).
+    """
+    ticket = _save_ticket("ST", url, service, sso, new_login, [])
+    db.session.add(
+        SessionParticipant(
+            session_id=sso.id,
+            protocol="cas",
+            cas_service_id=service.id,
+            service_url=url,
+            session_index=ticket,
+        )
+    )
+    return ticket
+
+
+def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bool) -> Grant:
+    """Burn ``ticket`` and return what it grants, or raise :class:`CasError`.
+
+    The ticket is consumed before any check, so a failed attempt cannot be retried either.
+    """
+    prefixes = ("ST", "PT") if allow_proxy else ("ST",)
+    if not looks_like(ticket, "ST", "PT"):
+        raise CasError(INVALID_TICKET, f"Ticket '{ticket[:60]}' not recognized")
+    raw = get_store().take(_key(ticket))
+    if raw is None:
+        raise CasError(INVALID_TICKET, f"Ticket '{ticket}' not recognized, expired or used")
+    record: dict[str, Any] = json.loads(raw)
+    if not ticket.startswith(prefixes):
+        raise CasError(
+            INVALID_TICKET_SPEC,
+            "A proxy ticket was presented where only service tickets are accepted; "
+            "use /proxyValidate",
+        )
+    if record["service"] != service_url:
+        raise CasError(
+            INVALID_SERVICE, f"Ticket '{ticket}' was not issued for this service; it is now void"
+        )
+    if renew and not record["new_login"]:
+        raise CasError(
+            INVALID_TICKET, "renew was requested but the ticket came from single sign-on"
+        )
+    registered = find_cas_service(service_url)
+    if registered is None or registered.id != record["service_id"]:
+        raise CasError(INVALID_SERVICE, "The service is no longer registered with this server")
+    sso = db.session.get(SsoSession, record["session_id"])
+    if sso is None or not session_is_live(sso):
+        raise CasError(INVALID_TICKET, "The single sign-on session of this ticket has ended")
+    return Grant(
+        kind=ticket.split("-", 1)[0],
+        service=service_url,
+        service_id=registered.id,
+        user=sso.user,
+        session=sso,
+        new_login=bool(record["new_login"]),
+        auth_time=datetime.fromisoformat(record["auth_time"]),
+        remember=bool(record["remember"]),
+        proxies=tuple(record.get("proxies") or ()),
+    )
+
+
+def check_proxy_callback(service: CasService, pgt_url: str) -> None:
+    """Raise unless ``service`` may proxy and ``pgt_url`` is an acceptable callback for it.
+
+    The callback must be https (unless CAS_PROXY_HTTPS_ONLY is off, for tests) and belong to
+    the service itself: it must match the service's registered pattern.
+    """
+    if not service.proxy_allowed:
+        raise CasError(UNAUTHORIZED_SERVICE_PROXY, "This service is not allowed to proxy")
+    schemes = ("https",) if current_app.config["CAS_PROXY_HTTPS_ONLY"] else ("https", "http")
+    if not is_web_url(pgt_url) or urlsplit(pgt_url).scheme not in schemes:
+        raise CasError(INVALID_PROXY_CALLBACK, "The proxy callback must be an absolute https URL")
+    try:
+        matches = re.fullmatch(service.service_pattern, pgt_url) is not None
+    except re.error:
+        matches = False
+    if not matches:
+        raise CasError(INVALID_PROXY_CALLBACK, "The proxy callback does not belong to the service")
+
+
+def issue_proxy_granting_ticket(grant: Grant, pgt_url: str) -> str | None:
+    """Hand a new PGT to ``pgt_url``; returns its PGTIOU, or None when the callback failed.
+
+    The PGT is kept only when the callback answered 200, and lives as long as the session.
+    """
+    pgt, iou = new_ticket_id("PGT"), new_ticket_id("PGTIOU")
+    try:
+        answer = requests.get(
+            pgt_url,
+            params={"pgtId": pgt, "pgtIou": iou},
+            timeout=PROXY_CALLBACK_TIMEOUT,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        current_app.logger.warning("CAS proxy callback %s failed: %s", pgt_url, type(exc).__name__)
+        return None
+    if answer.status_code != 200:
+        current_app.logger.warning("CAS proxy callback %s answered %s", pgt_url, answer.status_code)
+        return None
+    remaining = (as_utc(grant.session.expires_at) - utcnow()).total_seconds()
+    record = {
+        "user_id": grant.user.id,
+        "session_id": grant.session.id,
+        "service_id": grant.service_id,
+        "proxies": [pgt_url, *grant.proxies],
+    }
+    store = get_store()
+    store.set(_key(pgt), json.dumps(record), max(remaining, 1))
+    # Remember the session's PGTs so that ending the session can delete them.
+    index = f"cas:session-pgts:{grant.session.id}"
+    known = json.loads(store.get(index) or "[]")
+    store.set(index, json.dumps([*known, pgt]), max(remaining, 1))
+    return iou
+
+
+def issue_proxy_ticket(pgt: str, target_url: str) -> tuple[str, User, CasService]:
+    """A PT for ``target_url`` from a PGT; raises :class:`CasError` (``/proxy``'s codes)."""
+    raw = get_store().get(_key(pgt)) if looks_like(pgt, "PGT") else None
+    if raw is None:
+        raise CasError(INVALID_TICKET, "Proxy-granting ticket not recognized or expired")
+    record: dict[str, Any] = json.loads(raw)
+    sso = db.session.get(SsoSession, record["session_id"])
+    if sso is None or not session_is_live(sso):
+        get_store().delete(_key(pgt))
+        raise CasError(INVALID_TICKET, "The single sign-on session of this ticket has ended")
+    owner = db.session.get(CasService, record["service_id"])
+    if owner is None or not owner.enabled or not owner.proxy_allowed:
+        raise CasError(UNAUTHORIZED_SERVICE, "The service holding this ticket may no longer proxy")
+    target = find_cas_service(target_url) if is_web_url(target_url) else None
+    if target is None:
+        raise CasError(UNAUTHORIZED_SERVICE, "The target service is not registered")
+    if not policy_admits(target, sso.user):
+        raise CasError(UNAUTHORIZED_SERVICE, "The user may not use the target service")
+    ticket = _save_ticket("PT", target_url, target, sso, False, list(record["proxies"]))
+    return ticket, sso.user, target
+
+
+def forget_session_tickets(session_ids: list[str]) -> None:
+    """Delete the PGTs of sessions that are ending (their STs and PTs simply expire)."""
+    store = get_store()
+    for session_id in session_ids:
+        raw = store.take(f"cas:session-pgts:{session_id}")
+        for pgt in json.loads(raw) if raw else []:
+            store.delete(_key(pgt))

@@ -1,0 +1,132 @@
+"""The provider's rules that are not Authlib's: consent, token revocation, who took part in a
+session, and forced re-authentication. Callers commit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from flask import session
+
+from idp.audit.operations import DENIED, record
+from idp.auth.models import SsoSession
+from idp.clients.models import OidcClient, SessionParticipant
+from idp.clients.operations import hash_secret
+from idp.directory.models import User, utcnow
+from idp.extensions import db
+from idp.oidc.models import Consent, OAuthToken
+
+#: Flask-session key of the moment the browser was sent to /login to re-authenticate.
+REAUTH_MARKER = "oidc_reauth_since"
+#: A re-authentication must finish within this many seconds to count.
+REAUTH_WINDOW = 900
+
+
+def consent_covers(user: User, client: OidcClient, scopes: Iterable[str]) -> bool:
+    """True when ``user`` already agreed to share ``scopes`` with ``client``."""
+    consent = db.session.scalar(
+        db.select(Consent).where(Consent.user_id == user.id, Consent.client_id == client.id)
+    )
+    return consent is not None and set(scopes) <= set(consent.scopes)
+
+
+def remember_consent(user: User, client: OidcClient, scopes: Iterable[str]) -> None:
+    """Record that ``user`` agreed to ``scopes`` (added to what they agreed to before)."""
+    consent = db.session.scalar(
+        db.select(Consent).where(Consent.user_id == user.id, Consent.client_id == client.id)
+    )
+    if consent is None:
+        consent = Consent(user_id=user.id, client_id=client.id, scopes=[])
+        db.session.add(consent)
+    consent.scopes = sorted(set(consent.scopes) | set(scopes))
+    record("oidc.consent", target=user, subject=client.client_id, detail={"scopes": consent.scopes})
+
+
+def remember_participant(sso: SsoSession, client: OidcClient, sid: str) -> None:
+    """Note that ``client`` signed in through ``sso``, for back-channel logout."""
+    exists = db.session.scalar(
+        db.select(SessionParticipant.id).where(
+            SessionParticipant.session_id == sso.id,
+            SessionParticipant.protocol == "oidc",
+            SessionParticipant.oidc_client_id == client.id,
+            SessionParticipant.session_index == sid,
+        )
+    )
+    if exists is None:
+        db.session.add(
+            SessionParticipant(
+                session_id=sso.id, protocol="oidc", oidc_client_id=client.id, session_index=sid
+            )
+        )
+
+
+def revoke_families(family_ids: Iterable[str]) -> int:
+    """Revoke every token of the given families; returns how many rows changed."""
+    ids = sorted(set(family_ids))
+    if not ids:
+        return 0
+    result = db.session.execute(
+        db.update(OAuthToken)
+        .where(OAuthToken.family_id.in_(ids), OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def revoke_replayed_code(code: str, client_id: str) -> bool:
+    """A code came back after it was exchanged: revoke what it issued (RFC 6749 §4.1.2)."""
+    families = list(
+        db.session.scalars(
+            db.select(OAuthToken.family_id).where(
+                OAuthToken.authorization_code_hash == hash_secret(code)
+            )
+        )
+    )
+    if not families:
+        return False
+    revoke_families(families)
+    record("oidc.code_replay", DENIED, subject=client_id)
+    return True
+
+
+def revoke_reused_refresh_token(token: OAuthToken) -> None:
+    """A rotated refresh token came back: someone holds a copy, so the family dies."""
+    revoke_families([token.family_id])
+    record("oidc.refresh_replay", DENIED, target=token.user, subject=token.client.client_id)
+
+
+def revoke_session_tokens(sids: Iterable[str]) -> int:
+    """Revoke the tokens issued to sign-ins of sessions that are ending."""
+    families = db.session.scalars(
+        db.select(OAuthToken.family_id).where(OAuthToken.sid.in_(sorted(set(sids))))
+    )
+    return revoke_families(families)
+
+
+def start_reauthentication(request_id: str) -> None:
+    """Remember when this browser was sent to sign in again for one authorization request."""
+    session[REAUTH_MARKER] = {"request": request_id, "since": time.time()}
+
+
+def reauthenticated(sso: SsoSession, request_id: str) -> bool:
+    """True when ``sso`` signed in after the browser was sent to sign in for this request.
+
+    The marker stays until the request is answered (the consent page posts the same request
+    again) and only counts for the request it was set for, within ``REAUTH_WINDOW``.
+    """
+    marker = session.get(REAUTH_MARKER)
+    if not isinstance(marker, dict) or marker.get("request") != request_id:
+        return False
+    since = marker.get("since")
+    if not isinstance(since, int | float) or time.time() - since > REAUTH_WINDOW:
+        return False
+    auth_time = sso.auth_time
+    if auth_time.tzinfo is None:  # SQLite hands back naive UTC
+        auth_time = auth_time.replace(tzinfo=utcnow().tzinfo)
+    return auth_time.timestamp() >= since
+
+
+def finish_reauthentication() -> None:
+    """Forget the marker once the request it was for has been answered."""
+    session.pop(REAUTH_MARKER, None)

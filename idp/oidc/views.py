@@ -1,0 +1,317 @@
+"""The provider's endpoints: discovery, JWKS, authorization, token, userinfo, introspection,
+revocation and RP-initiated logout. Protocol work is Authlib's (``idp.oidc.provider``); these
+views add what a person sees: sign-in, re-authentication, access policy and consent."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError
+
+from idp.audit.operations import record
+from idp.auth.models import SsoSession
+from idp.auth.sessions import current_session
+from idp.clients.operations import policy_admits
+from idp.directory.models import utcnow
+from idp.extensions import db
+from idp.oidc import operations
+from idp.oidc.claims import SCOPE_LABELS, subject, timestamp
+from idp.oidc.discovery import provider_metadata
+from idp.oidc.keys import ensure_signing_key, jwks
+from idp.oidc.provider import (
+    AccessDeniedError,
+    ConsentRequiredError,
+    InvalidRequestError,
+    LoginRequiredError,
+    OAuth2Error,
+    RelyingParty,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+    authorization,
+    error_redirect,
+    find_client,
+    verify_id_token_hint,
+)
+
+bp = Blueprint("oidc", __name__, template_folder="templates")
+
+#: Fields of the consent form that are not part of the authorization request.
+FORM_FIELDS = ("csrf_token", "decision", "confirm")
+
+
+@bp.before_request
+def first_key() -> None:
+    """Discovery, tokens and logout all need a key: make the first one on first use."""
+    ensure_signing_key()
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _public_json(document: dict[str, Any]) -> Response:
+    response = jsonify(document)
+    # Browser-based relying parties read these cross-origin; they hold nothing secret.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery() -> Response:
+    """OpenID Provider Metadata."""
+    return _public_json(provider_metadata())
+
+
+@bp.get("/oauth2/jwks")
+def jwks_document() -> Response:
+    """The public signing keys, retired ones included until their tokens expire."""
+    return _public_json(jwks())
+
+
+def _request_params() -> list[tuple[str, str]]:
+    """The authorization request's parameters, from the query or the posted form."""
+    return [(k, v) for k, v in request.values.items(multi=True) if k not in FORM_FIELDS]
+
+
+def _request_id(params: list[tuple[str, str]]) -> str:
+    return hashlib.sha256(urlencode(sorted(params)).encode()).hexdigest()[:32]
+
+
+def _page(template: str, status: int, **context: Any) -> Response:
+    response = Response(render_template(template, **context), status=status)
+    return _no_store(response)
+
+
+def _bad_client_page() -> Response:
+    return _page(
+        "oidc/error.html",
+        400,
+        title=_("无法完成登录"),
+        message=_(
+            "发起登录的应用未在统一身份认证注册，或它提供的回调地址与注册信息不符。"
+            "为保护您的账号，本次登录已停止。请联系该应用的管理员。"
+        ),
+    )
+
+
+def _max_age() -> int | None:
+    raw = request.values.get("max_age")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise InvalidRequestError("max_age must be a non-negative integer.")
+    return int(raw)
+
+
+def _hinted_subject() -> str | None:
+    hint = request.values.get("id_token_hint")
+    if not hint:
+        return None
+    claims = verify_id_token_hint(hint)
+    if claims is None:
+        raise InvalidRequestError("The id_token_hint is not an ID token of this provider.")
+    return str(claims["sub"])
+
+
+def _verified_client() -> RelyingParty | None:
+    """The client, if it exists and the redirect_uri is exactly one it registered."""
+    values = request.values
+    client = find_client(values.get("client_id"))
+    redirect_uri = values.get("redirect_uri")
+    if (
+        client is None
+        or not redirect_uri
+        or not client.check_redirect_uri(redirect_uri)
+        or len(values.getlist("client_id")) > 1
+        or len(values.getlist("redirect_uri")) > 1
+    ):
+        return None
+    return client
+
+
+def _must_sign_in(
+    sso: SsoSession | None,
+    prompts: set[str],
+    max_age: int | None,
+    hinted: str | None,
+    request_id: str,
+) -> bool:
+    """Whether the browser must (again) prove who it is before a code is issued."""
+    if sso is None:
+        return True
+    stale = max_age is not None and timestamp(utcnow()) - timestamp(sso.auth_time) > max_age
+    other_person = hinted is not None and hinted != subject(sso.user)
+    if "login" in prompts or stale or other_person:
+        # Satisfied once the browser signed in after being sent to do so for this request.
+        return not operations.reauthenticated(sso, request_id)
+    return False
+
+
+def _send_to_login(params: list[tuple[str, str]], request_id: str) -> Response:
+    # Remembered even for a signed-out browser: prompt=login is still in the request when it
+    # comes back from /login, and must then count as satisfied rather than loop.
+    operations.start_reauthentication(request_id)
+    next_path = url_for("oidc.authorize") + "?" + urlencode(params)
+    return _no_store(redirect(url_for("auth.login", next=next_path)))
+
+
+@bp.route("/oauth2/authorize", methods=["GET", "POST"])
+def authorize() -> ResponseReturnValue:
+    """The authorization endpoint: sign in, re-authenticate, policy, consent, then a code."""
+    client = _verified_client()
+    if client is None:
+        # Never redirect to an address the client did not register (RFC 6749 §4.1.2.1).
+        return _bad_client_page()
+    redirect_uri, state = request.values["redirect_uri"], request.values.get("state")
+
+    def refuse(error: OAuth2Error) -> Response:
+        return _no_store(error_redirect(redirect_uri, error, state))
+
+    if "request" in request.values:
+        return refuse(RequestNotSupportedError())
+    if "request_uri" in request.values:
+        return refuse(RequestURINotSupportedError())
+    sso = current_session()
+    try:
+        grant = authorization.get_consent_grant(end_user=sso.user if sso else None)
+        max_age = _max_age()
+        hinted = _hinted_subject()
+    except OAuth2Error as error:
+        return refuse(error)
+    except ValueError:  # Authlib refuses to build some error texts from odd input
+        return refuse(InvalidRequestError())
+
+    prompts = set((request.values.get("prompt") or "").split())
+    params = _request_params()
+    request_id = _request_id(params)
+    if _must_sign_in(sso, prompts, max_age, hinted, request_id):
+        if "none" in prompts:
+            return refuse(LoginRequiredError())
+        return _send_to_login(params, request_id)
+    assert sso is not None
+    user = sso.user
+
+    if not policy_admits(client.model, user):
+        record("oidc.authorize", "denied", target=user, subject=client.client_id)
+        db.session.commit()
+        if "none" in prompts:
+            return refuse(AccessDeniedError())
+        return _page("oidc/refused.html", 403, client=client.model)
+
+    scopes = (grant.request.scope or "").split()
+    if not client.model.first_party and (
+        "consent" in prompts or not operations.consent_covers(user, client.model, scopes)
+    ):
+        if "none" in prompts:
+            return refuse(ConsentRequiredError())
+        decision = request.form.get("decision") if request.method == "POST" else None
+        if decision is None:
+            return _consent_page(client.model, scopes, params)
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except ValidationError:
+            return _consent_page(client.model, scopes, params, status=400)
+        if decision != "allow":
+            record("oidc.consent", "denied", target=user, subject=client.client_id)
+            operations.finish_reauthentication()
+            db.session.commit()
+            return _no_store(authorization.create_authorization_response(grant=grant))
+        operations.remember_consent(user, client.model, scopes)
+
+    response = authorization.create_authorization_response(grant=grant, grant_user=user)
+    operations.finish_reauthentication()
+    record("oidc.authorize", target=user, subject=client.client_id, detail={"scope": scopes})
+    db.session.commit()
+    return _no_store(response)
+
+
+def _consent_page(
+    client: Any, scopes: list[str], params: list[tuple[str, str]], status: int = 200
+) -> Response:
+    items = [(scope, SCOPE_LABELS.get(scope, scope)) for scope in scopes]
+    return _page("oidc/consent.html", status, client=client, scopes=items, params=params)
+
+
+def _endpoint(name: str) -> Response:
+    """Authlib's response for an endpoint; errors raised before its own handling included."""
+    try:
+        if name == "token":
+            response: Response = authorization.create_token_response()
+        else:
+            response = authorization.create_endpoint_response(name)
+    except OAuth2Error as error:  # e.g. plain HTTP on a public address
+        response = authorization.handle_error_response(None, error)
+    return response
+
+
+@bp.post("/oauth2/token")
+def token() -> ResponseReturnValue:
+    """The token endpoint (codes, refresh tokens, client credentials)."""
+    response = _endpoint("token")
+    # Commit even an error: a replayed code or refresh token has just revoked a token family.
+    db.session.commit()
+    return response
+
+
+@bp.route("/oauth2/userinfo", methods=["GET", "POST"])
+def userinfo() -> ResponseReturnValue:
+    """Claims about the token's user (Bearer token in the Authorization header)."""
+    return _endpoint("userinfo")
+
+
+@bp.post("/oauth2/introspect")
+def introspect() -> ResponseReturnValue:
+    """RFC 7662 token introspection."""
+    return _endpoint("introspection")
+
+
+@bp.post("/oauth2/revoke")
+def revoke() -> ResponseReturnValue:
+    """RFC 7009 token revocation."""
+    response = _endpoint("revocation")
+    db.session.commit()
+    return response
+
+
+@bp.route("/oauth2/logout", methods=["GET", "POST"])
+def logout() -> ResponseReturnValue:
+    """RP-initiated logout: end the SSO session, then return to the client if it asked."""
+    try:
+        end_request = authorization.validate_endpoint_request("end_session")
+    except OAuth2Error:
+        return _page(
+            "oidc/error.html",
+            400,
+            title=_("退出请求无效"),
+            message=_("退出链接无效或已过期。您可以在统一身份认证首页直接退出登录。"),
+        )
+    sso = current_session()
+    claims = end_request.id_token_claims
+    same_person = claims is not None and sso is not None and claims["sub"] == subject(sso.user)
+    confirmed = False
+    if request.method == "POST" and request.form.get("confirm"):
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+            confirmed = True
+        except ValidationError:
+            confirmed = False
+    if sso is not None and not same_person and not confirmed:
+        # Without a matching id_token_hint anyone could log people out: ask first.
+        params = [(k, v) for k, v in request.values.items(multi=True) if k not in FORM_FIELDS]
+        return _page(
+            "oidc/logout.html", 200, confirming=True, params=params, client=end_request.client
+        )
+    response = authorization.create_endpoint_response("end_session", end_request)
+    db.session.commit()
+    if response is not None:
+        return _no_store(response)
+    return _page("oidc/logout.html", 200, confirming=False, params=[], client=None)
