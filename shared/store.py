@@ -73,8 +73,8 @@ class Store(Protocol):
     def take(self, key: str) -> str | None:
         """Read and delete atomically: of concurrent takers exactly one gets the value."""
 
-    def delete(self, key: str) -> bool:
-        """Remove ``key``; True if something live was removed."""
+    def delete(self, *keys: str) -> bool:
+        """Remove ``keys`` (one round trip); True if something live was removed."""
 
     def hit(self, key: str, window: float) -> int:
         """Count one event in a fixed window starting at the first event; return the count."""
@@ -181,14 +181,17 @@ class SqlStore:
         with self.engine.begin() as conn:
             return cast("str | None", conn.execute(stmt).scalar())
 
-    def delete(self, key: str) -> bool:
+    def delete(self, *keys: str) -> bool:
         """See :class:`Store`."""
         stmt = (
-            delete(entries).where(entries.c.key == self._key(key)).returning(entries.c.expires_at)
+            delete(entries)
+            .where(entries.c.key.in_([self._key(key) for key in keys]))
+            .returning(entries.c.expires_at)
         )
         with self.engine.begin() as conn:
-            expired_at = conn.execute(stmt).scalar()
-        return expired_at is not None and expired_at > _now_ms()
+            expiries = conn.execute(stmt).scalars().all()
+        now = _now_ms()
+        return any(expires > now for expires in expiries)
 
     def hit(self, key: str, window: float) -> int:
         """See :class:`Store`. One upsert: a new window starts when the old one has expired."""
@@ -284,9 +287,9 @@ class RedisStore:
         """See :class:`Store`."""
         return cast("str | None", self.client.getdel(self._key(key)))
 
-    def delete(self, key: str) -> bool:
+    def delete(self, *keys: str) -> bool:
         """See :class:`Store`."""
-        return bool(self.client.delete(self._key(key)))
+        return bool(self.client.delete(*(self._key(key) for key in keys)))
 
     def hit(self, key: str, window: float) -> int:
         """See :class:`Store`."""

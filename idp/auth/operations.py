@@ -77,13 +77,13 @@ def throttle_subject(identifier: str, user: User | None) -> str:
     return f"user:{user.id}" if user else f"ident:{identifier.strip().lower()}"
 
 
-def sign_in_with_password(identifier: str, password: str) -> SignInResult:
-    """Check a password sign-in; audits it and leaves the session to commit.
+def sign_in_with_password(identifier: str, password: str, user: User | None) -> SignInResult:
+    """Check a password sign-in for ``user`` (as :func:`find_user_by_identifier` resolved
+    ``identifier``); audits it and leaves the session to commit.
 
     The same work (one argon2 verification) is done whether or not the account exists or is
     locked, so neither the answer nor its timing tells them apart.
     """
-    user = find_user_by_identifier(identifier)
     subject = throttle_subject(identifier, user)
     attempt = throttle.reserve_attempt(subject)
     if not attempt.allowed:

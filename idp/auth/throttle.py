@@ -77,9 +77,7 @@ def reserve_attempt(subject: str) -> Attempt:
 
 def record_success(subject: str) -> None:
     """A correct password clears the account's counters and any pre-set lock."""
-    store = get_store()
-    for key in _keys(subject):
-        store.delete(key)
+    get_store().delete(*_keys(subject))
 
 
 def failures(subject: str) -> int:

@@ -155,7 +155,7 @@ def login() -> ResponseReturnValue:
             form.captcha.errors = [_("请输入正确的图形验证码")]
             need_captcha = True
         else:
-            result = sign_in_with_password(identifier, form.password.data or "")
+            result = sign_in_with_password(identifier, form.password.data or "", user)
             if result.outcome is SignInOutcome.OK and result.user is not None:
                 return no_store(
                     continue_sign_in(

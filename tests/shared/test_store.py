@@ -221,3 +221,12 @@ def test_sql_store_rejects_unsupported_database() -> None:
     engine = create_mock_engine("mysql://", executor=None)
     with pytest.raises(ValueError, match="SQLite and PostgreSQL"):
         SqlStore(engine)  # type: ignore[arg-type]
+
+
+def test_delete_removes_several_keys_at_once(store: Store) -> None:
+    """delete(a, b, c) removes every key in one call; True when any was live."""
+    store.set("a", "1", ttl=60)
+    store.hit("b", window=60)
+    assert store.delete("a", "b", "never-set") is True
+    assert store.get("a") is None and store.count("b") == 0
+    assert store.delete("a", "b") is False
