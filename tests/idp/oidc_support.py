@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -31,6 +31,10 @@ class RelyingParty:
     secret: str | None
     redirect_uri: str = REDIRECT_URI
     auth_method: str = "client_secret_basic"
+    #: Registered with PKCE required (the default) — then every request sends a challenge.
+    require_pkce: bool = True
+    #: The code verifier :func:`authorize_url` derives its automatic challenge from.
+    verifier: str = field(default_factory=lambda: secrets.token_urlsafe(48))
 
 
 def register(app: Flask, **options: Any) -> RelyingParty:
@@ -47,18 +51,31 @@ def register(app: Flask, **options: Any) -> RelyingParty:
             secret,
             redirect_uris[0] if redirect_uris else "",
             client.token_endpoint_auth_method,
+            client.require_pkce,
         )
+
+
+def challenge_for(verifier: str) -> str:
+    """The S256 challenge of a code verifier."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def pkce_pair() -> tuple[str, str]:
     """A code verifier and its S256 challenge."""
     verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return verifier, challenge_for(verifier)
 
 
 def authorize_url(rp: RelyingParty, **params: Any) -> str:
-    """``/oauth2/authorize?…`` for ``rp``; ``None`` values are left out."""
+    """``/oauth2/authorize?…`` for ``rp``; ``None`` values are left out.
+
+    A client registered with PKCE required gets a challenge unless the caller set one (or set
+    ``code_challenge=None`` to leave it out on purpose).
+    """
+    if rp.require_pkce and "code_challenge" not in params:
+        params["code_challenge"] = challenge_for(rp.verifier)
+        params.setdefault("code_challenge_method", "S256")
     query = {
         "response_type": "code",
         "client_id": rp.client_id,
@@ -90,11 +107,14 @@ class Authorization:
 
 
 def authorize(
-    client: FlaskClient, rp: RelyingParty, *, pkce: bool = True, **params: Any
+    client: FlaskClient, rp: RelyingParty, *, pkce: bool | None = None, **params: Any
 ) -> Authorization:
-    """Run the authorization request of a signed-in browser; returns the code."""
+    """Run the authorization request of a signed-in browser; returns the code.
+
+    PKCE is used when asked, or by default when the client was registered requiring it.
+    """
     verifier = None
-    if pkce:
+    if pkce if pkce is not None else rp.require_pkce:
         verifier, challenge = pkce_pair()
         params.setdefault("code_challenge", challenge)
         params.setdefault("code_challenge_method", "S256")

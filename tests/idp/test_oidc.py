@@ -30,10 +30,11 @@ from tests.idp.oidc_support import (
 )
 
 
-@pytest.fixture
-def rp(idp_app: Flask) -> RelyingParty:
-    """A confidential, first-party client registered with --no-require-pkce."""
-    return register(idp_app, require_pkce=False)
+@pytest.fixture(params=[False, True], ids=["no-pkce", "pkce"])
+def rp(idp_app: Flask, request: pytest.FixtureRequest) -> RelyingParty:
+    """A confidential, first-party client: registered with --no-require-pkce, as the
+    certification plan runs, and again with PKCE required (every request then uses it)."""
+    return register(idp_app, require_pkce=request.param)
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def browser(idp_client: FlaskClient, make_user: MakeUser) -> FlaskClient:
 
 
 def sign_in_and_get_tokens(
-    browser: FlaskClient, app: Flask, rp: RelyingParty, *, pkce: bool = False, **params: Any
+    browser: FlaskClient, app: Flask, rp: RelyingParty, *, pkce: bool | None = None, **params: Any
 ) -> tuple[dict[str, Any], Any]:
     """The code flow end to end: tokens and the verified ID token claims."""
     authz = authorize(browser, rp, pkce=pkce, **params)
@@ -76,7 +77,7 @@ def test_discovery_document_passes_authlib_validation(idp_client: FlaskClient) -
 
 def test_oidcc_server_happy_flow(browser: FlaskClient, idp_app: Flask, rp: RelyingParty) -> None:
     """oidcc-server: state, iss, Bearer, expires_in, a verified ID token and userinfo."""
-    authz = authorize(browser, rp, pkce=False, nonce="n-0S6_WzA2Mj", state="af0ifjsldkj")
+    authz = authorize(browser, rp, nonce="n-0S6_WzA2Mj", state="af0ifjsldkj")
     assert authz.state == "af0ifjsldkj" and authz.params["iss"] == idp_app.config["ISSUER"]
     response = exchange(browser, rp, authz)
     assert response.status_code == 200
@@ -215,7 +216,7 @@ def test_oidcc_prompt_login_forces_a_new_sign_in(
     again = sign_in_at(browser, response.headers["Location"])
     assert again.status_code == 302 and again.headers["Location"].startswith("/oauth2/authorize")
     got = redirect_params(browser.get(again.headers["Location"]))
-    tokens = exchange(browser, rp, _authz(got)).get_json()
+    tokens = exchange(browser, rp, _authz(got, rp)).get_json()
     second = verify_id_token(browser, idp_app, rp, tokens["id_token"])
     assert second["auth_time"] > first["auth_time"] and second["sub"] == first["sub"]
 
@@ -225,8 +226,9 @@ def sign_in_at(browser: FlaskClient, login_url: str) -> Any:
     return post_form(browser, login_url, {"identifier": "2024000777", "password": PASSWORD})
 
 
-def _authz(got: dict[str, str]) -> Authorization:
-    return Authorization(got["code"], got.get("state", ""), None, got)
+def _authz(got: dict[str, str], rp: RelyingParty) -> Authorization:
+    verifier = rp.verifier if rp.require_pkce else None
+    return Authorization(got["code"], got.get("state", ""), verifier, got)
 
 
 def test_prompt_login_from_a_signed_out_browser_does_not_loop(
@@ -266,7 +268,7 @@ def test_oidcc_max_age_1_requires_a_new_sign_in(
     assert response.headers["Location"].startswith("/login?next=")
     again = sign_in_at(browser, response.headers["Location"])
     got = redirect_params(browser.get(again.headers["Location"]))
-    tokens = exchange(browser, rp, _authz(got)).get_json()
+    tokens = exchange(browser, rp, _authz(got, rp)).get_json()
     claims = verify_id_token(browser, idp_app, rp, tokens["id_token"], max_age=1)
     assert time.time() - claims["auth_time"] < 5
 
@@ -390,7 +392,7 @@ def test_oidcc_post_to_authorization_endpoint(
     query = urlsplit(authorize_url(rp, nonce="posted")).query
     response = browser.post("/oauth2/authorize", data=dict(parse_qsl(query)))
     got = redirect_params(response)
-    tokens = exchange(browser, rp, _authz(got)).get_json()
+    tokens = exchange(browser, rp, _authz(got, rp)).get_json()
     assert verify_id_token(browser, idp_app, rp, tokens["id_token"], nonce="posted")
 
 

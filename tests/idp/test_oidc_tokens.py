@@ -72,7 +72,7 @@ def test_missing_challenge_is_refused_when_required(
     """A client registered with PKCE, or a public client, must send a challenge."""
     public = register(idp_app, public=True)
     for client in (rp, public):
-        got = redirect_params(browser.get(authorize_url(client)))
+        got = redirect_params(browser.get(authorize_url(client, code_challenge=None)))
         assert got["error"] == "invalid_request" and "code_challenge" in got["error_description"]
 
 
