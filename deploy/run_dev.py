@@ -1,8 +1,10 @@
 """``make run``: the whole product on a laptop — both apps on SQLite with demo data.
 
-Migrates both databases, loads the idempotent demo data, starts the IdP on 127.0.0.1:5000 and
-the hall on 127.0.0.1:5001, prints the URLs and demo accounts, and stops both on Ctrl-C.
-Settings come from the environment as usual (see README); nothing here overrides them.
+Migrates both databases, loads the idempotent demo data, registers the hall at the IdP as an
+OIDC client (once: the credentials are kept in ``instance/hall-oidc.json`` and reused while the
+IdP still knows them), starts the IdP on 127.0.0.1:5000 and the hall on 127.0.0.1:5001, prints
+the URLs and demo accounts, and stops both on Ctrl-C. Settings come from the environment as
+usual (see README); nothing here overrides them — a ``HALL_OIDC_CLIENT_ID`` of your own wins.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = (("idp", 5000, "统一身份认证 IdP"), ("hall", 5001, "红柳易办 service hall"))
+HALL_URL = "http://127.0.0.1:5001"
+#: The hall's dev registration at the IdP (client_id and secret), made by the first `make run`.
+HALL_CREDENTIALS = ROOT / "instance" / "hall-oidc.json"
 
 
 def flask(app: str, *args: str) -> str:
@@ -56,6 +62,58 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"make run: {url} did not become healthy in 30 s")
 
 
+def _last_json_line(output: str) -> Any:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _still_registered(client_id: str) -> bool:
+    """Whether the IdP knows ``client_id``, enabled and with the hall's redirect URI."""
+    for client in _last_json_line(flask("idp", "clients", "list", "--json")):
+        if client.get("protocol") == "oidc" and client.get("client_id") == client_id:
+            return bool(client.get("enabled")) and (
+                f"{HALL_URL}/auth/callback" in client.get("redirect_uris", [])
+            )
+    return False
+
+
+def hall_oidc_settings() -> dict[str, str]:
+    """The hall's HALL_OIDC_CLIENT_ID/SECRET: kept from an earlier run, else registered now.
+
+    Nothing when the user set their own; a new registration when the IdP's database was reset.
+    """
+    if os.environ.get("HALL_OIDC_CLIENT_ID") or os.environ.get("HALL_OIDC_CLIENT_SECRET"):
+        return {}
+    saved: dict[str, str] = {}
+    if HALL_CREDENTIALS.exists():
+        try:
+            saved = json.loads(HALL_CREDENTIALS.read_text(encoding="utf-8"))
+        except ValueError:
+            saved = {}
+    if not (saved.get("client_id") and saved.get("client_secret")) or not _still_registered(
+        saved["client_id"]
+    ):
+        created = _last_json_line(
+            flask(
+                "idp",
+                *("clients", "add-oidc", "红柳易办", "--first-party", "--json"),
+                *("--redirect-uri", f"{HALL_URL}/auth/callback"),
+                *("--post-logout-uri", f"{HALL_URL}/"),
+                *("--backchannel-logout-uri", f"{HALL_URL}/auth/backchannel-logout"),
+            )
+        )
+        saved = {"client_id": created["client_id"], "client_secret": created["client_secret"]}
+        HALL_CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only from the start: the file holds the client secret.
+        descriptor = os.open(HALL_CREDENTIALS, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(saved, file)
+        print(f"make run: registered the hall at the IdP as OIDC client {saved['client_id']}")
+    return {
+        "HALL_OIDC_CLIENT_ID": saved["client_id"],
+        "HALL_OIDC_CLIENT_SECRET": saved["client_secret"],
+    }
+
+
 def main() -> None:
     """Prepare, start, report, wait."""
     for _app, port, _ in APPS:
@@ -68,6 +126,7 @@ def main() -> None:
         flask(app, "db", "upgrade")
         output = flask(app, "demo", "--json")
         accounts += json.loads(output.strip().splitlines()[-1]).get("accounts", [])
+    app_settings = {"hall": hall_oidc_settings()}
 
     processes: list[subprocess.Popen[bytes]] = []
 
@@ -100,7 +159,7 @@ def main() -> None:
                         str(port),
                     ],
                     cwd=ROOT,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    env={**os.environ, **app_settings.get(app, {}), "PYTHONUNBUFFERED": "1"},
                 )
             )
         for (_app, port, _), process in zip(APPS, processes, strict=True):

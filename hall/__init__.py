@@ -26,7 +26,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def setup_hall(app: Flask) -> None:
     """The hall's own steps after the common ones: features and commands."""
     from hall import cli, models  # noqa: F401 - models complete the metadata
+    from hall.auth.views import setup_auth
     from hall.portal.views import bp as portal
 
+    # Cookies ignore ports: on 127.0.0.1 the IdP's "session" cookie would overwrite the hall's
+    # in the middle of a sign-in. ``__Host-`` over HTTPS keeps subdomains from setting it.
+    secure = app.config["SESSION_COOKIE_SECURE"]
+    app.config["SESSION_COOKIE_NAME"] = "__Host-hongliu_hall" if secure else "hongliu_hall"
+    setup_auth(app)
     app.register_blueprint(portal)
     cli.register(app)
