@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -26,118 +25,32 @@ from idp.account.operations import (
     AccountError,
     activate_account,
     bind_security_phone,
-    match_identity,
     reset_password,
 )
-from idp.audit.operations import FAILURE, client_ip, record
-from idp.auth import captcha, throttle
-from idp.auth.operations import personal_info, required_step
-from idp.auth.policy import PasswordPolicy, check_password
-from idp.auth.views import finish_pending_sign_in, no_store, pending_sign_in_user
-from idp.directory.identifiers import mask_phone, normalise_phone
+from idp.account.steps import (
+    ACTIVATE,
+    COMPLETE,
+    EXPIRED,
+    MISMATCH,
+    RECOVER,
+    code_failed,
+    final_password_step,
+    flow_user,
+    identity_needs_captcha,
+    password_errors,
+    phone_step,
+    render_step,
+    verify_identity,
+)
+from idp.audit.operations import record
+from idp.auth import captcha
+from idp.auth.operations import required_step
+from idp.auth.policy import PasswordPolicy
+from idp.auth.views import finish_pending_sign_in, pending_sign_in_user
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 
 bp = Blueprint("account", __name__, template_folder="templates")
-
-ACTIVATE = "activate"
-RECOVER = "recover"
-COMPLETE = "complete"
-MISMATCH = "您输入的信息与学校登记的信息不一致，请核对后重试。"
-EXPIRED = "操作已超时或已在其他页面完成，请重新开始。"
-
-
-def _render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
-    # A code that could not be sent (limits: 429; gateway: 502) keeps its own status.
-    status = g.get("code_error_status", status)
-    form = context.get("form")
-    if form is not None and hasattr(form, "id_number") and form.errors:
-        form.id_number.data = ""  # never echo an ID number back into the page
-    return no_store(current_app.make_response((render_template(template, **context), status)))
-
-
-def _code_failed(form: Any, exc: CodeError) -> None:
-    form.code.errors = [exc.message]
-    if exc.status != 400:
-        g.code_error_status = exc.status
-
-
-def _flow_user(kind: str) -> tuple[dict[str, Any] | None, User | None]:
-    state = flows.load_flow(kind)
-    user = db.session.get(User, state["user_id"]) if state and state.get("user_id") else None
-    return state, user
-
-
-def _verify_identity(form: IdentityForm, flow_subject: str) -> User | None:
-    """Check 基础信息验证 under a CAPTCHA once it has failed a few times from here or for it."""
-    subject = f"{flow_subject}:{(form.account.data or '').strip().lower()}"
-    if throttle.captcha_required(subject, client_ip()) and not captcha.check_answer(
-        form.captcha.data
-    ):
-        form.captcha.errors = [_("请输入正确的图形验证码")]
-        return None
-    user = match_identity(form.account.data or "", form.name.data or "", form.id_number.data or "")
-    if user is None:
-        throttle.record_failure(subject)
-        throttle.record_ip_failure(client_ip())
-        record(f"{flow_subject}.identify", FAILURE)
-        db.session.commit()
-        form.id_number.errors = [_(MISMATCH)]
-        return None
-    return user
-
-
-def _identity_needs_captcha(form: IdentityForm, flow_subject: str) -> bool:
-    subject = f"{flow_subject}:{(form.account.data or '').strip().lower()}"
-    return throttle.captcha_required(subject, client_ip())
-
-
-def _password_errors(user: User, form: NewPasswordForm) -> list[str]:
-    if form.password.data != form.confirm.data:
-        return [_("两次输入的密码不一致")]
-    return check_password(
-        form.password.data or "",
-        PasswordPolicy.from_config(current_app.config),
-        personal_info(user),
-    )
-
-
-def _phone_step(form: PhoneForm, user: User, purpose: str) -> str | None:
-    """Send or check the SMS code that proves a new security phone. Returns the bound phone."""
-    phone = normalise_phone(form.phone.data or "")
-    if phone is None:
-        form.phone.errors = [_("请输入正确的 11 位手机号")]
-        return None
-    if form.send.data:
-        if ip_needs_captcha() and not captcha.check_answer(form.captcha.data):
-            form.captcha.errors = [_("请输入正确的图形验证码")]
-            return None
-        try:
-            send_code(purpose, Channel(SMS, phone), user)
-            flash(
-                _(
-                    "验证码已发送至 %(phone)s，%(minutes)d 分钟内有效。",
-                    phone=mask_phone(phone),
-                    minutes=code_minutes(),
-                ),
-                "success",
-            )
-        except CodeError as exc:
-            _code_failed(form, exc)
-        db.session.commit()
-        return None
-    if not form.code.data:
-        form.code.errors = [_("请输入短信验证码")]
-        return None
-    try:
-        owner_id = verify_code(purpose, Channel(SMS, phone), form.code.data)
-    except CodeError as exc:
-        form.code.errors = [exc.message]
-        return None
-    if owner_id != user.id:
-        form.code.errors = [_("验证码错误或已过期，请重新获取。")]
-        return None
-    return phone
 
 
 # 激活账号 ---------------------------------------------------------------------------------
@@ -150,7 +63,7 @@ def activate() -> ResponseReturnValue:
     if request.method == "GET" and request.args.get("restart"):
         flows.discard_flow(ACTIVATE)
     if form.validate_on_submit():
-        user = _verify_identity(form, ACTIVATE)
+        user = verify_identity(form, ACTIVATE)
         if user is not None:
             if user.status in (UserStatus.DISABLED, UserStatus.LOCKED):
                 form.account.errors = [_("该账号已被停用或锁定，请联系管理员处理。")]
@@ -159,25 +72,25 @@ def activate() -> ResponseReturnValue:
             else:
                 flows.start_flow(ACTIVATE, {"user_id": user.id, "step": "phone"})
                 return redirect(url_for("account.activate_phone"))
-    return _render(
+    return render_step(
         "account/activate.html",
         400 if form.errors else 200,
         form=form,
         step=1,
-        need_captcha=_identity_needs_captcha(form, ACTIVATE),
+        need_captcha=identity_needs_captcha(form, ACTIVATE),
     )
 
 
 @bp.route("/activate/phone", methods=["GET", "POST"])
 def activate_phone() -> ResponseReturnValue:
     """激活账号, step 2: bind the security phone with an SMS code."""
-    state, user = _flow_user(ACTIVATE)
+    state, user = flow_user(ACTIVATE)
     if state is None or user is None:
         flash(_(EXPIRED), "error")
         return redirect(url_for("account.activate"))
     form = PhoneForm()
     if form.validate_on_submit():
-        phone = _phone_step(form, user, "activation")
+        phone = phone_step(form, user, "activation")
         if phone is not None:
             try:
                 bind_security_phone(user, phone)
@@ -188,7 +101,7 @@ def activate_phone() -> ResponseReturnValue:
                 db.session.commit()
                 flows.save_flow(ACTIVATE, {**state, "step": "password"})
                 return redirect(url_for("account.activate_password"))
-    return _render(
+    return render_step(
         "account/activate.html",
         400 if form.errors else 200,
         form=form,
@@ -209,39 +122,9 @@ def activate_password() -> ResponseReturnValue:
             flash(str(exc), "error")
             return redirect(url_for("auth.login"))
         db.session.commit()
-        return _render("account/activated.html", user=user)
+        return render_step("account/activated.html", user=user)
 
-    return _final_password_step(ACTIVATE, "account.activate", "account/activate.html", activate)
-
-
-def _final_password_step(
-    kind: str,
-    start: str,
-    template: str,
-    finish: Callable[[User, str, dict[str, Any]], ResponseReturnValue],
-) -> ResponseReturnValue:
-    """The last step of a wizard: a new password, then ``finish`` — once, whatever the tabs."""
-    state, user = _flow_user(kind)
-    if state is None or user is None or state.get("step") != "password":
-        flash(_(EXPIRED), "error")
-        return redirect(url_for(start))
-    form = NewPasswordForm()
-    if form.validate_on_submit():
-        errors = _password_errors(user, form)
-        if errors:
-            form.password.errors = errors
-        elif flows.finish_flow(kind) is None:
-            flash(_(EXPIRED), "error")
-            return redirect(url_for(start))
-        else:
-            return finish(user, form.password.data or "", state)
-    return _render(
-        template,
-        400 if form.errors else 200,
-        form=form,
-        step=3,
-        policy=PasswordPolicy.from_config(current_app.config),
-    )
+    return final_password_step(ACTIVATE, "account.activate", "account/activate.html", activate)
 
 
 # 信息完善 ---------------------------------------------------------------------------------
@@ -265,7 +148,7 @@ def complete() -> ResponseReturnValue:
         flows.start_flow(COMPLETE, state)
     step = state["step"]
     if step == "intro" and request.method == "GET" and not request.args.get("start"):
-        return _render("account/complete.html", step=0, user=user)
+        return render_step("account/complete.html", step=0, user=user)
     if step in ("intro", "identity"):
         return _complete_identity(user, state)
     if step == "phone":
@@ -278,27 +161,27 @@ def _complete_identity(user: User, state: dict[str, Any]) -> ResponseReturnValue
     if request.method == "GET":
         form.account.data = user.account
     if request.method == "POST" and form.validate_on_submit():
-        matched = _verify_identity(form, COMPLETE)
+        matched = verify_identity(form, COMPLETE)
         if matched is not None:
             if matched.id != user.id:
                 form.id_number.errors = [_(MISMATCH)]
             else:
                 flows.save_flow(COMPLETE, {**state, "step": "phone"})
                 return redirect(url_for("account.complete"))
-    return _render(
+    return render_step(
         "account/complete.html",
         400 if form.errors else 200,
         form=form,
         step=1,
         user=user,
-        need_captcha=_identity_needs_captcha(form, COMPLETE),
+        need_captcha=identity_needs_captcha(form, COMPLETE),
     )
 
 
 def _complete_phone(user: User, state: dict[str, Any]) -> ResponseReturnValue:
     form = PhoneForm()
     if request.method == "POST" and form.validate_on_submit():
-        phone = _phone_step(form, user, "bind_phone")
+        phone = phone_step(form, user, "bind_phone")
         if phone is not None:
             try:
                 bind_security_phone(user, phone)
@@ -309,7 +192,7 @@ def _complete_phone(user: User, state: dict[str, Any]) -> ResponseReturnValue:
                 db.session.commit()
                 flows.save_flow(COMPLETE, {**state, "step": "password"})
                 return redirect(url_for("account.complete"))
-    return _render(
+    return render_step(
         "account/complete.html",
         400 if form.errors else 200,
         form=form,
@@ -322,7 +205,7 @@ def _complete_phone(user: User, state: dict[str, Any]) -> ResponseReturnValue:
 def _complete_password(user: User) -> ResponseReturnValue:
     form = NewPasswordForm()
     if request.method == "POST" and form.validate_on_submit():
-        errors = _password_errors(user, form)
+        errors = password_errors(user, form)
         if errors:
             form.password.errors = errors
         elif flows.finish_flow(COMPLETE) is None:
@@ -339,7 +222,7 @@ def _complete_password(user: User) -> ResponseReturnValue:
                 return resumed
             flash(_("信息已完善，请重新登录。"), "success")
             return redirect(url_for("auth.login"))
-    return _render(
+    return render_step(
         "account/complete.html",
         400 if form.errors else 200,
         form=form,
@@ -357,7 +240,7 @@ def recover() -> ResponseReturnValue:
     """找回密码, step 1: 基础信息验证."""
     form = IdentityForm()
     if form.validate_on_submit():
-        user = _verify_identity(form, RECOVER)
+        user = verify_identity(form, RECOVER)
         if user is not None:
             if user.status == UserStatus.PENDING:
                 form.account.errors = [_("该账号尚未激活，请先激活账号。")]
@@ -368,12 +251,12 @@ def recover() -> ResponseReturnValue:
             else:
                 flows.start_flow(RECOVER, {"user_id": user.id, "step": "verify"})
                 return redirect(url_for("account.recover_verify"))
-    return _render(
+    return render_step(
         "account/recover.html",
         400 if form.errors else 200,
         form=form,
         step=1,
-        need_captcha=_identity_needs_captcha(form, RECOVER),
+        need_captcha=identity_needs_captcha(form, RECOVER),
     )
 
 
@@ -389,7 +272,7 @@ def _recovery_channels(user: User) -> dict[str, Channel]:
 @bp.route("/recover/verify", methods=["GET", "POST"])
 def recover_verify() -> ResponseReturnValue:
     """找回密码, step 2: 身份验证 by security phone (masked) or security email."""
-    state, user = _flow_user(RECOVER)
+    state, user = flow_user(RECOVER)
     if state is None or user is None:
         flash(_(EXPIRED), "error")
         return redirect(url_for("account.recover"))
@@ -416,7 +299,7 @@ def recover_verify() -> ResponseReturnValue:
                         "success",
                     )
                 except CodeError as exc:
-                    _code_failed(form, exc)
+                    code_failed(form, exc)
                 db.session.commit()
         elif not form.code.data:
             form.code.errors = [_("请输入验证码")]
@@ -430,7 +313,7 @@ def recover_verify() -> ResponseReturnValue:
                     flows.save_flow(RECOVER, {**state, "step": "password", "method": channel.kind})
                     return redirect(url_for("account.recover_password"))
                 form.code.errors = [_("验证码错误或已过期，请重新获取。")]
-    return _render(
+    return render_step(
         "account/recover.html",
         400 if form.errors else 200,
         form=form,
@@ -450,4 +333,4 @@ def recover_password() -> ResponseReturnValue:
         flash(_("密码已重置，请使用新密码登录。"), "success")
         return redirect(url_for("auth.login"))
 
-    return _final_password_step(RECOVER, "account.recover", "account/recover.html", reset)
+    return final_password_step(RECOVER, "account.recover", "account/recover.html", reset)

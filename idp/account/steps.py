@@ -1,0 +1,165 @@
+"""The steps the self-service wizards share: rendering, identity checks, codes, passwords.
+
+Kept apart from the routes so each wizard in :mod:`idp.account.views` reads as its steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app, flash, g, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from idp.account import flows
+from idp.account.codes import (
+    SMS,
+    Channel,
+    CodeError,
+    code_minutes,
+    ip_needs_captcha,
+    send_code,
+    verify_code,
+)
+from idp.account.forms import IdentityForm, NewPasswordForm, PhoneForm
+from idp.account.operations import (
+    match_identity,
+)
+from idp.audit.operations import FAILURE, client_ip, record
+from idp.auth import captcha, throttle
+from idp.auth.operations import personal_info
+from idp.auth.policy import PasswordPolicy, check_password
+from idp.auth.views import no_store
+from idp.directory.identifiers import mask_phone, normalise_phone
+from idp.directory.models import User
+from idp.extensions import db
+
+ACTIVATE = "activate"
+RECOVER = "recover"
+COMPLETE = "complete"
+MISMATCH = "您输入的信息与学校登记的信息不一致，请核对后重试。"
+EXPIRED = "操作已超时或已在其他页面完成，请重新开始。"
+
+
+def render_step(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    # A code that could not be sent (limits: 429; gateway: 502) keeps its own status.
+    status = g.get("code_error_status", status)
+    form = context.get("form")
+    if form is not None and hasattr(form, "id_number") and form.errors:
+        form.id_number.data = ""  # never echo an ID number back into the page
+    return no_store(current_app.make_response((render_template(template, **context), status)))
+
+
+def code_failed(form: Any, exc: CodeError) -> None:
+    form.code.errors = [exc.message]
+    if exc.status != 400:
+        g.code_error_status = exc.status
+
+
+def flow_user(kind: str) -> tuple[dict[str, Any] | None, User | None]:
+    state = flows.load_flow(kind)
+    user = db.session.get(User, state["user_id"]) if state and state.get("user_id") else None
+    return state, user
+
+
+def verify_identity(form: IdentityForm, flow_subject: str) -> User | None:
+    """Check 基础信息验证 under a CAPTCHA once it has failed a few times from here or for it."""
+    subject = f"{flow_subject}:{(form.account.data or '').strip().lower()}"
+    if throttle.captcha_required(subject, client_ip()) and not captcha.check_answer(
+        form.captcha.data
+    ):
+        form.captcha.errors = [_("请输入正确的图形验证码")]
+        return None
+    user = match_identity(form.account.data or "", form.name.data or "", form.id_number.data or "")
+    if user is None:
+        throttle.record_failure(subject)
+        throttle.record_ip_failure(client_ip())
+        record(f"{flow_subject}.identify", FAILURE)
+        db.session.commit()
+        form.id_number.errors = [_(MISMATCH)]
+        return None
+    return user
+
+
+def identity_needs_captcha(form: IdentityForm, flow_subject: str) -> bool:
+    subject = f"{flow_subject}:{(form.account.data or '').strip().lower()}"
+    return throttle.captcha_required(subject, client_ip())
+
+
+def password_errors(user: User, form: NewPasswordForm) -> list[str]:
+    if form.password.data != form.confirm.data:
+        return [_("两次输入的密码不一致")]
+    return check_password(
+        form.password.data or "",
+        PasswordPolicy.from_config(current_app.config),
+        personal_info(user),
+    )
+
+
+def phone_step(form: PhoneForm, user: User, purpose: str) -> str | None:
+    """Send or check the SMS code that proves a new security phone. Returns the bound phone."""
+    phone = normalise_phone(form.phone.data or "")
+    if phone is None:
+        form.phone.errors = [_("请输入正确的 11 位手机号")]
+        return None
+    if form.send.data:
+        if ip_needs_captcha() and not captcha.check_answer(form.captcha.data):
+            form.captcha.errors = [_("请输入正确的图形验证码")]
+            return None
+        try:
+            send_code(purpose, Channel(SMS, phone), user)
+            flash(
+                _(
+                    "验证码已发送至 %(phone)s，%(minutes)d 分钟内有效。",
+                    phone=mask_phone(phone),
+                    minutes=code_minutes(),
+                ),
+                "success",
+            )
+        except CodeError as exc:
+            code_failed(form, exc)
+        db.session.commit()
+        return None
+    if not form.code.data:
+        form.code.errors = [_("请输入短信验证码")]
+        return None
+    try:
+        owner_id = verify_code(purpose, Channel(SMS, phone), form.code.data)
+    except CodeError as exc:
+        form.code.errors = [exc.message]
+        return None
+    if owner_id != user.id:
+        form.code.errors = [_("验证码错误或已过期，请重新获取。")]
+        return None
+    return phone
+
+
+def final_password_step(
+    kind: str,
+    start: str,
+    template: str,
+    finish: Callable[[User, str, dict[str, Any]], ResponseReturnValue],
+) -> ResponseReturnValue:
+    """The last step of a wizard: a new password, then ``finish`` — once, whatever the tabs."""
+    state, user = flow_user(kind)
+    if state is None or user is None or state.get("step") != "password":
+        flash(_(EXPIRED), "error")
+        return redirect(url_for(start))
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        errors = password_errors(user, form)
+        if errors:
+            form.password.errors = errors
+        elif flows.finish_flow(kind) is None:
+            flash(_(EXPIRED), "error")
+            return redirect(url_for(start))
+        else:
+            return finish(user, form.password.data or "", state)
+    return render_step(
+        template,
+        400 if form.errors else 200,
+        form=form,
+        step=3,
+        policy=PasswordPolicy.from_config(current_app.config),
+    )
