@@ -11,10 +11,8 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -24,15 +22,11 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
-from idp.account import flows
 from idp.account.codes import (
     EMAIL,
     SMS,
     Channel,
-    CodeError,
     ip_needs_captcha,
-    send_code,
-    verify_code,
 )
 from idp.account.operations import (
     AccountError,
@@ -41,10 +35,7 @@ from idp.account.operations import (
     phone_taken_by_other,
 )
 from idp.audit.operations import FAILURE, recent_sign_ins, record
-from idp.auth import captcha
-from idp.auth.operations import PasswordCheck, confirm_password
 from idp.auth.sessions import current_session, current_user, sessions_of
-from idp.auth.views import no_store
 from idp.directory.identifiers import mask_email, mask_phone, normalise_email, normalise_phone
 from idp.directory.models import User, UserKind
 from idp.extensions import db
@@ -53,17 +44,22 @@ from idp.security.forms import (
     EndSessionForm,
     NewEmailForm,
     NewPhoneForm,
-    ReverifyForm,
 )
 from idp.security.operations import (
-    PASSWORD,
     campus_time,
     describe_device,
     own_session,
-    record_reverified,
-    reverify_channels,
     sign_out_other_devices,
     sign_out_session,
+)
+from idp.security.steps import (
+    code_refused,
+    expired,
+    finish_flow,
+    flow_state,
+    render_page,
+    reverify,
+    send,
 )
 
 bp = Blueprint("security", __name__, template_folder="templates")
@@ -71,9 +67,6 @@ bp = Blueprint("security", __name__, template_folder="templates")
 EMAIL_FLOW = "security_email"
 PHONE_FLOW = "security_phone"
 #: 身份验证 counts for this long: long enough to fetch a code, short for an unattended screen.
-FLOW_TTL = 600
-EXPIRED = _l("操作已超时或已在其他页面完成，请重新开始。")
-#: After a phone or email change: only a password change signs other devices out.
 KEPT_SESSIONS = _l("其他设备上的登录不受影响；如发现不认识的设备，请在“登录设备”中将其退出。")
 
 KIND_LABELS = {
@@ -83,9 +76,7 @@ KIND_LABELS = {
 }
 SIGN_IN_METHODS = {"password": _l("账号密码"), "sms": _l("短信验证码")}
 OUTCOMES = {"success": _l("成功"), "failure": _l("失败"), "denied": _l("已拒绝")}
-CHANNEL_LABELS = {SMS: _l("安全手机"), EMAIL: _l("安全邮箱")}
-#: The audit action a wrong code is recorded under, by code purpose.
-CODE_ACTIONS = {"verify": "security.verify", "bind_email": "email.bind", "bind_phone": "phone.bind"}
+
 
 View = Callable[..., ResponseReturnValue]
 
@@ -106,11 +97,6 @@ def user_needed(view: View) -> View:
         return view(user, **kwargs)
 
     return wrapper
-
-
-def _render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
-    # Personal data and one-time forms: never from a cache.
-    return no_store(current_app.make_response((render_template(template, **context), status)))
 
 
 # 概览 -------------------------------------------------------------------------------------
@@ -142,7 +128,7 @@ def index(user: User) -> ResponseReturnValue:
         }
         for event in recent_sign_ins(user)
     ]
-    return _render(
+    return render_page(
         "security/index.html",
         user=user,
         kind=KIND_LABELS.get(user.kind, user.kind),
@@ -191,139 +177,6 @@ def end_one_session(user: User) -> ResponseReturnValue:
     return redirect(url_for("security.index"))
 
 
-# Steps shared by both wizards ---------------------------------------------------------------
-
-
-def _flow_state(kind: str, user: User) -> dict[str, Any] | None:
-    """This browser's flow of ``kind`` for ``user``; a GET starts one, a POST never does."""
-    if request.method == "GET" and request.args.get("restart"):
-        flows.discard_flow(kind)
-    state = flows.load_flow(kind)
-    if state is not None and state.get("user_id") == user.id:
-        return state
-    if request.method != "GET":
-        return None  # expired, finished in another tab, or a replayed form
-    state = {"user_id": user.id, "step": "verify"}
-    flows.start_flow(kind, state, FLOW_TTL)
-    return state
-
-
-def _finish_flow(kind: str, user: User, step: str) -> dict[str, Any] | None:
-    """Take the flow (single use); None unless it was still ``user``'s and at ``step``."""
-    taken = flows.finish_flow(kind)
-    if taken is None or taken.get("user_id") != user.id or taken.get("step") != step:
-        return None
-    return taken
-
-
-def _expired(endpoint: str) -> Response:
-    flash(str(EXPIRED), "error")
-    return redirect(url_for(endpoint))
-
-
-def _send(form: Any, purpose: str, channel: Channel, user: User) -> int:
-    """Send a code for ``purpose`` (under a CAPTCHA for busy addresses); returns the status."""
-    if ip_needs_captcha() and not captcha.check_answer(form.captcha.data):
-        form.captcha.errors = [_("请输入正确的图形验证码")]
-        return 400
-    try:
-        send_code(purpose, channel, user)
-    except CodeError as exc:
-        db.session.commit()  # the refusal is audited
-        form.code.errors = [exc.message]
-        return exc.status
-    db.session.commit()
-    minutes = max(1, current_app.config["CODE_TTL"] // 60)
-    flash(
-        _(
-            "验证码已发送至 %(target)s，%(minutes)d 分钟内有效。",
-            target=channel.masked,
-            minutes=minutes,
-        ),
-        "success",
-    )
-    return 200
-
-
-def _code_refused(form: Any, purpose: str, channel: Channel, user: User) -> int | None:
-    """None when the typed code is right and was issued to ``user``; else the HTTP status."""
-    if not form.code.data:
-        form.code.errors = [_("请输入验证码")]
-        return 400
-    try:
-        owner = verify_code(purpose, channel, form.code.data)
-    except CodeError as exc:
-        form.code.errors = [exc.message]
-        record(
-            CODE_ACTIONS[purpose],
-            FAILURE,
-            actor=user,
-            method=channel.kind,
-            detail={"reason": "code"},
-        )
-        db.session.commit()
-        return exc.status
-    if owner != user.id:
-        form.code.errors = [_("验证码错误或已过期，请重新获取。")]
-        return 400
-    return None
-
-
-def _reverify(
-    user: User, state: dict[str, Any], kind: str, for_change: str, allow_password: bool
-) -> tuple[ReverifyForm, int] | Response:
-    """Step 1, 身份验证: the password or a ``verify`` code; moves the flow on when it holds."""
-    channels = reverify_channels(user, for_change=for_change)
-    form = ReverifyForm()
-    choices: list[tuple[str, str]] = [(PASSWORD, _("登录密码"))] if allow_password else []
-    choices += [(key, f"{CHANNEL_LABELS[key]} {c.masked}") for key, c in channels.items()]
-    form.method.choices = choices
-    if not choices:  # neither phone nor email on file: only the help desk can help
-        return form, 400 if request.method == "POST" else 200
-    if request.method == "GET":
-        form.method.data = choices[0][0]
-    status = 200
-    if form.validate_on_submit():
-        method = form.method.data or ""
-        if method != PASSWORD and form.send.data:
-            status = _send(form, "verify", channels[method], user)
-        else:
-            refused = (
-                _password_refused(form, user)
-                if method == PASSWORD
-                else _code_refused(form, "verify", channels[method], user)
-            )
-            if refused is None:
-                record_reverified(user, method, for_change)
-                db.session.commit()
-                flows.save_flow(kind, {**state, "step": "new", "verified_by": method}, FLOW_TTL)
-                return redirect(request.path)
-            status = refused
-    elif request.method == "POST":
-        status = 400
-    form.password.data = ""
-    form.code.data = ""
-    return form, status
-
-
-def _password_refused(form: ReverifyForm, user: User) -> int | None:
-    if form.send.data:
-        form.code.errors = [_("使用登录密码验证时无需获取验证码。")]
-        return 400
-    if not form.password.data:
-        form.password.errors = [_("请输入登录密码")]
-        return 400
-    check = confirm_password(user, form.password.data)
-    db.session.commit()  # failures count and are audited even though nothing changes
-    if check is PasswordCheck.LOCKED:
-        form.password.errors = [_("密码错误次数过多，请稍后再试，或改用验证码验证。")]
-        return 429
-    if check is PasswordCheck.WRONG:
-        form.password.errors = [_("登录密码不正确；多次输错后将暂时锁定。")]
-        return 400
-    return None
-
-
 # 绑定/更换安全邮箱 ------------------------------------------------------------------------
 
 
@@ -331,15 +184,15 @@ def _password_refused(form: ReverifyForm, user: User) -> int | None:
 @user_needed
 def email(user: User) -> ResponseReturnValue:
     """绑定或更换安全邮箱: 身份验证 (password or phone), then a code mailed to the new address."""
-    state = _flow_state(EMAIL_FLOW, user)
+    state = flow_state(EMAIL_FLOW, user)
     if state is None:
-        return _expired("security.email")
+        return expired("security.email")
     if state["step"] == "verify":
-        outcome = _reverify(user, state, EMAIL_FLOW, "email", allow_password=True)
+        outcome = reverify(user, state, EMAIL_FLOW, "email", allow_password=True)
         if isinstance(outcome, Response):
             return outcome
         form, status = outcome
-        return _render(
+        return render_page(
             "security/email.html",
             status,
             form=form,
@@ -362,12 +215,12 @@ def _new_email(user: User) -> ResponseReturnValue:
             form.email.errors = [_("该邮箱已是您的安全邮箱。")]
             status = 400
         elif form.send.data:
-            status = _send(form, "bind_email", Channel(EMAIL, address), user)
+            status = send(form, "bind_email", Channel(EMAIL, address), user)
         else:
-            refused = _code_refused(form, "bind_email", Channel(EMAIL, address), user)
+            refused = code_refused(form, "bind_email", Channel(EMAIL, address), user)
             if refused is None:
-                if _finish_flow(EMAIL_FLOW, user, "new") is None:
-                    return _expired("security.email")
+                if finish_flow(EMAIL_FLOW, user, "new") is None:
+                    return expired("security.email")
                 bind_security_email(user, address)
                 db.session.commit()
                 flash(
@@ -381,7 +234,7 @@ def _new_email(user: User) -> ResponseReturnValue:
     elif request.method == "POST":
         status = 400
     form.code.data = ""
-    return _render(
+    return render_page(
         "security/email.html", status, form=form, step=2, user=user, need_captcha=ip_needs_captcha()
     )
 
@@ -394,15 +247,15 @@ def _new_email(user: User) -> ResponseReturnValue:
 def phone(user: User) -> ResponseReturnValue:
     """更换安全手机: a code to the old phone (or, when it is lost, the security email), then a
     code to the new phone (manual FAQ 5)."""
-    state = _flow_state(PHONE_FLOW, user)
+    state = flow_state(PHONE_FLOW, user)
     if state is None:
-        return _expired("security.phone")
+        return expired("security.phone")
     if state["step"] == "verify":
-        outcome = _reverify(user, state, PHONE_FLOW, "phone", allow_password=False)
+        outcome = reverify(user, state, PHONE_FLOW, "phone", allow_password=False)
         if isinstance(outcome, Response):
             return outcome
         form, status = outcome
-        return _render(
+        return render_page(
             "security/phone.html",
             status,
             form=form,
@@ -425,7 +278,7 @@ def _new_phone(user: User) -> ResponseReturnValue:
             form.phone.errors = [_("该手机号已是您的安全手机。")]
             status = 400
         elif form.send.data:
-            status = _send(form, "bind_phone", Channel(SMS, number), user)
+            status = send(form, "bind_phone", Channel(SMS, number), user)
         else:
             outcome = _bind_new_phone(form, user, number)
             if isinstance(outcome, Response):
@@ -434,14 +287,14 @@ def _new_phone(user: User) -> ResponseReturnValue:
     elif request.method == "POST":
         status = 400
     form.code.data = ""
-    return _render(
+    return render_page(
         "security/phone.html", status, form=form, step=2, user=user, need_captcha=ip_needs_captcha()
     )
 
 
 def _bind_new_phone(form: NewPhoneForm, user: User, number: str) -> Response | int:
     """Check the new phone's code and bind it: a redirect when done, else the HTTP status."""
-    refused = _code_refused(form, "bind_phone", Channel(SMS, number), user)
+    refused = code_refused(form, "bind_phone", Channel(SMS, number), user)
     if refused is not None:
         return refused
     # Before taking the flow, so that the user can try another number without starting over.
@@ -450,8 +303,8 @@ def _bind_new_phone(form: NewPhoneForm, user: User, number: str) -> Response | i
         record("phone.bind", FAILURE, actor=user, detail={"reason": "taken"})
         db.session.commit()
         return 400
-    if _finish_flow(PHONE_FLOW, user, "new") is None:
-        return _expired("security.phone")
+    if finish_flow(PHONE_FLOW, user, "new") is None:
+        return expired("security.phone")
     try:
         bind_security_phone(user, number)
     except AccountError as exc:  # bound to another account a moment ago
