@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
+from sqlalchemy.orm import joinedload
 
 from idp.auth.models import SsoSession
 from idp.clients.models import CasService, SessionParticipant
@@ -190,7 +191,12 @@ def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bo
     registered = find_cas_service(service_url)
     if registered is None or registered.id != record["service_id"]:
         raise CasError(INVALID_SERVICE, "The service is no longer registered with this server")
-    sso = db.session.get(SsoSession, record["session_id"])
+    # One query: the session, its user and the user's department (released as attributes).
+    sso = db.session.get(
+        SsoSession,
+        record["session_id"],
+        options=[joinedload(SsoSession.user).joinedload(User.department)],
+    )
     if sso is None or not session_is_live(sso):
         raise CasError(INVALID_TICKET, "The single sign-on session of this ticket has ended")
     return Grant(

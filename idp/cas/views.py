@@ -242,9 +242,10 @@ def _validate(*, allow_proxy: bool, with_attributes: bool) -> Response:
             registered = db.session.get(CasService, grant.service_id)
             released = responses.released_attributes(registered, grant.user) if registered else {}
             attributes = {**released, **responses.protocol_attributes(grant)}
+        account = grant.user.account  # read before the commit expires it
         _audit(SUCCESS, grant, None)
         return responses.validation_success(
-            grant.user.account,
+            account,
             attributes=attributes,
             pgt_iou=pgt_iou,
             proxies=grant.proxies,
@@ -269,8 +270,9 @@ def validate() -> ResponseReturnValue:
         db.session.rollback()
         current_app.logger.exception("CAS /validate failed")
         return responses.cas1_answer(None)
+    account = grant.user.account  # read before the commit expires it
     _audit(SUCCESS, grant, None)
-    return responses.cas1_answer(grant.user.account)
+    return responses.cas1_answer(account)
 
 
 @bp.get("/serviceValidate")

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import urlsplit
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached
 
 from idp.clients.models import AccessPolicyMixin, CasService, OidcClient
 from idp.directory.models import Department, User, UserKind
@@ -128,20 +137,140 @@ def register_cas_service(
     return service
 
 
+#: Seconds a process may keep using its copy of the CAS service registry. A change committed
+#: through this process (ORM or ``update()``/``delete()`` statements) is seen at once; one made
+#: by another process (or by hand in SQL) is seen within this many seconds.
+CAS_SERVICE_CACHE_TTL = 5.0
+_CACHE_EXTENSION = "idp.cas_service_cache"
+#: ``Session.info`` flag: this transaction changed the registry (read it afresh until it ends).
+_CHANGED = "idp.cas_services_changed"
+_clock = time.monotonic
+
+
+@dataclass(frozen=True)
+class _Entry:
+    pattern: re.Pattern[str]
+    values: dict[str, Any]
+
+
+class _ServiceCache:
+    """The enabled services of one app with their compiled patterns, first registered first."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.entries: tuple[_Entry, ...] | None = None
+        self.loaded_at = 0.0
+
+    def invalidate(self) -> None:
+        with self.lock:
+            self.generation += 1
+            self.entries = None
+
+
+def _service_cache() -> _ServiceCache:
+    cache = current_app.extensions.get(_CACHE_EXTENSION)
+    if cache is None:
+        cache = current_app.extensions.setdefault(_CACHE_EXTENSION, _ServiceCache())
+    return cast(_ServiceCache, cache)
+
+
+def _enabled_services() -> tuple[_Entry, ...]:
+    table = CasService.__table__
+    rows = db.session.execute(
+        db.select(table).where(table.c.enabled.is_(True)).order_by(table.c.id)
+    ).mappings()
+    entries = []
+    for row in rows:
+        try:
+            pattern = re.compile(row["service_pattern"])
+        except re.error:
+            continue  # never matches anything, as before
+        entries.append(_Entry(pattern, dict(row)))
+    return tuple(entries)
+
+
+def _registry_changing(session: Session) -> bool:
+    if session.info.get(_CHANGED):
+        return True
+    pending = (*session.new, *session.dirty, *session.deleted)
+    return any(isinstance(obj, CasService) for obj in pending)
+
+
 def find_cas_service(url: str | None) -> CasService | None:
-    """The enabled service whose pattern matches the whole of ``url`` (first registered wins)."""
+    """The enabled service whose pattern matches the whole of ``url`` (first registered wins).
+
+    The registry is read from a per-process copy at most :data:`CAS_SERVICE_CACHE_TTL` seconds
+    old, dropped whenever this process commits or rolls back a change to it; a transaction
+    that is itself changing the registry reads the table.
+    """
     if not url:
         return None
-    services = db.session.scalars(
-        db.select(CasService).where(CasService.enabled.is_(True)).order_by(CasService.id)
-    )
-    for service in services:
-        try:
-            if re.fullmatch(service.service_pattern, url):
-                return service
-        except re.error:
-            continue
+    session = db.session()
+    if _registry_changing(session):
+        services = session.scalars(
+            db.select(CasService).where(CasService.enabled.is_(True)).order_by(CasService.id)
+        )
+        for service in services:
+            try:
+                if re.fullmatch(service.service_pattern, url):
+                    return service
+            except re.error:
+                continue
+        return None
+    else:
+        cache = _service_cache()
+        with cache.lock:
+            cached, generation = cache.entries, cache.generation
+            fresh = cached is not None and _clock() - cache.loaded_at < CAS_SERVICE_CACHE_TTL
+        if cached is not None and fresh:
+            entries = cached
+        else:
+            started = _clock()
+            entries = _enabled_services()
+            with cache.lock:
+                if cache.generation == generation:  # nothing changed while it was read
+                    cache.entries, cache.loaded_at = entries, started
+    for entry in entries:
+        if entry.pattern.fullmatch(url):
+            return _attached(session, entry)
     return None
+
+
+def _attached(session: Session, entry: _Entry) -> CasService:
+    """The service as a persistent object of ``session``, without a query."""
+    key = session.identity_key(CasService, entry.values["id"])
+    present = session.identity_map.get(key)
+    if present is not None:
+        return cast(CasService, present)
+    service = CasService(**copy.deepcopy(entry.values))
+    make_transient_to_detached(service)
+    return session.merge(service, load=False)
+
+
+def _mark_changed(session: Session) -> None:
+    session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, context: Any, instances: Any) -> None:
+    if _registry_changing(session):
+        _mark_changed(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _bulk_change(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete or state.is_insert) and any(
+        mapper.class_ is CasService for mapper in state.all_mappers
+    ):
+        _mark_changed(state.session)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _transaction_ended(session: Session) -> None:
+    if session.info.pop(_CHANGED, False) and has_app_context():
+        _service_cache().invalidate()
 
 
 def _department_codes(department: Department | None) -> set[str]:

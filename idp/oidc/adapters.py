@@ -12,6 +12,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
+from sqlalchemy.orm import joinedload
 
 from idp.clients.models import OidcClient
 from idp.clients.operations import hash_secret, secret_matches
@@ -166,7 +167,9 @@ def find_token(token_string: Any, hint: str | None = None) -> PresentedToken | N
             if kind == "access_token"
             else OAuthToken.refresh_token_hash
         )
-        row = db.session.scalar(db.select(OAuthToken).where(column == digest))
+        # The user comes in the same query: every caller checks their status.
+        query = db.select(OAuthToken).where(column == digest).options(joinedload(OAuthToken.user))
+        row = db.session.scalar(query)
         if row is not None:
             return PresentedToken(row, kind)
     return None

@@ -89,11 +89,23 @@ def current_key() -> SigningKey:
     return keys[0] if keys else create_key()
 
 
+#: ``app.extensions`` flag: this app has seen a signing key in its database.
+_KEY_SEEN = "idp.oidc_signing_key_seen"
+
+
 def ensure_signing_key() -> None:
-    """Create the first key on first use, committed on its own so that it is never lost."""
+    """Create the first key on first use, committed on its own so that it is never lost.
+
+    Once a process has seen a key it stops asking: keys are never deleted and rotation always
+    leaves a newer active key, so there is nothing more to create. (Which key signs is still
+    read at each signature: :func:`current_key`, which would also create one if needed.)
+    """
+    if current_app.extensions.get(_KEY_SEEN):
+        return
     if not active_keys():
         create_key()
         db.session.commit()
+    current_app.extensions[_KEY_SEEN] = True
 
 
 def published_keys() -> list[SigningKey]:
