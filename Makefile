@@ -50,7 +50,7 @@ format: $(STAMP)
 
 ## Measurements (not tests): each benchmark prints its figures and ratios.
 bench: $(STAMP) translations
-	@status=0; for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || status=1; done; exit $$status
+	@status=0; for f in benchmarks/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache .mypy_cache .ruff_cache

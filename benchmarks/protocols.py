@@ -62,14 +62,13 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +80,23 @@ import requests
 
 # Only the standard library and requests at module level: the load clients are spawned
 # processes that re-import this module, and they should stay light.
+from _support import (
+    CpuSnapshot,
+    Unreachable,
+    bench_database_url,
+    children_of,
+    clear_redis,
+    cmdline,
+    database_backends,
+    drop_database,
+    free_port,
+    percentile,
+    recreate_database,
+    redis_servers,
+    stop_processes,
+    tail,
+    used_between,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_DIR = ROOT / "benchmarks" / "node-op"
@@ -96,7 +112,6 @@ POOL_RATE = 450
 #: Other processes using more than this share of the machine make a run untrustworthy.
 NOISE_SHARE = 0.1
 HTTP_TIMEOUT = 10.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 # Never contacted: the redirects that carry tickets and codes are read, not followed.
 SERVICE_URL = "http://127.0.0.1:9/cas-bench/"
@@ -113,61 +128,7 @@ NODE_VARIANTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
-class Unreachable(Exception):
-    """Something the run needs (PostgreSQL, Redis, Node) is missing; the message says what."""
-
-
 # --- setup: database, Redis, migrations, the account, registrations -----------------------------
-
-
-def _libpq_url(url: str) -> str:
-    """A SQLAlchemy-style URL (``postgresql+psycopg://``) as libpq understands it."""
-    return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql://", url)
-
-
-def bench_database_url(admin_url: str) -> str:
-    """The admin URL with its database replaced by ``hongliu_bench_protocols``."""
-    parts = urlsplit(_libpq_url(admin_url))
-    return parts._replace(path="/" + DB_NAME).geturl()
-
-
-def _admin_connect(admin_url: str) -> Any:
-    import psycopg
-
-    try:
-        return psycopg.connect(_libpq_url(admin_url), autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        raise Unreachable(f"cannot reach PostgreSQL at {admin_url}: {reason}") from None
-
-
-def recreate_database(admin_url: str) -> None:
-    """Drop and create the benchmark database (FORCE ends connections a crashed run left)."""
-    with _admin_connect(admin_url) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def drop_database(admin_url: str) -> None:
-    """Remove the benchmark database."""
-    with _admin_connect(admin_url) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-
-def clear_redis(redis_url: str) -> int:
-    """Delete this benchmark's keys (``bench-protocols:*``) from Redis."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
-    try:
-        keys = list(client.scan_iter(match=STORE_PREFIX + "*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        return len(keys)
-    except redis.RedisError as exc:
-        raise Unreachable(f"cannot reach Redis at {redis_url}: {exc}") from None
-    finally:
-        client.close()
 
 
 def app_environment(database_url: str, redis_url: str, outbox: Path, issuer: str) -> dict[str, str]:
@@ -265,14 +226,6 @@ def register_clients(env: dict[str, str]) -> Registrations:
 # --- the servers --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on at 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_gunicorn(
     env: dict[str, str], workers: int, port: int, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -366,101 +319,12 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
             server.kill()
             server.wait(timeout=5)
     for pid in children:  # orphans of a master that had to be killed
-        if "gunicorn" in _cmdline(pid):
+        if "gunicorn" in cmdline(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    """The last lines of a log file."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 # --- CPU accounting from /proc ------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (which may contain spaces)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw.rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of one process (all its threads), in seconds; None when it is gone."""
-    fields = _stat_fields(pid)
-    if fields is None:
-        return None
-    # After the name: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
-    # utime stime → indexes 11 and 12.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def all_pids() -> list[int]:
-    """Every process id visible in /proc."""
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def children_of(parent: int) -> list[int]:
-    """Direct children of ``parent`` (gunicorn's workers)."""
-    found = []
-    for pid in all_pids():
-        fields = _stat_fields(pid)
-        if fields is not None and int(fields[1]) == parent:
-            found.append(pid)
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace")
-
-
-def database_backends() -> list[int]:
-    """PostgreSQL backends serving the benchmark database (their title names it)."""
-    return [pid for pid in all_pids() if f" {DB_NAME} " in f" {_cmdline(pid)} "]
-
-
-def redis_servers() -> list[int]:
-    """redis-server processes on this machine (shared with anything else using Redis)."""
-    return [pid for pid in all_pids() if _cmdline(pid).startswith("redis-server")]
-
-
-def machine_busy_seconds() -> tuple[float, float]:
-    """(busy, total) CPU-seconds of the whole machine since boot, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])  # guest time is already counted in user
-    return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
-@dataclass
-class CpuSnapshot:
-    """CPU-seconds per process and for the machine at one instant."""
-
-    processes: dict[int, float]
-    busy: float
-    total: float
-
-    @classmethod
-    def take(cls, pids: Iterable[int]) -> CpuSnapshot:
-        """Read every pid's CPU time and the machine's, now."""
-        seconds = {pid: s for pid in set(pids) if (s := cpu_seconds(pid)) is not None}
-        busy, total = machine_busy_seconds()
-        return cls(seconds, busy, total)
-
-
-def used_between(before: CpuSnapshot, after: CpuSnapshot, pids: Iterable[int]) -> float:
-    """CPU-seconds ``pids`` used between two snapshots (a process born in between counts all)."""
-    return sum(after.processes.get(p, 0.0) - before.processes.get(p, 0.0) for p in set(pids))
 
 
 # --- getting tickets and refresh tokens like a browser (setup, untimed) -------------------------
@@ -766,7 +630,11 @@ def run_load(
         client_pids = [p.pid for p in procs if p.pid is not None]
 
         def watched() -> tuple[list[int], list[int], list[int]]:
-            return [server_pid, *children_of(server_pid)], database_backends(), redis_servers()
+            return (
+                [server_pid, *children_of(server_pid)],
+                database_backends(DB_NAME),
+                redis_servers(),
+            )
 
         time.sleep(max(0.0, window[0] - time.monotonic()))
         server_before, db_pids, redis_pids = watched()
@@ -798,16 +666,6 @@ def run_load(
         server_changed=set(server_before) != set(server_pids),
         ran_out=sum(r[3] for r in results),
     )
-
-
-def stop_processes(procs: Sequence[Any], grace: float) -> None:
-    """Join helper processes for up to ``grace`` seconds each, then terminate what is left."""
-    for proc in procs:
-        if grace:
-            proc.join(timeout=grace)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(timeout=5)
 
 
 # --- where the time goes (--profile) -----------------------------------------------------------
@@ -933,13 +791,6 @@ def profile_requests(app: Any, password: str, client: Registrations, count: int)
 
 
 # --- report -------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty sample."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def _ms(load: LoadResult, q: float) -> str:
@@ -1076,8 +927,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     try:
         prepare_node()
-        clear_redis(redis_url)  # Redis first: when it is down, nothing has been created yet
-        recreate_database(admin_url)
+        clear_redis(
+            redis_url, STORE_PREFIX
+        )  # Redis first: when it is down, nothing has been created yet
+        recreate_database(admin_url, DB_NAME)
     except Unreachable as exc:
         print(f"protocols benchmark: {exc}")
         return 2
@@ -1089,7 +942,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = free_port()
             base_url = f"http://127.0.0.1:{port}"
             env = app_environment(
-                bench_database_url(admin_url), redis_url, Path(tmp) / "outbox", base_url
+                bench_database_url(admin_url, DB_NAME), redis_url, Path(tmp) / "outbox", base_url
             )
             started = time.perf_counter()
             flask_cli(env, "db", "upgrade", what="db upgrade")
@@ -1177,8 +1030,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.clear()
         os.environ.update(saved_environ)
         try:
-            drop_database(admin_url)
-            clear_redis(redis_url)
+            drop_database(admin_url, DB_NAME)
+            clear_redis(redis_url, STORE_PREFIX)
         except Unreachable as exc:
             print(f"protocols benchmark: cleanup: {exc}")
     return 0 if ok else 1
