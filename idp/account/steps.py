@@ -24,6 +24,8 @@ from idp.account.codes import (
 )
 from idp.account.forms import IdentityForm, NewPasswordForm, PhoneForm
 from idp.account.operations import (
+    AccountError,
+    bind_security_phone,
     match_identity,
 )
 from idp.audit.operations import FAILURE, client_ip, record
@@ -163,3 +165,18 @@ def final_password_step(
         step=3,
         policy=PasswordPolicy.from_config(current_app.config),
     )
+
+
+def bind_phone_step(form: PhoneForm, user: User, purpose: str) -> bool:
+    """The 绑定安全手机 step: send or check the code, then bind and commit. True once bound."""
+    phone = phone_step(form, user, purpose)
+    if phone is None:
+        return False
+    try:
+        bind_security_phone(user, phone)
+    except AccountError as exc:
+        db.session.rollback()
+        form.phone.errors = [str(exc)]
+        return False
+    db.session.commit()
+    return True

@@ -24,7 +24,6 @@ from idp.account.forms import IdentityForm, NewPasswordForm, PhoneForm, VerifyFo
 from idp.account.operations import (
     AccountError,
     activate_account,
-    bind_security_phone,
     reset_password,
 )
 from idp.account.steps import (
@@ -33,12 +32,12 @@ from idp.account.steps import (
     EXPIRED,
     MISMATCH,
     RECOVER,
+    bind_phone_step,
     code_failed,
     final_password_step,
     flow_user,
     identity_needs_captcha,
     password_errors,
-    phone_step,
     render_step,
     verify_identity,
 )
@@ -89,18 +88,9 @@ def activate_phone() -> ResponseReturnValue:
         flash(_(EXPIRED), "error")
         return redirect(url_for("account.activate"))
     form = PhoneForm()
-    if form.validate_on_submit():
-        phone = phone_step(form, user, "activation")
-        if phone is not None:
-            try:
-                bind_security_phone(user, phone)
-            except AccountError as exc:
-                db.session.rollback()
-                form.phone.errors = [str(exc)]
-            else:
-                db.session.commit()
-                flows.save_flow(ACTIVATE, {**state, "step": "password"})
-                return redirect(url_for("account.activate_password"))
+    if form.validate_on_submit() and bind_phone_step(form, user, "activation"):
+        flows.save_flow(ACTIVATE, {**state, "step": "password"})
+        return redirect(url_for("account.activate_password"))
     return render_step(
         "account/activate.html",
         400 if form.errors else 200,
@@ -180,18 +170,13 @@ def _complete_identity(user: User, state: dict[str, Any]) -> ResponseReturnValue
 
 def _complete_phone(user: User, state: dict[str, Any]) -> ResponseReturnValue:
     form = PhoneForm()
-    if request.method == "POST" and form.validate_on_submit():
-        phone = phone_step(form, user, "bind_phone")
-        if phone is not None:
-            try:
-                bind_security_phone(user, phone)
-            except AccountError as exc:
-                db.session.rollback()
-                form.phone.errors = [str(exc)]
-            else:
-                db.session.commit()
-                flows.save_flow(COMPLETE, {**state, "step": "password"})
-                return redirect(url_for("account.complete"))
+    if (
+        request.method == "POST"
+        and form.validate_on_submit()
+        and bind_phone_step(form, user, "bind_phone")
+    ):
+        flows.save_flow(COMPLETE, {**state, "step": "password"})
+        return redirect(url_for("account.complete"))
     return render_step(
         "account/complete.html",
         400 if form.errors else 200,
