@@ -13,7 +13,8 @@ What it measures
 
 How to read it
     * ``bare verify/s/core`` — the ceiling: a sign-in cannot cost less than one verify. Counted
-      per CPU-second of the verifying process, like the server figure below.
+      per CPU-second of the verifying process, like the server figure below, and measured both
+      before and after the load, pooled (a virtual machine's CPU speed drifts within a run).
     * ``sign-ins/s`` — successful sign-ins per second, all workers together; ``per core`` divides
       by the cores the workers can use, min(workers, nproc). On a small box the load clients run
       on the same cores and take CPU from the server, so this figure is pessimistic.
@@ -739,6 +740,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if server.poll() is not None:
                 print(f"gunicorn exited during the run:\n{tail(log)}")
+            # Measured again after the load and pooled with the first: a virtual machine's CPU
+            # speed drifts, and one reading taken before the load can be far off either way.
+            count_after, cpu_after = verify_for(
+                prepared.hasher,
+                prepared.sample_hash,
+                prepared.sample_password,
+                args.verify_seconds,
+            )
+            print(
+                f"bare argon2id verify before / after the load: {bare:.1f} / "
+                f"{count_after / cpu_after:.1f} per CPU-second (pooled below)"
+            )
+            bare = (count + count_after) / (cpu + cpu_after)
             ok = report(args, prepared, bare, parallel, load, cores, bare_noise)
             if load.failures:
                 print(f"last lines of the gunicorn log:\n{tail(log, 10)}")
