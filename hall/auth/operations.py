@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from hall.auth.models import HallUser, utcnow
 from hall.extensions import db
+from shared.web import is_local_path
 
-#: Control characters and backslashes: browsers read ``/\evil.example`` as another host.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
 #: Paths that would only start another sign-in or sign-out if the user were sent back there.
 _LOOPING = ("/login", "/logout", "/auth/")
 
@@ -21,12 +19,7 @@ def safe_next(raw: str | None, default: str = "/") -> str:
     Never an absolute URL, a scheme-relative ``//host`` address or anything a browser might
     read as one, so that sign-in cannot be used to send people to another site.
     """
-    if not raw or not raw.startswith("/") or raw.startswith("//") or _UNSAFE.search(raw):
-        return default
-    parts = urlsplit(raw)
-    if parts.scheme or parts.netloc:
-        return default
-    if parts.path.startswith(_LOOPING):
+    if not raw or not is_local_path(raw) or urlsplit(raw).path.startswith(_LOOPING):
         return default
     return raw
 

@@ -63,12 +63,17 @@ def find_user_by_identifier(identifier: str) -> User | None:
         return user
     phone = normalise_phone(value)
     if phone:
-        matches = db.session.scalars(
-            db.select(User).where(User.phone == phone, User.phone_verified_at.is_not(None))
-        ).all()
-        return matches[0] if len(matches) == 1 else None
+        return find_user_by_security_phone(phone)
     digest = hash_identifier(normalise_id_number(value), data_key(current_app.config))
     matches = db.session.scalars(db.select(User).where(User.id_number_hash == digest)).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def find_user_by_security_phone(phone: str) -> User | None:
+    """The one account whose *verified* security phone is ``phone`` (a shared number: none)."""
+    matches = db.session.scalars(
+        db.select(User).where(User.phone == phone, User.phone_verified_at.is_not(None)).limit(2)
+    ).all()
     return matches[0] if len(matches) == 1 else None
 
 
@@ -127,17 +132,6 @@ def required_step(user: User) -> str | None:
     if user.must_change_password:
         return "password"
     return None
-
-
-def is_safe_next(target: str | None) -> bool:
-    """Only paths on this IdP may follow sign-in (no open redirect)."""
-    return bool(
-        target
-        and target.startswith("/")
-        and not target.startswith(("//", "/\\"))
-        and "\n" not in target
-        and "\r" not in target
-    )
 
 
 def personal_info(user: User) -> PersonalInfo:

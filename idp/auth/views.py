@@ -40,8 +40,8 @@ from idp.auth.operations import (
     SignInOutcome,
     confirm_password,
     find_user_by_identifier,
+    find_user_by_security_phone,
     hasher,
-    is_safe_next,
     personal_info,
     required_step,
     set_password,
@@ -59,6 +59,7 @@ from idp.auth.sessions import (
 from idp.directory.identifiers import normalise_phone
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
+from shared.web import is_local_path
 
 bp = Blueprint(
     "auth",
@@ -74,7 +75,7 @@ REFUSED_MESSAGE = "账号或密码错误；多次输错后账号将暂时锁定�
 
 def _next_target() -> str:
     target = request.values.get("next")
-    return target if is_safe_next(target) else url_for("portal.home")
+    return target if is_local_path(target) else url_for("portal.home")
 
 
 def no_store(response: Response) -> Response:
@@ -126,7 +127,7 @@ def finish_pending_sign_in() -> Response | None:
         auth_time=datetime.fromisoformat(state["auth_time"]),
     )
     db.session.commit()
-    return redirect(state["next"] if is_safe_next(state["next"]) else url_for("portal.home"))
+    return redirect(state["next"] if is_local_path(state["next"]) else url_for("portal.home"))
 
 
 def pending_sign_in_user() -> User | None:
@@ -217,18 +218,11 @@ def sms_login() -> ResponseReturnValue:
     )
 
 
-def _phone_owner(phone: str) -> User | None:
-    matches = db.session.scalars(
-        db.select(User).where(User.phone == phone, User.phone_verified_at.is_not(None))
-    ).all()
-    return matches[0] if len(matches) == 1 else None
-
-
 def _send_login_code(form: SmsLoginForm, phone: str, need_captcha: bool) -> int:
     if need_captcha and not captcha.check_answer(form.captcha.data):
         form.captcha.errors = [_("请输入正确的图形验证码")]
         return 400
-    owner = _phone_owner(phone)
+    owner = find_user_by_security_phone(phone)
     try:
         # Unknown numbers go through every limit too, but nothing is sent: same answer.
         send_code("login", Channel(SMS, phone), owner, deliver=owner is not None)
@@ -259,7 +253,7 @@ def _sms_sign_in(form: SmsLoginForm, phone: str) -> Response | None:
         form.code.errors = [exc.message]
         return None
     user = db.session.get(User, user_id) if user_id else None
-    if user is None or _phone_owner(phone) is not user:
+    if user is None or find_user_by_security_phone(phone) is not user:
         form.code.errors = [_("验证码错误或已过期，请重新获取。")]
         return None
     if user.status in (UserStatus.DISABLED, UserStatus.LOCKED):

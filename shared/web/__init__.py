@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
@@ -24,6 +25,9 @@ LOCALES = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
 LANGUAGE_COOKIE = "lang"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+#: Control characters and backslashes: browsers drop tabs and newlines from URLs and read
+#: ``/\evil.example`` as another host, so ``/\t/evil.example`` would leave the site.
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 
 #: No inline script or style anywhere: every script and stylesheet is a static file.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -47,6 +51,17 @@ shared_blueprint = Blueprint(
     static_folder="static",
     static_url_path="/_hongliu/static",
 )
+
+
+def is_local_path(target: str | None) -> bool:
+    """True when ``target`` is a path on this site (``/services?q=1``), never anything a
+    browser could read as another site: the one rule for every ``next`` (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return False
+    if _UNSAFE_IN_PATH.search(target):
+        return False
+    parts = urlsplit(target)
+    return not (parts.scheme or parts.netloc)
 
 
 def setup_templates(app: Flask) -> None:

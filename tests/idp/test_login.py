@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -267,10 +268,11 @@ def test_disabled_account_is_told_to_contact_help_desk(
     assert response.status_code == 401 and "联系管理员" in response.get_data(as_text=True)
 
 
-def test_open_redirect_is_refused(idp_client: FlaskClient, make_user: MakeUser) -> None:
-    """``next`` pointing at another site is ignored."""
+@pytest.mark.parametrize("target", ["//evil.example/steal", "/\t/evil.example/", "/\\evil.example"])
+def test_open_redirect_is_refused(idp_app: Flask, make_user: MakeUser, target: str) -> None:
+    """``next`` pointing at another site (however disguised) is ignored."""
     make_user("2024000001")
-    response = sign_in(idp_client, "2024000001", next="//evil.example/steal")
+    response = sign_in(idp_app.test_client(), "2024000001", next=target)
     assert response.location == "/"
 
 

@@ -172,3 +172,25 @@ def test_app_is_flask(factory: AppFactory) -> None:
     """The factory returns a Flask app with the test configuration."""
     app = factory()
     assert isinstance(app, Flask) and app.config["TESTING"] is True
+
+
+@pytest.mark.parametrize(
+    ("target", "local"),
+    [
+        ("/security", True),
+        ("/cas/login?service=https%3A%2F%2Fjw.example.edu%2F", True),
+        ("", False),
+        (None, False),
+        ("https://evil.example/", False),
+        ("//evil.example/", False),
+        ("/\\evil.example/", False),
+        ("/\t/evil.example/", False),
+        ("/\n/evil.example/", False),
+        ("security", False),
+    ],
+)
+def test_only_paths_on_this_site_count_as_local(target: str | None, local: bool) -> None:
+    """The one open-redirect rule: tabs, newlines and backslashes can make a path another host."""
+    from shared.web import is_local_path
+
+    assert is_local_path(target) is local
