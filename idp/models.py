@@ -4,6 +4,7 @@ from idp.audit.models import AuditEvent
 from idp.auth.models import SsoSession
 from idp.clients.models import CasService, OidcClient, SessionParticipant
 from idp.directory.models import Department, User
+from idp.directory.roles import RoleGrant
 from idp.extensions import db
 from idp.oidc.models import Consent, OAuthToken, SigningKey
 from shared.store import define_store_table
@@ -18,6 +19,7 @@ __all__ = [
     "Department",
     "OAuthToken",
     "OidcClient",
+    "RoleGrant",
     "SessionParticipant",
     "SigningKey",
     "SsoSession",

@@ -30,6 +30,7 @@ from idp.directory.operations import (
     create_user,
     find_user_by_account,
 )
+from idp.directory.roles import Role, grant_role, revoke_role, user_roles
 from idp.extensions import db
 
 users = AppGroup("users", help="Create, import and look up accounts.")
@@ -191,11 +192,43 @@ def show_user(account: str, as_json: bool) -> None:
         "id_number": _masked_id_number(user),
         "password": _password_state(user),
         "must_change_password": user.must_change_password,
+        "roles": sorted(role.value for role in user_roles(user)),
     }
     if as_json:
         _echo_json(view)
         return
     width = max(len(key) for key in view)
     for key, value in view.items():
+        if isinstance(value, list):
+            value = ", ".join(value) or None
         shown = "-" if value is None else str(value).lower() if isinstance(value, bool) else value
         click.echo(f"{key.ljust(width)}  {shown}")
+
+
+_ROLE = click.Choice([role.value for role in Role])
+
+
+@users.command("grant")
+@click.argument("account")
+@click.argument("role", type=_ROLE)
+def grant_command(account: str, role: str) -> None:
+    """Give ACCOUNT a console role (helpdesk or admin); audited."""
+    user = find_user_by_account(account)
+    if user is None:
+        _fail(f"no account {account.strip()!r}")
+    changed = grant_role(user, Role(role), reason="flask users grant")
+    db.session.commit()
+    click.echo(f"{user.account} {'now holds' if changed else 'already holds'} {role}")
+
+
+@users.command("revoke")
+@click.argument("account")
+@click.argument("role", type=_ROLE)
+def revoke_command(account: str, role: str) -> None:
+    """Take a console role away from ACCOUNT; audited."""
+    user = find_user_by_account(account)
+    if user is None:
+        _fail(f"no account {account.strip()!r}")
+    changed = revoke_role(user, Role(role), reason="flask users revoke")
+    db.session.commit()
+    click.echo(f"{user.account} {'no longer holds' if changed else 'did not hold'} {role}")

@@ -203,6 +203,7 @@ def test_show_masks_identifiers_and_reports_flags(app: Flask) -> None:
         "id_number": "6201**********1239",
         "password": "set",
         "must_change_password": False,
+        "roles": [],
     }
     text = run(app, "show", "2021106")
     assert text.exit_code == 0
@@ -229,3 +230,29 @@ def test_cli_creation_and_import_are_audited(idp_app, tmp_path) -> None:
     with idp_app.app_context():
         actions = [e.action for e in db.session.query(AuditEvent).order_by(AuditEvent.id)]
     assert actions == ["user.create", "user.import"]
+
+
+def test_grant_and_revoke_console_roles_are_shown_and_audited(app: Flask) -> None:
+    """`users grant` gives a console role once, `show` lists it, `revoke` takes it back."""
+    from idp.audit.models import AuditEvent
+    from idp.extensions import db
+
+    run(app, "add", "T3001", "--name", "王老师", "--kind", "staff", "--password", "Campus2024pass")
+    granted = run(app, "grant", "T3001", "helpdesk")
+    assert granted.exit_code == 0 and "now holds helpdesk" in granted.stdout
+    assert "already holds" in run(app, "grant", "T3001", "helpdesk").stdout
+    assert run(app, "grant", "T3001", "admin").exit_code == 0
+    assert run_json(app, "show", "T3001")["roles"] == ["admin", "helpdesk"]
+    assert "no longer holds admin" in run(app, "revoke", "T3001", "admin").stdout
+    assert run_json(app, "show", "T3001")["roles"] == ["helpdesk"]
+    with app.app_context():
+        actions = [e.action for e in db.session.query(AuditEvent).order_by(AuditEvent.id)]
+    assert actions.count("role.grant") == 2 and actions.count("role.revoke") == 1
+
+
+def test_grant_refuses_unknown_role_and_unknown_account(app: Flask) -> None:
+    """Only helpdesk and admin exist; an unknown account is an error, nothing granted."""
+    run(app, "add", "T3002", "--name", "李老师", "--kind", "staff")
+    assert run(app, "grant", "T3002", "root").exit_code == 2
+    assert run(app, "grant", "nobody", "admin").exit_code == 1
+    assert run_json(app, "show", "T3002")["roles"] == []
