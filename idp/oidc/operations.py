@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 
 from flask import session
+from sqlalchemy.exc import IntegrityError
 
 from idp.audit.operations import DENIED, record
 from idp.auth.models import SsoSession
@@ -32,12 +33,21 @@ def consent_covers(user: User, client: OidcClient, scopes: Iterable[str]) -> boo
 
 def remember_consent(user: User, client: OidcClient, scopes: Iterable[str]) -> None:
     """Record that ``user`` agreed to ``scopes`` (added to what they agreed to before)."""
-    consent = db.session.scalar(
-        db.select(Consent).where(Consent.user_id == user.id, Consent.client_id == client.id)
+    query = (
+        db.select(Consent)
+        .where(Consent.user_id == user.id, Consent.client_id == client.id)
+        .with_for_update()
     )
+    consent = db.session.scalar(query)
     if consent is None:
-        consent = Consent(user_id=user.id, client_id=client.id, scopes=[])
-        db.session.add(consent)
+        # Two tabs agreeing at once: the second insert meets the unique constraint; its
+        # savepoint is rolled back and the scopes are merged into the row the first one made.
+        try:
+            with db.session.begin_nested():
+                consent = Consent(user_id=user.id, client_id=client.id, scopes=[])
+                db.session.add(consent)
+        except IntegrityError:
+            consent = db.session.scalars(query.execution_options(populate_existing=True)).one()
     consent.scopes = sorted(set(consent.scopes) | set(scopes))
     record("oidc.consent", target=user, subject=client.client_id, detail={"scopes": consent.scopes})
 

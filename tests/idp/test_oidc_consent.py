@@ -156,3 +156,40 @@ def test_disabled_client_is_unknown(browser: FlaskClient, idp_app: Flask) -> Non
         db.session.commit()
     response = browser.get(authorize_url(rp))
     assert response.status_code == 400 and "Location" not in response.headers
+
+
+def test_simultaneous_first_consents_merge_instead_of_failing(
+    idp_app: Flask, make_user: MakeUser, outsider: RelyingParty
+) -> None:
+    """Two tabs agreeing at once: the loser of the insert race merges its scopes, no 500."""
+    from sqlalchemy import event
+
+    from idp.oidc.operations import remember_consent
+
+    user = make_user("2024000998")
+    with idp_app.app_context():
+        client = db.session.scalars(
+            db.select(OidcClient).filter_by(client_id=outsider.client_id)
+        ).one()
+
+        raced: list[bool] = []
+
+        def other_tab_commits_first(mapper: object, connection: object, target: Consent) -> None:
+            if raced:
+                return
+            raced.append(True)
+            with db.engine.begin() as other:
+                other.execute(
+                    Consent.__table__.insert().values(
+                        user_id=user.id, client_id=client.id, scopes=["openid", "email"]
+                    )
+                )
+
+        event.listen(Consent, "before_insert", other_tab_commits_first)
+        try:
+            remember_consent(db.session.get(type(user), user.id), client, ["openid", "profile"])
+            db.session.commit()
+        finally:
+            event.remove(Consent, "before_insert", other_tab_commits_first)
+        rows = db.session.scalars(db.select(Consent).filter_by(user_id=user.id)).all()
+    assert raced and [sorted(row.scopes) for row in rows] == [["email", "openid", "profile"]]
