@@ -16,6 +16,18 @@ def register(app: Flask) -> None:
     register_clients(app)
     register_keys(app)
 
+    @app.cli.command("purge")
+    @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+    def purge(as_json: bool) -> None:
+        """Delete dead SSO sessions and long-expired OAuth tokens (run it daily)."""
+        from idp.housekeeping import purge_expired
+
+        report = purge_expired()
+        if as_json:
+            click.echo(json.dumps({"sessions": report.sessions, "tokens": report.tokens}))
+        else:
+            click.echo(f"purged {report.sessions} sessions, {report.tokens} tokens")
+
     @app.cli.command("demo")
     @click.option("--json", "as_json", is_flag=True, help="Print the demo accounts as JSON.")
     def demo(as_json: bool) -> None:
