@@ -1,8 +1,10 @@
 """``make run``: the whole product on a laptop — both apps on SQLite with demo data.
 
 Migrates both databases, loads the idempotent demo data, registers the hall at the IdP as an
-OIDC client (once: the credentials are kept in ``instance/hall-oidc.json`` and reused while the
-IdP still knows them), starts the IdP on 127.0.0.1:5000 and the hall on 127.0.0.1:5001, prints
+OIDC client and as a directory reader (once: the credentials are kept in
+``instance/hall-oidc.json`` and ``instance/hall-directory.json`` and reused while the IdP still
+knows them), starts the IdP on 127.0.0.1:5000 and the hall on 127.0.0.1:5001, runs one
+directory sync (``flask --app hall directory sync``) into the hall, prints
 the URLs and demo accounts, and stops both on Ctrl-C. Settings come from the environment as
 usual (see README); nothing here overrides them — a ``HALL_OIDC_CLIENT_ID`` of your own wins.
 """
@@ -26,6 +28,8 @@ APPS = (("idp", 5000, "统一身份认证 IdP"), ("hall", 5001, "红柳易办 se
 HALL_URL = "http://127.0.0.1:5001"
 #: The hall's dev registration at the IdP (client_id and secret), made by the first `make run`.
 HALL_CREDENTIALS = ROOT / "instance" / "hall-oidc.json"
+#: The hall's directory-sync registration (client credentials, scope directory.read).
+HALL_DIRECTORY_CREDENTIALS = ROOT / "instance" / "hall-directory.json"
 
 
 def flask(app: str, *args: str) -> str:
@@ -114,6 +118,68 @@ def hall_oidc_settings() -> dict[str, str]:
     }
 
 
+def _directory_client_known(client_id: str) -> bool:
+    """Whether the IdP knows ``client_id`` as an enabled directory reader."""
+    for client in _last_json_line(flask("idp", "clients", "list", "--json")):
+        if client.get("protocol") == "oidc" and client.get("client_id") == client_id:
+            return bool(client.get("enabled")) and "client_credentials" in client.get(
+                "grant_types", []
+            )
+    return False
+
+
+def hall_directory_settings() -> dict[str, str]:
+    """HALL_DIRECTORY_CLIENT_ID/SECRET: kept from an earlier run, else registered now.
+
+    The hall reads the IdP's SCIM API with a client-credentials token (scope directory.read).
+    """
+    if os.environ.get("HALL_DIRECTORY_CLIENT_ID") or os.environ.get("HALL_DIRECTORY_CLIENT_SECRET"):
+        return {}
+    saved: dict[str, str] = {}
+    if HALL_DIRECTORY_CREDENTIALS.exists():
+        try:
+            saved = json.loads(HALL_DIRECTORY_CREDENTIALS.read_text(encoding="utf-8"))
+        except ValueError:
+            saved = {}
+    if not (saved.get("client_id") and saved.get("client_secret")) or not (
+        _directory_client_known(saved["client_id"])
+    ):
+        created = _last_json_line(
+            flask(
+                "idp",
+                *("clients", "add-oidc", "红柳易办目录同步", "--json"),
+                *("--grant-type", "client_credentials", "--scope", "directory.read"),
+            )
+        )
+        saved = {"client_id": created["client_id"], "client_secret": created["client_secret"]}
+        HALL_DIRECTORY_CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(
+            HALL_DIRECTORY_CREDENTIALS, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(saved, file)
+        print(f"make run: registered the hall's directory sync as client {saved['client_id']}")
+    return {
+        "HALL_DIRECTORY_CLIENT_ID": saved["client_id"],
+        "HALL_DIRECTORY_CLIENT_SECRET": saved["client_secret"],
+    }
+
+
+def sync_directory(settings: dict[str, str]) -> None:
+    """One directory sync into the hall (the IdP must be serving); a failure only warns."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "hall", "directory", "sync"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **settings},
+    )
+    if result.returncode == 0:
+        print(f"make run: {result.stdout.strip()}")
+    else:
+        print(f"make run: directory sync failed: {(result.stderr or result.stdout).strip()}")
+
+
 def main() -> None:
     """Prepare, start, report, wait."""
     for _app, port, _ in APPS:
@@ -126,7 +192,7 @@ def main() -> None:
         flask(app, "db", "upgrade")
         output = flask(app, "demo", "--json")
         accounts += json.loads(output.strip().splitlines()[-1]).get("accounts", [])
-    app_settings = {"hall": hall_oidc_settings()}
+    app_settings = {"hall": {**hall_oidc_settings(), **hall_directory_settings()}}
 
     processes: list[subprocess.Popen[bytes]] = []
 
@@ -164,6 +230,7 @@ def main() -> None:
             )
         for (_app, port, _), process in zip(APPS, processes, strict=True):
             wait_until_healthy(f"http://127.0.0.1:{port}", process)
+        sync_directory(app_settings["hall"])
 
         print("\n" + "=" * 64)
         for _app, port, label in APPS:

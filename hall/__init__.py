@@ -27,6 +27,8 @@ def setup_hall(app: Flask) -> None:
     """The hall's own steps after the common ones: features and commands."""
     from hall import cli, models  # noqa: F401 - models complete the metadata
     from hall.auth.views import setup_auth
+    from hall.catalog.views import setup_catalog
+    from hall.manage.views import bp as manage
     from hall.portal.views import bp as portal
 
     # Cookies ignore ports: on 127.0.0.1 the IdP's "session" cookie would overwrite the hall's
@@ -35,4 +37,6 @@ def setup_hall(app: Flask) -> None:
     app.config["SESSION_COOKIE_NAME"] = "__Host-hongliu_hall" if secure else "hongliu_hall"
     setup_auth(app)
     app.register_blueprint(portal)
+    setup_catalog(app)
+    app.register_blueprint(manage)
     cli.register(app)

@@ -32,21 +32,30 @@ def setup_idp(app: Flask) -> None:
     from idp import cli, models  # noqa: F401 - models complete the metadata
     from idp.account.codes import setup_senders
     from idp.account.views import bp as account
+    from idp.admin import setup_console
+    from idp.admin.directory_admin import setup_admin_sections
     from idp.auth.sessions import setup_session_cookie
     from idp.auth.views import bp as auth
     from idp.auth.views import setup_auth
     from idp.cas import setup_cas
     from idp.directory.identifiers import check_data_key
+    from idp.directory.scim_views import setup_scim
+    from idp.mfa.views import bp as mfa
     from idp.oidc import setup_oidc
     from idp.portal.views import bp as portal
     from idp.security.views import bp as security
+    from idp.social.views import setup_social
 
     check_data_key(app.config)
     setup_senders(app)
-    for blueprint in (portal, auth, account, security):
+    for blueprint in (portal, auth, account, security, mfa):
         app.register_blueprint(blueprint)
+    setup_console(app)
+    setup_admin_sections(app)
+    setup_social(app)
     setup_cas(app)
     setup_oidc(app)
+    setup_scim(app)
     setup_session_cookie(app)
     setup_auth(app)
     cli.register(app)

@@ -15,6 +15,19 @@ def parse_seconds_list(raw: str) -> tuple[int, ...]:
     return values
 
 
+def parse_timeout(raw: str) -> float:
+    """A positive number of seconds, at most 60 (``5``, ``2.5``)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not 0 < value <= 60:
+        raise ValueError("expected more than 0 and at most 60 seconds")
+    return value
+
+
+_web_url = parse_url("http", "https")
+
 SETTINGS = (
     *common_settings("统一身份认证"),
     Setting("ISSUER", "http://127.0.0.1:5000", parse_url("http", "https"), "the IdP's public URL"),
@@ -47,6 +60,12 @@ SETTINGS = (
     Setting("PASSWORD_MIN_LENGTH", 8, parse_int(6, 64)),
     Setting("PASSWORD_MAX_LENGTH", 64, parse_int(8, 1024)),
     Setting("PASSWORD_MIN_SCORE", 1, parse_int(0, 4), "lowest zxcvbn score accepted, 0-4"),
+    Setting(
+        "PASSWORD_MIN_CLASSES",
+        2,
+        parse_int(2, 4),
+        "character classes (upper, lower, digit, symbol) a password needs, 2-4",
+    ),
     Setting("ARGON2_MEMORY_KIB", 19456, parse_int(1024), "OWASP: 19456 KiB with time cost 2"),
     Setting("ARGON2_TIME_COST", 2, parse_int(1)),
     Setting("ARGON2_PARALLELISM", 1, parse_int(1, 16)),
@@ -73,8 +92,24 @@ SETTINGS = (
     Setting("OIDC_ACCESS_TOKEN_TTL", 3600, parse_int(60)),
     Setting("OIDC_ID_TOKEN_TTL", 3600, parse_int(60)),
     Setting("OIDC_REFRESH_TOKEN_TTL", 30 * 86400, parse_int(300)),
+    # WeChat (Open Platform website login) and WeCom (web login): unset app ids hide them
+    Setting("WECHAT_APP_ID", None, str, "Open Platform website app's AppID"),
+    Setting("WECHAT_APP_SECRET", None, str),
+    Setting("WECHAT_OAUTH_BASE_URL", "https://open.weixin.qq.com/connect/", _web_url),
+    Setting("WECHAT_API_BASE_URL", "https://api.weixin.qq.com/", _web_url),
+    Setting("WECOM_CORP_ID", None, str, "WeCom CorpID"),
+    Setting("WECOM_AGENT_ID", None, str, "AgentId of the self-built app used for web login"),
+    Setting("WECOM_SECRET", None, str, "that app's Secret"),
+    Setting("WECOM_LOGIN_BASE_URL", "https://login.work.weixin.qq.com/", _web_url),
+    Setting("WECOM_API_BASE_URL", "https://qyapi.weixin.qq.com/cgi-bin/", _web_url),
+    Setting("SOCIAL_TIMEOUT", 5.0, parse_timeout, "seconds to wait for WeChat / WeCom APIs"),
     # SSO sessions
     Setting("SESSION_IDLE_TIMEOUT", 7200, parse_int(60)),
     Setting("SESSION_ABSOLUTE_TIMEOUT", 43200, parse_int(300)),
     Setting("SESSION_REMEMBER_TIMEOUT", 30 * 86400, parse_int(300), "with 'remember me'"),
+    # Two-step verification (TOTP)
+    Setting("TOTP_ISSUER", None, str, "name shown in authenticator apps; default SITE_NAME"),
+    Setting("TOTP_TRUST_DAYS", 30, parse_int(1, 365), "days a trusted device skips the code"),
+    Setting("TOTP_MAX_FAILURES", 5, parse_int(1), "wrong codes before verification pauses"),
+    Setting("TOTP_LOCK_SECONDS", 900, parse_int(60), "how long it pauses"),
 )

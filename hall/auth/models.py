@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hall.extensions import db
@@ -42,6 +42,10 @@ class HallUser(db.Model):  # type: ignore[name-defined]
     #: When the claims were last copied from the IdP.
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: False once the IdP's directory no longer lists the person or disabled the account.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: When directory sync last saw the person (None: known only from sign-in).
+    directory_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class HallSession(db.Model):  # type: ignore[name-defined]

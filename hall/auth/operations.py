@@ -58,4 +58,6 @@ def record_sign_in(claims: dict[str, Any]) -> HallUser:
             setattr(user, attribute, _text(claims, claim, limit))
     user.updated_at = now
     user.last_sign_in_at = now
+    # The IdP just vouched for the person: whatever directory sync last concluded, they exist.
+    user.active = True
     return user

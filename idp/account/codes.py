@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.directory.identifiers import mask_email, mask_phone
 from idp.directory.models import User
+from idp.policy_settings import effective_config
 from shared.factory import get_store
 from shared.messaging import (
     MailError,
@@ -95,14 +96,14 @@ def _digest(code: str) -> str:
 
 def code_minutes() -> int:
     """How many minutes a code stays valid (for messages)."""
-    return max(1, int(current_app.config["CODE_TTL"]) // 60)
+    return max(1, int(effective_config()["CODE_TTL"]) // 60)
 
 
 def ip_needs_captcha() -> bool:
     """True when this address has asked for many codes lately (SMS pumping defence)."""
     ip = client_ip() or "-"
     count = get_store().count(f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}")
-    return count >= current_app.config["CODE_IP_CAPTCHA_AFTER"]
+    return count >= effective_config()["CODE_IP_CAPTCHA_AFTER"]
 
 
 def send_code(purpose: str, channel: Channel, user: User | None, *, deliver: bool = True) -> None:
@@ -111,7 +112,7 @@ def send_code(purpose: str, channel: Channel, user: User | None, *, deliver: boo
     ``deliver=False`` goes through every limit and answers exactly as a real send would, but
     sends nothing: for targets not on file, so that the response reveals nothing.
     """
-    config = current_app.config
+    config = effective_config()
     store = get_store()
     ip = client_ip() or "-"
     ip_key = f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}"
@@ -196,7 +197,7 @@ def verify_code(purpose: str, channel: Channel, code: str | None) -> int | None:
 
     Raises :class:`CodeError` for a wrong, expired or exhausted code.
     """
-    config = current_app.config
+    config = effective_config()
     store = get_store()
     key = channel.key(purpose)
     raw = store.get(f"code:{key}")

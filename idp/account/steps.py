@@ -36,6 +36,7 @@ from idp.auth.views import no_store
 from idp.directory.identifiers import mask_phone, normalise_phone
 from idp.directory.models import User
 from idp.extensions import db
+from idp.policy_settings import effective_config
 
 ACTIVATE = "activate"
 RECOVER = "recover"
@@ -94,7 +95,7 @@ def password_errors(user: User, form: NewPasswordForm) -> list[str]:
         return [_("两次输入的密码不一致")]
     return check_password(
         form.password.data or "",
-        PasswordPolicy.from_config(current_app.config),
+        PasswordPolicy.from_config(effective_config()),
         personal_info(user),
     )
 
@@ -163,7 +164,7 @@ def final_password_step(
         400 if form.errors else 200,
         form=form,
         step=3,
-        policy=PasswordPolicy.from_config(current_app.config),
+        policy=PasswordPolicy.from_config(effective_config()),
     )
 
 

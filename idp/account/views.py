@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -48,6 +48,7 @@ from idp.auth.policy import PasswordPolicy
 from idp.auth.views import finish_pending_sign_in, pending_sign_in_user
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
+from idp.policy_settings import effective_config
 
 bp = Blueprint("account", __name__, template_folder="templates")
 
@@ -213,7 +214,7 @@ def _complete_password(user: User) -> ResponseReturnValue:
         form=form,
         step=3,
         user=user,
-        policy=PasswordPolicy.from_config(current_app.config),
+        policy=PasswordPolicy.from_config(effective_config()),
     )
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, event
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from idp.directory.models import utcnow
 from idp.extensions import db
@@ -39,3 +40,24 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
         Index("ix_audit_events_actor_at", "actor_id", "at"),
         Index("ix_audit_events_action_at", "action", "at"),
     )
+
+
+class AuditLogIsAppendOnly(RuntimeError):
+    """Raised when application code tries to change or remove an audit event."""
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changed_events(session: Session, flush_context: Any, instances: Any) -> None:
+    # The log is evidence: the app may add events, never edit or delete one.
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise AuditLogIsAppendOnly(f"audit event {obj.id} cannot be changed or deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state: ORMExecuteState) -> None:
+    # Bulk UPDATE / DELETE statements bypass the flush; refuse them at execution.
+    if (state.is_update or state.is_delete) and any(
+        mapper.class_ is AuditEvent for mapper in state.all_mappers
+    ):
+        raise AuditLogIsAppendOnly("audit events cannot be changed or deleted")

@@ -45,6 +45,8 @@ class PasswordPolicy:
     max_length: int = 64
     #: Lowest zxcvbn score (0–4) accepted; 0 turns the strength rule off.
     min_score: int = 1
+    #: Character classes (upper, lower, digit, symbol) needed; 2 = the manual's letters+digits.
+    min_classes: int = 2
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PasswordPolicy:
@@ -53,6 +55,7 @@ class PasswordPolicy:
             min_length=int(config.get("PASSWORD_MIN_LENGTH", cls.min_length)),
             max_length=int(config.get("PASSWORD_MAX_LENGTH", cls.max_length)),
             min_score=int(config.get("PASSWORD_MIN_SCORE", cls.min_score)),
+            min_classes=int(config.get("PASSWORD_MIN_CLASSES", cls.min_classes)),
         )
 
 
@@ -92,6 +95,13 @@ def check_password(password: str, policy: PasswordPolicy, person: PersonalInfo) 
     # Any script's letters count: international students may use their own alphabet.
     if not (any(c.isalpha() for c in password) and any(c.isdecimal() for c in password)):
         errors.append(_("密码须同时包含字母和数字"))
+    elif character_classes(password) < policy.min_classes:
+        errors.append(
+            _(
+                "密码须至少包含大写字母、小写字母、数字、符号中的 %(count)d 类",
+                count=policy.min_classes,
+            )
+        )
     fragments = _personal_fragments(person)
     for kind, message in _CONTAINMENT_MESSAGES:
         if any(fragment in lowered for fragment in fragments[kind]):
@@ -110,6 +120,16 @@ def check_password(password: str, policy: PasswordPolicy, person: PersonalInfo) 
                 )
             )
     return errors
+
+
+def character_classes(password: str) -> int:
+    """How many of upper case, lower case (or uncased letters), digits and symbols it uses."""
+    upper = any(c.isupper() for c in password)
+    # Letters without case (汉字, Arabic…) count with lower case: they are still letters.
+    lower = any(c.isalpha() and not c.isupper() for c in password)
+    digit = any(c.isdecimal() for c in password)
+    symbol = any(not c.isalnum() and not c.isspace() for c in password)
+    return upper + lower + digit + symbol
 
 
 def password_strength(password: str, person: PersonalInfo | None = None) -> Strength:

@@ -15,8 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from flask import current_app
-
+from idp.policy_settings import effective_config
 from shared.factory import get_store
 
 IP_WINDOW = 3600
@@ -53,7 +52,7 @@ def reserve_attempt(subject: str) -> Attempt:
     lock that ended block ``k`` has been set and has expired. The last attempt of a block sets
     the next lock *before* its password is checked, so concurrent attempts find it in place.
     """
-    config = current_app.config
+    config = effective_config()
     store = get_store()
     every: int = config["LOCKOUT_EVERY"]
     durations: tuple[int, ...] = config["LOCKOUT_DURATIONS"]
@@ -94,7 +93,7 @@ def record_ip_failure(ip: str | None) -> None:
 
 def captcha_required(subject: str | None, ip: str | None) -> bool:
     """True when the account or the address has failed often enough to need a CAPTCHA."""
-    config = current_app.config
+    config = effective_config()
     store = get_store()
     if subject and failures(subject) >= config["LOGIN_CAPTCHA_AFTER"]:
         return True
@@ -109,4 +108,4 @@ def record_failure(subject: str) -> int:
     Only feeds :func:`captcha_required`; locks are for password sign-in alone.
     """
     fail, _, _ = _keys(subject)
-    return get_store().hit(fail, current_app.config["LOCKOUT_WINDOW"])
+    return get_store().hit(fail, effective_config()["LOCKOUT_WINDOW"])

@@ -59,6 +59,8 @@ from idp.auth.sessions import (
 from idp.directory.identifiers import normalise_phone
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
+from idp.mfa.signin import needs_second_factor, start_two_step
+from idp.policy_settings import effective_config
 from shared.web import is_local_path
 
 bp = Blueprint(
@@ -92,6 +94,12 @@ def continue_sign_in(user: User, methods: list[str], remember: bool, target: str
         db.session.commit()
         flash(_("您的账号尚未激活，请先激活账号。"), "error")
         return redirect(url_for("account.activate"))
+    if needs_second_factor(user, methods):
+        # Before the required steps too: changing a password or completing information needs
+        # the whole sign-in proven first. The code page calls back here with "totp" added.
+        start_two_step(user, methods, remember, target)
+        db.session.commit()
+        return redirect(url_for("mfa.sign_in"))
     if step is not None:
         flows.start_flow(
             SIGNIN_FLOW,
@@ -138,10 +146,12 @@ def pending_sign_in_user() -> User | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """统一身份认证登录页: 账号登录 and 短信登录 tabs."""
+    """统一身份认证登录页: 账号登录, 短信登录 and 扫码登录 tabs."""
     tab = request.args.get("tab", "password")
     if tab == "sms":
         return sms_login()
+    if tab == "qr":
+        return qr_login()
     form = LoginForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
@@ -181,6 +191,17 @@ def login() -> ResponseReturnValue:
                 ),
                 status,
             )
+        )
+    )
+
+
+def qr_login() -> ResponseReturnValue:
+    """方式三：微信、企业微信扫码登录: the icons lead to the providers' QR pages (idp.social)."""
+    form = LoginForm()
+    form.next.data = request.args.get("next", "")
+    return no_store(
+        current_app.make_response(
+            render_template("auth/login.html", form=form, tab="qr", need_captcha=False)
         )
     )
 
@@ -316,7 +337,7 @@ def change_password() -> ResponseReturnValue:
         "auth/change_password.html",
         form=form,
         forced=pending is not None,
-        policy=PasswordPolicy.from_config(current_app.config),
+        policy=PasswordPolicy.from_config(effective_config()),
     ), status
 
 
@@ -325,7 +346,7 @@ def _new_password_errors(user: User, form: Any) -> list[str]:
     if form.password.data != form.confirm.data:
         return [_("两次输入的密码不一致")]
     errors = check_password(
-        form.password.data, PasswordPolicy.from_config(current_app.config), personal_info(user)
+        form.password.data, PasswordPolicy.from_config(effective_config()), personal_info(user)
     )
     if not errors and hasher().verify(user.password_hash, form.password.data).ok:
         errors = [_("新密码不能与当前密码相同")]

@@ -48,11 +48,47 @@ def secret_matches(client: OidcClient, secret: str | None) -> bool:
     return hmac.compare_digest(hash_secret(secret), client.client_secret_hash)
 
 
-def _check_uri(uri: str, what: str) -> str:
+#: Hosts where plain http is allowed (a developer's own machine); everywhere else https only.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_uri(uri: str, what: str) -> str:
+    """A client URI: absolute, no fragment, https (http only on loopback, for development)."""
     parts = urlsplit(uri)
-    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
-        raise ClientError(f"{what} must be an absolute http(s) URL without a fragment: {uri}")
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    loopback = host in LOOPBACK_HOSTS or (host or "").startswith("127.")
+    if (
+        not host
+        or parts.fragment
+        or not (parts.scheme == "https" or (parts.scheme == "http" and loopback))
+    ):
+        raise ClientError(
+            f"{what} must be an absolute https URL without a fragment "
+            f"(http only on 127.0.0.1/localhost): {uri}"
+        )
     return uri
+
+
+def check_service_pattern(service_pattern: str) -> str:
+    """A CAS service pattern: a regular expression that compiles."""
+    try:
+        re.compile(service_pattern)
+    except re.error as exc:
+        raise ClientError(f"the service pattern is not a valid regular expression: {exc}") from None
+    return service_pattern
+
+
+def check_attributes(attributes: list[str] | None) -> list[str]:
+    """CAS attributes to release: each one of :data:`CAS_ATTRIBUTES`."""
+    unknown = sorted(set(attributes or []) - set(CAS_ATTRIBUTES))
+    if unknown:
+        raise ClientError(
+            f"unknown attribute(s) {', '.join(unknown)}; choose from {', '.join(CAS_ATTRIBUTES)}"
+        )
+    return list(attributes or [])
 
 
 def register_oidc_client(
@@ -87,11 +123,9 @@ def register_oidc_client(
         client_id=secrets.token_hex(12),
         client_secret_hash=hash_secret(secret) if secret else None,
         name=name.strip() or "client",
-        redirect_uris=[_check_uri(u, "redirect URI") for u in redirect_uris],
-        post_logout_redirect_uris=[
-            _check_uri(u, "post-logout URI") for u in post_logout_uris or []
-        ],
-        backchannel_logout_uri=_check_uri(backchannel_logout_uri, "back-channel logout URI")
+        redirect_uris=[check_uri(u, "redirect URI") for u in redirect_uris],
+        post_logout_redirect_uris=[check_uri(u, "post-logout URI") for u in post_logout_uris or []],
+        backchannel_logout_uri=check_uri(backchannel_logout_uri, "back-channel logout URI")
         if backchannel_logout_uri
         else None,
         grant_types=grants,
@@ -116,19 +150,11 @@ def register_cas_service(
     single_logout: bool = True,
 ) -> CasService:
     """Register a CAS service; its pattern must compile and is matched against whole URLs."""
-    try:
-        re.compile(service_pattern)
-    except re.error as exc:
-        raise ClientError(f"the service pattern is not a valid regular expression: {exc}") from None
-    unknown = sorted(set(attributes or []) - set(CAS_ATTRIBUTES))
-    if unknown:
-        raise ClientError(
-            f"unknown attribute(s) {', '.join(unknown)}; choose from {', '.join(CAS_ATTRIBUTES)}"
-        )
+    check_service_pattern(service_pattern)
     service = CasService(
         name=name.strip() or "service",
         service_pattern=service_pattern,
-        attributes=list(attributes or []),
+        attributes=check_attributes(attributes),
         proxy_allowed=proxy_allowed,
         single_logout=single_logout,
     )

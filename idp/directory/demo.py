@@ -16,6 +16,8 @@ from idp.directory.operations import (
     find_department,
     find_user_by_account,
 )
+from idp.directory.positions import PositionKind, appoint
+from idp.directory.roles import Role, grant_role
 from idp.extensions import db
 
 DEPARTMENTS = (
@@ -24,6 +26,13 @@ DEPARTMENTS = (
     ("CS", "计算机与通信学院", "LUT"),
     ("HR", "人事处", "LUT"),
     ("SA", "学生工作处", "LUT"),
+    ("CS-2024-1", "计算机2024级1班", "CS"),
+)
+
+#: Demo posts (account, department, kind, title): the directory API serves them as groups.
+DEMO_POSITIONS = (
+    ("T2001", "HR", PositionKind.HEAD, "人事处 处长"),
+    ("T2001", "CS-2024-1", PositionKind.COUNSELLOR, "计算机2024级1班 辅导员"),
 )
 
 
@@ -42,6 +51,9 @@ class DemoAccount:
     pending: bool
     legacy: bool
     role: str
+    #: A console role (``helpdesk`` / ``admin``) granted with the account; TOTP they enable
+    #: themselves at their first visit to /admin.
+    console_role: str | None = None
 
 
 DEMO_ACCOUNTS = (
@@ -84,6 +96,34 @@ DEMO_ACCOUNTS = (
         True,
         "教职工，旧版密码，需信息完善 (staff, legacy password, completes information)",
     ),
+    DemoAccount(
+        "N0001",
+        "赵服务台",
+        UserKind.STAFF,
+        "NIC",
+        "Hongliu2024desk",
+        "620102198506061231",
+        "13800000004",
+        True,
+        False,
+        False,
+        "服务台 (help desk: /admin, enables TOTP at first visit)",
+        "helpdesk",
+    ),
+    DemoAccount(
+        "N0002",
+        "钱管理员",
+        UserKind.STAFF,
+        "NIC",
+        "Hongliu2024admin",
+        "620102198707071233",
+        "13800000005",
+        True,
+        False,
+        False,
+        "管理员 (admin: /admin, enables TOTP at first visit)",
+        "admin",
+    ),
 )
 
 
@@ -125,5 +165,14 @@ def load_demo() -> list[DemoAccount]:
             )
             if demo.phone and demo.phone_verified:
                 user.phone, user.phone_verified_at = demo.phone, utcnow()
+    db.session.flush()
+    for demo in DEMO_ACCOUNTS:
+        holder = find_user_by_account(demo.account)
+        if demo.console_role and holder is not None:
+            grant_role(holder, Role(demo.console_role))  # False (no-op) when already held
+    for account, code, kind, title in DEMO_POSITIONS:
+        holder, department = find_user_by_account(account), find_department(code)
+        if holder is not None and department is not None:
+            appoint(holder, department, kind, title)
     db.session.commit()
     return list(DEMO_ACCOUNTS)

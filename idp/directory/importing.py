@@ -38,6 +38,7 @@ from idp.directory.operations import (
     _clean_phone,
     ensure_department,
 )
+from idp.directory.positions import Holding, parse_holdings, set_holdings
 from idp.extensions import db
 
 
@@ -81,6 +82,8 @@ class _ImportRow:
     phone: str | None
     email: str | None
     legacy_hash: str | None
+    #: None when the file has no ``positions`` column (posts are left as they are).
+    positions: list[Holding] | None
 
 
 ImportSource = str | os.PathLike[str] | bytes | IO[bytes] | Iterable[Mapping[str, Any]]
@@ -173,6 +176,13 @@ def _clean_import_row(line: int, raw: Mapping[str, Any], key: bytes) -> _ImportR
         raise DirectoryError("部门代码不能超过 64 个字符")
     id_number = _clean_id_number(cell("id_number")) if cell("id_number") else None
     legacy_hash = cell("legacy_hash") or None
+    positions = None
+    if "positions" in raw:
+        # The column, when present, is the whole truth about the person's posts.
+        try:
+            positions = parse_holdings(cell("positions"))
+        except ValueError as exc:
+            raise DirectoryError(str(exc)) from None
     # argon2id strings are accepted too: the hasher verifies them natively.
     if legacy_hash and not (is_legacy_hash(legacy_hash) or legacy_hash.startswith("$argon2id$")):
         raise DirectoryError("无法识别的旧密码哈希格式")
@@ -188,6 +198,7 @@ def _clean_import_row(line: int, raw: Mapping[str, Any], key: bytes) -> _ImportR
         phone=_clean_phone(cell("phone")) if cell("phone") else None,
         email=_clean_email(cell("email")) if cell("email") else None,
         legacy_hash=legacy_hash,
+        positions=positions,
     )
 
 
@@ -269,6 +280,10 @@ class _Importer:
             code: id_ for code, id_ in db.session.execute(select(Department.code, Department.id))
         }
 
+    def _department_names(self, ids: set[int]) -> dict[int, str]:
+        query = select(Department.id, Department.name).where(Department.id.in_(ids))
+        return {department_id: name for department_id, name in db.session.execute(query)}
+
     def apply(self, rows: list[_ImportRow]) -> None:
         """Write ``rows`` and commit; on a conflict (someone else wrote meanwhile), row by row."""
         try:
@@ -302,6 +317,10 @@ class _Importer:
                 if department_id is None:
                     failed.append(ImportFailure(row.line, f"未知部门代码 {row.department_code}"))
                     continue
+            unknown = [code for code, _, _ in row.positions or [] if code not in self.departments]
+            if unknown:
+                failed.append(ImportFailure(row.line, f"职务中的未知部门代码 {unknown[0]}"))
+                continue
             placed.append((row, department_id))
         accounts = [row.account for row, _ in placed]
         existing = {
@@ -328,7 +347,40 @@ class _Importer:
             db.session.execute(insert(User), inserts)
         if updates:
             db.session.execute(update(User), updates)
-        return len(inserts), len(updates), unchanged, failed
+        moved = self._apply_positions([row for row, _ in placed], existing, updates)
+        return len(inserts), len(updates) + moved, unchanged - moved, failed
+
+    def _apply_positions(
+        self, rows: list[_ImportRow], existing: dict[str, Any], updates: list[dict[str, Any]]
+    ) -> int:
+        """Set the posts of rows that name them; returns how many otherwise unchanged people
+        changed posts (they count as updated)."""
+        named = [row for row in rows if row.positions is not None]
+        if not named:
+            return 0
+        accounts = [row.account for row in named]
+        ids = {
+            account: user_id
+            for account, user_id in db.session.execute(
+                select(User.account, User.id).where(User.account.in_(accounts))
+            )
+        }
+        wanted = {
+            ids[row.account]: [
+                (self.departments[code], kind, title) for code, kind, title in row.positions or []
+            ]
+            for row in named
+        }
+        departments = {dept for items in wanted.values() for dept, _, _ in items}
+        changed = set_holdings(wanted, self._department_names(departments))
+        counted = {update["id"] for update in updates}
+        return sum(
+            1
+            for row in named
+            if row.account in existing
+            and ids[row.account] in changed
+            and ids[row.account] not in counted
+        )
 
     def _new_user(
         self, row: _ImportRow, department_id: int | None, now: datetime

@@ -25,6 +25,7 @@ from idp.directory.identifiers import (
 )
 from idp.directory.models import Department, User, UserKind, UserStatus, utcnow
 from idp.extensions import db
+from idp.policy_settings import effective_config
 
 _ACCOUNT = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 
@@ -42,6 +43,7 @@ IMPORT_COLUMNS = (
     "phone",
     "email",
     "legacy_hash",
+    "positions",
 )
 REQUIRED_COLUMNS = ("account", "name")
 
@@ -202,7 +204,7 @@ def create_user(
         info = PersonalInfo(
             account=account, name=name, phone=phone, id_number=id_number, email=email
         )
-        problems = check_password(password, PasswordPolicy.from_config(config), info)
+        problems = check_password(password, PasswordPolicy.from_config(effective_config()), info)
         if problems:
             raise DirectoryError("；".join(problems), problems)
         user.password_hash = hasher_from_config(config).hash(password)

@@ -58,7 +58,7 @@ SCOPE_LABELS = {
 }
 
 #: RFC 8176 names of the sign-in methods SSO sessions record.
-AMR_VALUES = {"password": "pwd", "sms": "sms"}
+AMR_VALUES = {"password": "pwd", "sms": "sms", "totp": "otp"}
 
 #: HKDF ``info`` for the key of ``sid`` values; changing it changes every sid.
 SID_INFO = b"hongliu oidc sid"

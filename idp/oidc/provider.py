@@ -46,7 +46,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from idp.audit.operations import record
+from idp.audit.operations import DENIED, record
 from idp.auth.sessions import current_session, end_session
 from idp.clients.models import OidcClient
 from idp.clients.operations import hash_secret, policy_admits
@@ -227,10 +227,35 @@ class ServiceGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
         if not wanted <= set(self._service_scopes()):
             raise InvalidScopeError("The client may only ask for its registered service scopes.")
 
+    def authenticate_token_endpoint_client(self) -> RelyingParty:
+        client: RelyingParty = super().authenticate_token_endpoint_client()
+        self.authenticated = client  # named in the audit trail even when refused later
+        return client
+
+    def validate_token_request(self) -> None:
+        self.authenticated: RelyingParty | None = None
+        try:
+            super().validate_token_request()
+        except OAuth2Error as error:
+            client = self.authenticated
+            record(
+                "oauth.client_credentials",
+                DENIED,
+                subject=client.get_client_id() if client is not None else None,
+                detail={"error": error.error, "scope": (self.request.payload.scope or "")[:200]},
+            )
+            raise
+
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         scope = self.request.payload.scope or " ".join(self._service_scopes())
         token = self.generate_token(scope=scope, include_refresh_token=False)
         self.save_token(token)
+        # A service token reads data about everyone (the directory): keep a trail of each.
+        record(
+            "oauth.client_credentials",
+            subject=self.client.get_client_id(),
+            detail={"scope": scope},
+        )
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
 

@@ -33,6 +33,7 @@ from idp.auth.operations import PasswordCheck, confirm_password
 from idp.auth.views import no_store
 from idp.directory.models import User
 from idp.extensions import db
+from idp.policy_settings import effective_config
 from idp.security.forms import (
     ReverifyForm,
 )
@@ -95,7 +96,7 @@ def send(form: Any, purpose: str, channel: Channel, user: User) -> int:
         form.code.errors = [exc.message]
         return exc.status
     db.session.commit()
-    minutes = max(1, current_app.config["CODE_TTL"] // 60)
+    minutes = max(1, effective_config()["CODE_TTL"] // 60)
     flash(
         _(
             "验证码已发送至 %(target)s，%(minutes)d 分钟内有效。",

@@ -74,7 +74,12 @@ KIND_LABELS = {
     UserKind.STAFF: _l("教职工"),
     UserKind.VISITOR: _l("访客"),
 }
-SIGN_IN_METHODS = {"password": _l("账号密码"), "sms": _l("短信验证码")}
+SIGN_IN_METHODS = {
+    "password": _l("账号密码"),
+    "sms": _l("短信验证码"),
+    "wechat": _l("微信扫码"),
+    "wecom": _l("企业微信扫码"),
+}
 OUTCOMES = {"success": _l("成功"), "failure": _l("失败"), "denied": _l("已拒绝")}
 
 

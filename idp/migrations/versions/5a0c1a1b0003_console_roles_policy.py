@@ -31,8 +31,18 @@ def upgrade():
     with op.batch_alter_table('role_grants', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_role_grants_user_id'), ['user_id'], unique=False)
 
+    op.create_table('policy_settings',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.JSON(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['updated_by_id'], ['users.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('name')
+    )
+
 
 def downgrade():
+    op.drop_table('policy_settings')
     with op.batch_alter_table('role_grants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_role_grants_user_id'))
 

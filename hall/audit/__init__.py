@@ -1,0 +1,1 @@
+"""The hall's audit log: who changed what in the hall, and when."""

@@ -1,0 +1,1 @@
+"""The hall's copy of the campus directory (departments, later positions) from the IdP."""

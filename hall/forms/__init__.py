@@ -1,0 +1,1 @@
+"""Online forms: JSON Schema definitions, server-side validation and rendering."""

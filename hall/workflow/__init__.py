@@ -1,0 +1,1 @@
+"""Approval flows: definitions, the pure engine, and (later) persistence."""

@@ -1,0 +1,135 @@
+"""Integration snippets the registry shows beside each client: the URLs a campus system needs
+and a configuration for the client libraries people actually use."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from idp.clients.models import CasService, OidcClient
+
+#: Shown where a secret belongs: the registry never keeps a secret it could show again.
+SECRET_PLACEHOLDER = "<client_secret>"  # noqa: S105 - a placeholder, not a secret
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One block on the page: a title and text to copy."""
+
+    title: str
+    text: str
+
+
+def _q(value: str) -> str:
+    """A string literal that is valid in both Python and JavaScript."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def cas_endpoints(issuer: str) -> dict[str, str]:
+    """The CAS URLs of this IdP."""
+    base = issuer.rstrip("/") + "/cas/"
+    return {
+        "server": base,
+        "login": base + "login",
+        "logout": base + "logout",
+        "serviceValidate": base + "serviceValidate",
+        "p3/serviceValidate": base + "p3/serviceValidate",
+    }
+
+
+def example_service_url(service: CasService) -> str:
+    """A plausible service URL for the snippets (the pattern, if it is a plain URL prefix)."""
+    pattern = service.service_pattern
+    for suffix in (".*", "/.*", ".+"):
+        if pattern.endswith(suffix):
+            pattern = pattern[: -len(suffix)]
+            break
+    plain = pattern.replace("\\.", ".").replace("\\/", "/").lstrip("^").rstrip("$")
+    if plain.startswith(("https://", "http://")) and not any(c in plain for c in "()[]{}*+?|\\"):
+        return plain.rstrip("/") + "/login"
+    return "https://app.example.edu.cn/login"
+
+
+def cas_snippets(issuer: str, service: CasService) -> list[Snippet]:
+    """python-cas and Apereo Java client configurations for a CAS service."""
+    urls = cas_endpoints(issuer)
+    service_url = example_service_url(service)
+    python = "\n".join(
+        [
+            "from cas import CASClient  # pip install python-cas",
+            "",
+            "cas_client = CASClient(",
+            "    version=3,",
+            f"    server_url={_q(urls['server'])},",
+            f"    service_url={_q(service_url)},",
+            ")",
+            "# redirect to cas_client.get_login_url(); then, with the ?ticket= it returns:",
+            "user, attributes, pgtiou = cas_client.verify_ticket(ticket)",
+        ]
+    )
+    java = "\n".join(
+        [
+            "# Apereo CAS Java client (cas-client-support-springboot), application.properties",
+            f"cas.server-url-prefix={urls['server'].rstrip('/')}",
+            f"cas.server-login-url={urls['login']}",
+            f"cas.client-host-url={service_url.rsplit('/', 1)[0]}",
+            "cas.validation-type=CAS3",
+        ]
+    )
+    validate = (
+        f"GET {urls['p3/serviceValidate']}?service=<URL-encoded service URL>&ticket=ST-…\n"
+        f"GET {urls['serviceValidate']}?service=…&ticket=ST-…&format=JSON"
+    )
+    return [
+        Snippet("CAS", "\n".join(f"{name}: {url}" for name, url in urls.items())),
+        Snippet("serviceValidate", validate),
+        Snippet("python-cas", python),
+        Snippet("Apereo Java CAS client", java),
+    ]
+
+
+def oidc_snippets(issuer: str, client: OidcClient) -> list[Snippet]:
+    """Discovery, an Authlib Flask registration and an openid-client (Node) configuration."""
+    discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    scope = " ".join(s for s in client.scopes if s in ("openid", "profile", "email")) or "openid"
+    redirect_uri = client.redirect_uris[0] if client.redirect_uris else "https://app/callback"
+    secret_line = (
+        "" if client.public else f"    client_secret={_q(SECRET_PLACEHOLDER)},  # shown once\n"
+    )
+    authlib = (
+        "from authlib.integrations.flask_client import OAuth\n"
+        "\n"
+        "oauth = OAuth(app)\n"
+        "oauth.register(\n"
+        '    "hongliu",\n'
+        f"    client_id={_q(client.client_id)},\n"
+        f"{secret_line}"
+        f"    server_metadata_url={_q(discovery)},\n"
+        f'    client_kwargs={{"scope": {_q(scope)}, "code_challenge_method": "S256"}},\n'
+        ")\n"
+        "# login:    return oauth.hongliu.authorize_redirect(" + _q(redirect_uri) + ")\n"
+        "# callback: token = oauth.hongliu.authorize_access_token(); token['userinfo']"
+    )
+    secret_arg = "" if client.public else f", {_q(SECRET_PLACEHOLDER)}"
+    node = (
+        'import * as client from "openid-client";\n'
+        "\n"
+        f"const config = await client.discovery(new URL({_q(issuer)}), "
+        f"{_q(client.client_id)}{secret_arg});\n"
+        "const code_verifier = client.randomPKCECodeVerifier();\n"
+        "const code_challenge = await client.calculatePKCECodeChallenge(code_verifier);\n"
+        "const url = client.buildAuthorizationUrl(config, {\n"
+        f"  redirect_uri: {_q(redirect_uri)},\n"
+        f"  scope: {_q(scope)},\n"
+        "  code_challenge,\n"
+        '  code_challenge_method: "S256",\n'
+        "});"
+    )
+    return [
+        Snippet(
+            "OpenID Connect",
+            f"issuer: {issuer}\ndiscovery: {discovery}\nclient_id: {client.client_id}",
+        ),
+        Snippet("Authlib (Flask)", authlib),
+        Snippet("openid-client (Node)", node),
+    ]

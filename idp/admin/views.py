@@ -1,0 +1,305 @@
+"""The help-desk console: dashboard, account search, the account page and its actions.
+
+Every action is a GET confirmation page (reason, checkbox, a single-use nonce) and a POST that
+does it; a temporary password is shown once, on the POST's answer, and never cached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from idp.admin.access import can_act_on, console_required, forbidden_page
+from idp.admin.forms import ConfirmActionForm, RoleActionForm
+from idp.admin.operations import (
+    ACTIONS,
+    ROLE_LABELS,
+    WECHAT,
+    WECOM,
+    Action,
+    ConsoleError,
+    check_allowed,
+    failed_attempts,
+    is_locked,
+    issue_nonce,
+    masked_id_number,
+    perform,
+    refuse,
+    roles_of,
+    search_accounts,
+    social_identities,
+    take_nonce,
+    totp_enabled,
+)
+from idp.audit.models import AuditEvent
+from idp.audit.operations import FAILURE, recent_sign_ins
+from idp.auth.sessions import sessions_of
+from idp.directory.identifiers import mask_email, mask_phone
+from idp.directory.models import User, UserKind, UserStatus
+from idp.directory.roles import Role, has_role
+from idp.extensions import db
+from idp.security.operations import campus_time, describe_device
+
+bp = Blueprint(
+    "admin",
+    __name__,
+    url_prefix="/admin",
+    template_folder="templates",
+    static_folder="static",
+)
+
+KIND_LABELS = {
+    UserKind.STUDENT: _l("学生"),
+    UserKind.STAFF: _l("教职工"),
+    UserKind.VISITOR: _l("访客"),
+}
+STATUS_LABELS = {
+    UserStatus.PENDING: _l("未激活"),
+    UserStatus.ACTIVE: _l("正常"),
+    UserStatus.LOCKED: _l("已锁定"),
+    UserStatus.DISABLED: _l("已停用"),
+}
+OUTCOME_LABELS = {"success": _l("成功"), "failure": _l("失败"), "denied": _l("已拒绝")}
+SIGN_IN_METHODS = {"password": _l("账号密码"), "sms": _l("短信验证码"), "totp": _l("两步验证")}
+#: Role changes have their own admin-only address; the generic one refuses them.
+ROLE_ACTIONS = (Action.GRANT_ROLE, Action.REVOKE_ROLE)
+REPLAYED = _l("此确认页面已使用或已过期，操作没有执行。请回到账号页面重新操作。")
+
+
+@bp.after_request
+def never_cache(response: Response) -> Response:
+    """Console pages show personal data and one-time forms: never from a cache."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _target(user_id: int) -> User:
+    target = db.session.get(User, user_id)
+    if target is None:
+        abort(404)
+    return target
+
+
+def summary(user: User) -> dict[str, Any]:
+    """What a search result row shows: enough to tell people apart, all of it masked."""
+    return {
+        "id": user.id,
+        "account": user.account,
+        "name": user.name,
+        "kind": KIND_LABELS.get(user.kind, user.kind),
+        "department": user.department.name if user.department else "—",
+        "status": STATUS_LABELS.get(user.status, user.status),
+        "phone": mask_phone(user.phone) if user.phone else "—",
+        "email": mask_email(user.email) if user.email else "—",
+        "id_number": masked_id_number(user) or "—",
+    }
+
+
+# 首页与查找 ---------------------------------------------------------------------------------
+
+
+@bp.get("")
+@console_required()
+def dashboard(user: User) -> ResponseReturnValue:
+    """The console's front page: the search box and what this console user may do."""
+    return render_template(
+        "admin/dashboard.html",
+        user=user,
+        roles=[ROLE_LABELS[role] for role in sorted(roles_of(user))],
+    )
+
+
+@bp.get("/users")
+@console_required()
+def search(user: User) -> ResponseReturnValue:
+    """查找账号 by account number, name, phone, ID number or email."""
+    query = request.args.get("q")
+    if query is None:
+        return render_template("admin/search.html", query="", results=None)
+    try:
+        found = search_accounts(query, actor=user)
+    except ConsoleError as exc:
+        db.session.commit()
+        page = render_template("admin/search.html", query=query, results=None, error=exc.message)
+        return page, exc.status
+    db.session.commit()
+    return render_template(
+        "admin/search.html", query=query.strip(), results=[summary(u) for u in found]
+    )
+
+
+# 账号页 -------------------------------------------------------------------------------------
+
+
+@bp.get("/users/<int:user_id>")
+@console_required()
+def account(user: User, user_id: int) -> ResponseReturnValue:
+    """One account: status, bindings, lock, roles, sessions, sign-ins, and the actions."""
+    target = _target(user_id)
+    socials = social_identities(target)
+    allowed = can_act_on(user, target)
+    actions = [
+        (action, info)
+        for action, info in ACTIONS.items()
+        if action not in ROLE_ACTIONS and has_role(user, info.role)
+    ]
+    history = [
+        {
+            "at": campus_time(event.at),
+            "ip": event.ip or "—",
+            "method": SIGN_IN_METHODS.get(event.method or "", event.method or "—"),
+            "outcome": OUTCOME_LABELS.get(event.outcome, event.outcome),
+            "ok": event.outcome == "success",
+        }
+        for event in recent_sign_ins(target)
+    ]
+    console_events = list(
+        db.session.scalars(
+            db.select(AuditEvent)
+            .where(AuditEvent.target_id == target.id, AuditEvent.action.like("console.%"))
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(20)
+        )
+    )
+    actors = {
+        u.id: u
+        for u in db.session.scalars(
+            db.select(User).where(User.id.in_({e.actor_id for e in console_events if e.actor_id}))
+        )
+    }
+    return render_template(
+        "admin/account.html",
+        user=user,
+        target=target,
+        facts=summary(target),
+        phone_verified=target.has_security_phone,
+        email_verified=target.has_security_email,
+        wechat=socials.get(WECHAT),
+        wecom=socials.get(WECOM),
+        totp=totp_enabled(target),
+        locked=is_locked(target),
+        failures=failed_attempts(target),
+        roles=[ROLE_LABELS[role] for role in sorted(roles_of(target))],
+        target_roles=roles_of(target),
+        is_admin=has_role(user, Role.ADMIN),
+        allowed=allowed,
+        actions=actions,
+        sessions=[
+            {
+                "device": describe_device(sso.user_agent),
+                "ip": sso.ip or "—",
+                "signed_in": campus_time(sso.created_at),
+                "last_seen": campus_time(sso.last_seen_at),
+            }
+            for sso in sessions_of(target)
+        ],
+        history=history,
+        console_events=[
+            {
+                "at": campus_time(event.at),
+                "action": event.action,
+                "outcome": OUTCOME_LABELS.get(event.outcome, event.outcome),
+                "actor": actors[event.actor_id].account if event.actor_id in actors else "—",
+                "detail": event.detail or "",
+            }
+            for event in console_events
+        ],
+        changed_password=campus_time(target.password_changed_at),
+    )
+
+
+# 操作 ---------------------------------------------------------------------------------------
+
+
+@bp.route("/users/<int:user_id>/actions/<action>", methods=["GET", "POST"])
+@console_required()
+def act(user: User, user_id: int, action: str) -> ResponseReturnValue:
+    """Confirm (GET) and take (POST) one help-desk action on an account."""
+    chosen = _action(action)
+    if chosen in ROLE_ACTIONS:
+        abort(404)
+    return _confirm(user, _target(user_id), chosen, ConfirmActionForm)
+
+
+@bp.route("/users/<int:user_id>/roles/<action>", methods=["GET", "POST"])
+@console_required(Role.ADMIN)
+def role_action(user: User, user_id: int, action: str) -> ResponseReturnValue:
+    """授予 / 撤销 a console role (admins only)."""
+    chosen = _action(action)
+    if chosen not in ROLE_ACTIONS:
+        abort(404)
+    return _confirm(user, _target(user_id), chosen, RoleActionForm)
+
+
+def _action(value: str) -> Action:
+    try:
+        return Action(value)
+    except ValueError:
+        abort(404)
+
+
+def action_url(target: User, action: Action) -> str:
+    """The confirmation page of ``action`` on ``target``."""
+    if action in ROLE_ACTIONS:
+        return url_for("admin.role_action", user_id=target.id, action=action.value)
+    return url_for("admin.act", user_id=target.id, action=action.value)
+
+
+def _refused(exc: ConsoleError) -> ResponseReturnValue:
+    db.session.commit()  # keep the audit record of the refusal
+    if exc.status == 403:
+        return forbidden_page(_l("没有权限"), exc.message)
+    return render_template("admin/refused.html", message=exc.message), exc.status
+
+
+def _confirm(user: User, target: User, action: Action, form_class: type) -> ResponseReturnValue:
+    info = ACTIONS[action]
+    try:
+        check_allowed(user, target, action)
+    except ConsoleError as exc:
+        return _refused(exc)
+    form = form_class()
+    page = {
+        "target": target,
+        "facts": summary(target),
+        "action": action,
+        "info": info,
+        "form": form,
+        "post_url": action_url(target, action),
+    }
+    if request.method == "GET":
+        form.nonce.data = issue_nonce(user, target, action)
+        db.session.commit()
+        return render_template("admin/confirm.html", **page)
+    if not form.validate_on_submit():
+        refuse(user, target, action, "form", FAILURE)
+        db.session.commit()
+        return render_template("admin/confirm.html", **page), 400
+    if not take_nonce(form.nonce.data, user, target, action):
+        refuse(user, target, action, "replayed", FAILURE)
+        db.session.commit()
+        return render_template("admin/refused.html", message=REPLAYED), 409
+    role = Role(form.role.data) if isinstance(form, RoleActionForm) else None
+    try:
+        password = perform(user, target, action, form.reason.data or "", role)
+    except ConsoleError as exc:
+        db.session.rollback()
+        refuse(user, target, action, str(exc.message), FAILURE)
+        return _refused(exc)
+    db.session.commit()
+    if password is not None:
+        return render_template("admin/temp_password.html", target=target, password=password)
+    flash(_("已完成：%(action)s", action=info.label), "success")
+    return redirect(url_for("admin.account", user_id=target.id))
+
+
+@bp.app_template_global("console_action_url")
+def console_action_url(target: User, action: Action) -> str:
+    """Templates link each action to its confirmation page."""
+    return action_url(target, action)

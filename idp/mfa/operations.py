@@ -1,0 +1,511 @@
+"""两步验证 rules: enrolment, code checks (rate-limited, replay-proof), recovery codes, trusted
+devices, and the help desk's reset. No ``request`` here: views pass in what they read.
+
+A TOTP code is accepted at most once: the credential remembers the last accepted 30-second
+time step and a code from that step or an earlier one is refused, with the check-and-set done
+in one UPDATE so two parallel submissions of the same code cannot both pass. Wrong codes (TOTP
+or recovery) count per user in the shared store; too many lock verification for a while.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+import segno
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_
+
+from idp.audit.operations import DENIED, FAILURE, record
+from idp.auth.models import SsoSession
+from idp.auth.operations import PasswordCheck, confirm_password
+from idp.directory.identifiers import data_key, decrypt_identifier, encrypt_identifier
+from idp.directory.models import User, utcnow
+from idp.extensions import db
+from idp.mfa.models import RecoveryCode, TotpCredential, TrustedDevice
+from shared.factory import get_store
+
+#: The method name SSO sessions record once the second factor is verified.
+TOTP = "totp"
+RECOVERY_CODE_COUNT = 10
+#: Crockford's base32 alphabet (no i, l, o, u): easy to read off paper and to type.
+_RECOVERY_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_RECOVERY_LENGTH = 10
+#: Steps either side of now that are accepted (clock drift of phones).
+VALID_WINDOW = 1
+#: How long an unconfirmed secret may be confirmed (and is shown again on reload).
+ENROLMENT_TTL = timedelta(minutes=30)
+
+
+class MfaError(ValueError):
+    """A two-step verification action cannot go ahead; ``message`` is for the user.
+
+    ``field`` names the form field it belongs to (``code`` or ``password``); ``status`` is the
+    HTTP status a view should answer with.
+    """
+
+    def __init__(self, message: str, *, field: str = "code", status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+WRONG_CODE = _l("验证码错误，请输入验证器应用中当前显示的 6 位数字。")
+WRONG_RECOVERY_CODE = _l("恢复码错误或已使用过。")
+LOCKED = _l("验证码错误次数过多，请 %(minutes)d 分钟后再试。")
+
+
+# 状态 ---------------------------------------------------------------------------------------
+
+
+def _credential(user: User) -> TotpCredential | None:
+    credential: TotpCredential | None = db.session.scalar(
+        db.select(TotpCredential).where(TotpCredential.user_id == user.id)
+    )
+    return credential
+
+
+def totp_enabled(user: User) -> bool:
+    """True when the user has a confirmed authenticator app (sign-in then asks for a code)."""
+    credential = _credential(user)
+    return credential is not None and credential.confirmed_at is not None
+
+
+def session_has_totp(sso: SsoSession) -> bool:
+    """True when the second factor was verified in this SSO session."""
+    return TOTP in sso.methods.split(",")
+
+
+def add_totp_to_session(sso: SsoSession) -> None:
+    """Record a verified second factor on the session (step-up) and refresh ``auth_time``."""
+    methods = [m for m in sso.methods.split(",") if m]
+    if TOTP not in methods:
+        methods.append(TOTP)
+    sso.methods = ",".join(methods)
+    sso.auth_time = utcnow()
+
+
+def recovery_codes_left(user: User) -> int:
+    """How many unused recovery codes the user still has."""
+    return int(
+        db.session.scalar(
+            db.select(db.func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        )
+        or 0
+    )
+
+
+# 密钥 ---------------------------------------------------------------------------------------
+
+
+def _key() -> bytes:
+    return data_key(current_app.config)
+
+
+def _secret(credential: TotpCredential) -> str:
+    return decrypt_identifier(credential.secret_encrypted, _key())
+
+
+def enrolment_secret(user: User) -> str:
+    """The secret to show while enabling: the pending one, or a new one (the caller commits)."""
+    credential = _credential(user)
+    if credential is not None and credential.confirmed_at is not None:
+        raise MfaError(_l("两步验证已开启。"), status=409)
+    if credential is not None:
+        if _aware(credential.created_at) + ENROLMENT_TTL > utcnow():
+            return _secret(credential)
+        # A secret shown long ago may have been seen by someone else: start afresh.
+        db.session.delete(credential)
+        db.session.flush()
+    secret = pyotp.random_base32(32)
+    db.session.add(
+        TotpCredential(user_id=user.id, secret_encrypted=encrypt_identifier(secret, _key()))
+    )
+    return secret
+
+
+def issuer_name() -> str:
+    """The name authenticator apps show above the code."""
+    return str(current_app.config.get("TOTP_ISSUER") or current_app.config["SITE_NAME"])
+
+
+def provisioning_uri(user: User, secret: str) -> str:
+    """The ``otpauth://`` URI the QR code carries."""
+    return pyotp.TOTP(secret).provisioning_uri(name=user.account, issuer_name=issuer_name())
+
+
+def qr_code_data_uri(uri: str) -> str:
+    """An SVG QR code as a data URI: an <img> the CSP allows, no script needed."""
+    return str(segno.make(uri, error="m").svg_data_uri(scale=5, border=2))
+
+
+def format_secret(secret: str) -> str:
+    """The secret in groups of four, as people type it into an app by hand."""
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
+# 限流 ---------------------------------------------------------------------------------------
+
+
+def _limit_keys(user: User) -> tuple[str, str]:
+    return f"mfa-fail:{user.id}", f"mfa-lock:{user.id}"
+
+
+def _lock_minutes() -> int:
+    return max(1, int(current_app.config["TOTP_LOCK_SECONDS"]) // 60)
+
+
+def _locked_error() -> MfaError:
+    return MfaError(str(LOCKED % {"minutes": _lock_minutes()}), status=429)
+
+
+def is_locked(user: User) -> bool:
+    """True while too many wrong codes keep the user from trying again."""
+    _, lock = _limit_keys(user)
+    return get_store().get(lock) is not None
+
+
+def _reserve_attempt(user: User) -> int:
+    """Count the attempt before checking it, so parallel guesses cannot pass the limit."""
+    config = current_app.config
+    store = get_store()
+    fail, lock = _limit_keys(user)
+    locked = store.get(lock) is not None
+    number = 0 if locked else store.hit(fail, config["TOTP_LOCK_SECONDS"])
+    if not locked and number > config["TOTP_MAX_FAILURES"]:
+        # A parallel guess got past the count while the lock was being set: set it here too.
+        store.set(lock, "1", config["TOTP_LOCK_SECONDS"])
+        locked = True
+    if locked:
+        record("mfa.verify", DENIED, actor=user, detail={"reason": "locked"})
+        raise _locked_error()
+    return number
+
+
+def _attempt_failed(user: User, number: int, method: str, message: str) -> MfaError:
+    """Audit a wrong code and, at the limit, start the lock; returns the error to raise."""
+    config = current_app.config
+    record("mfa.verify", FAILURE, actor=user, method=method)
+    if number >= config["TOTP_MAX_FAILURES"]:
+        _, lock = _limit_keys(user)
+        get_store().set(lock, "1", config["TOTP_LOCK_SECONDS"])
+        return _locked_error()
+    return MfaError(str(message), status=401)
+
+
+def _attempt_succeeded(user: User) -> None:
+    fail, _ = _limit_keys(user)
+    get_store().delete(fail)
+
+
+def failures(user: User) -> int:
+    """Wrong (or in-flight) codes counted for the user in the current window."""
+    fail, _ = _limit_keys(user)
+    return get_store().count(fail)
+
+
+# 验证 ---------------------------------------------------------------------------------------
+
+
+def _normalise_code(code: str) -> str | None:
+    digits = "".join(code.split())
+    return digits if len(digits) == 6 and digits.isascii() and digits.isdigit() else None
+
+
+def _matching_step(secret: str, code: str, at: float) -> int | None:
+    """The time step within the window whose code is ``code`` (compared in constant time)."""
+    totp = pyotp.TOTP(secret)
+    now = totp.timecode(datetime.fromtimestamp(at, UTC))
+    found = None
+    for step in range(now - VALID_WINDOW, now + VALID_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            found = step
+    return found
+
+
+def _accept_step(credential: TotpCredential, step: int) -> bool:
+    """Remember ``step`` as used, unless it (or a later one) already was: one atomic UPDATE."""
+    result = db.session.execute(
+        db.update(TotpCredential)
+        .where(
+            TotpCredential.id == credential.id,
+            or_(TotpCredential.last_used_step.is_(None), TotpCredential.last_used_step < step),
+        )
+        .values(last_used_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    accepted = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if accepted:
+        credential.last_used_step = step
+    return accepted
+
+
+def _check_code(user: User, credential: TotpCredential, code: str, at: float | None) -> None:
+    number = _reserve_attempt(user)
+    normalised = _normalise_code(code)
+    step = (
+        _matching_step(_secret(credential), normalised, time.time() if at is None else at)
+        if normalised
+        else None
+    )
+    if step is None or not _accept_step(credential, step):
+        raise _attempt_failed(user, number, TOTP, str(WRONG_CODE))
+    _attempt_succeeded(user)
+
+
+def verify_totp(user: User, code: str, *, at: float | None = None) -> None:
+    """Accept a code from the user's app once; ``MfaError`` when wrong, reused or locked.
+
+    The caller commits (the used step and any audit event are in the session).
+    """
+    credential = _credential(user)
+    if credential is None or credential.confirmed_at is None:
+        raise MfaError(_l("尚未开启两步验证。"), status=409)
+    _check_code(user, credential, code, at)
+
+
+def _normalise_recovery_code(code: str) -> str:
+    # Crockford's rules: people read 0 as o and 1 as l or i off printed paper.
+    cleaned = "".join(code.split()).replace("-", "").lower()
+    return cleaned.translate(str.maketrans("oil", "011"))
+
+
+def _hash_recovery_code(code: str) -> str:
+    return hashlib.sha256(_normalise_recovery_code(code).encode()).hexdigest()
+
+
+def use_recovery_code(user: User, code: str) -> int:
+    """Spend one recovery code; returns how many are left. ``MfaError`` when wrong or used.
+
+    The caller commits.
+    """
+    if not totp_enabled(user):
+        raise MfaError(_l("尚未开启两步验证。"), status=409)
+    number = _reserve_attempt(user)
+    digest = _hash_recovery_code(code)
+    match = None
+    for candidate in db.session.scalars(
+        db.select(RecoveryCode).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+        )
+    ):
+        if hmac.compare_digest(candidate.code_hash, digest):
+            match = candidate
+    spent = False
+    if match is not None:
+        # Conditional UPDATE: of two tabs submitting the same code, only one spends it.
+        result = db.session.execute(
+            db.update(RecoveryCode)
+            .where(RecoveryCode.id == match.id, RecoveryCode.used_at.is_(None))
+            .values(used_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        spent = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if not spent:
+        raise _attempt_failed(user, number, "recovery_code", str(WRONG_RECOVERY_CODE))
+    _attempt_succeeded(user)
+    db.session.expire_all()
+    left = recovery_codes_left(user)
+    record("mfa.recovery_code.use", actor=user, detail={"left": left})
+    return left
+
+
+# 开启与关闭 -----------------------------------------------------------------------------------
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(_RECOVERY_LENGTH))
+        code = f"{raw[:5]}-{raw[5:]}"
+        codes.append(code)
+        db.session.add(RecoveryCode(user_id=user.id, code_hash=_hash_recovery_code(code)))
+    return codes
+
+
+def confirm_enrolment(user: User, code: str, *, at: float | None = None) -> list[str]:
+    """Turn two-step verification on with a first code; returns the new recovery codes.
+
+    The codes are shown once and only their hashes are kept. The caller commits.
+    """
+    credential = _credential(user)
+    if credential is None:
+        raise MfaError(_l("请重新扫描二维码后再输入验证码。"), status=409)
+    if credential.confirmed_at is not None:
+        raise MfaError(_l("两步验证已开启。"), status=409)
+    _check_code(user, credential, code, at)
+    credential.confirmed_at = utcnow()
+    codes = _new_recovery_codes(user)
+    record("mfa.enable", actor=user)
+    return codes
+
+
+def regenerate_recovery_codes(user: User, code: str, *, at: float | None = None) -> list[str]:
+    """Replace all recovery codes after a TOTP code; returns the new ones. The caller commits."""
+    verify_totp(user, code, at=at)
+    codes = _new_recovery_codes(user)
+    record("mfa.recovery_codes.regenerate", actor=user)
+    return codes
+
+
+def _remove_everything(user: User) -> None:
+    for model in (RecoveryCode, TrustedDevice, TotpCredential):
+        db.session.execute(db.delete(model).where(model.user_id == user.id))
+    get_store().delete(*_limit_keys(user))
+    db.session.expire_all()
+
+
+def disable_totp(user: User, password: str, code: str, *, at: float | None = None) -> None:
+    """Turn two-step verification off; needs the login password and a current code.
+
+    Recovery codes and trusted devices go with it. The caller commits.
+    """
+    if not totp_enabled(user):
+        raise MfaError(_l("尚未开启两步验证。"), status=409)
+    check = confirm_password(user, password)
+    if check is PasswordCheck.LOCKED:
+        raise MfaError(
+            _l("密码错误次数过多，请稍后再试，或通过“忘记密码”重置。"),
+            field="password",
+            status=429,
+        )
+    if check is PasswordCheck.WRONG:
+        raise MfaError(_l("当前密码不正确"), field="password", status=401)
+    verify_totp(user, code, at=at)
+    _remove_everything(user)
+    record("mfa.disable", actor=user)
+
+
+def reset_totp(user: User, *, actor: User, reason: str) -> bool:
+    """Help desk: remove a user's two-step verification (lost phone). The caller commits.
+
+    Returns False when the user had none turned on (a half-finished enrolment is dropped
+    quietly, nothing is audited).
+    """
+    enabled = totp_enabled(user)
+    _remove_everything(user)
+    if not enabled:
+        return False
+    record("mfa.reset", actor=actor, target=user, detail={"reason": reason})
+    return True
+
+
+# 受信任设备 -----------------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def trust_days() -> int:
+    """How long a trusted device skips the code."""
+    return int(current_app.config["TOTP_TRUST_DAYS"])
+
+
+def trust_device(user: User, user_agent: str | None, ip: str | None) -> str:
+    """Remember this browser for the user; returns the cookie value. The caller commits."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.session.add(
+        TrustedDevice(
+            user_id=user.id,
+            token_hash=_token_hash(token),
+            user_agent=(user_agent or "")[:512] or None,
+            ip=ip,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(days=trust_days()),
+        )
+    )
+    record("mfa.device.trust", actor=user)
+    return token
+
+
+def _still_valid(user: User, device: TrustedDevice) -> bool:
+    """Unexpired, and trusted since the last password change (a new password revokes all)."""
+    if _aware(device.expires_at) <= utcnow():
+        return False
+    changed = user.password_changed_at
+    return changed is None or _aware(device.created_at) >= _aware(changed)
+
+
+def device_trusted(user: User, token: str | None) -> bool:
+    """True when ``token`` (the cookie) names a live trusted device of this user."""
+    if not token or len(token) > 128:
+        return False
+    device = db.session.scalar(
+        db.select(TrustedDevice).where(
+            TrustedDevice.token_hash == _token_hash(token), TrustedDevice.user_id == user.id
+        )
+    )
+    if device is None or not _still_valid(user, device):
+        return False
+    device.last_used_at = utcnow()
+    return True
+
+
+def second_factor_due(user: User, trust_token: str | None) -> bool:
+    """True when signing in must ask for a code: TOTP is on and this browser is not trusted."""
+    return totp_enabled(user) and not device_trusted(user, trust_token)
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """A trusted device as the security centre lists it."""
+
+    id: int
+    user_agent: str | None
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+
+
+def trusted_devices(user: User) -> list[DeviceView]:
+    """The user's live trusted devices, newest first."""
+    devices = db.session.scalars(
+        db.select(TrustedDevice)
+        .where(TrustedDevice.user_id == user.id)
+        .order_by(TrustedDevice.created_at.desc(), TrustedDevice.id.desc())
+    )
+    return [
+        DeviceView(d.id, d.user_agent, d.created_at, d.last_used_at, d.expires_at)
+        for d in devices
+        if _still_valid(user, d)
+    ]
+
+
+def forget_device(user: User, device_id: int) -> bool:
+    """Stop trusting one of the user's devices; False if it is not theirs. The caller commits."""
+    result = db.session.execute(
+        db.delete(TrustedDevice).where(
+            TrustedDevice.id == device_id, TrustedDevice.user_id == user.id
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    record("mfa.device.remove", actor=user, detail={"count": 1})
+    return True
+
+
+def forget_all_devices(user: User) -> int:
+    """Stop trusting every device of the user; returns how many. The caller commits."""
+    result = db.session.execute(db.delete(TrustedDevice).where(TrustedDevice.user_id == user.id))
+    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        record("mfa.device.remove", actor=user, detail={"count": count})
+    return count

@@ -1,0 +1,254 @@
+"""The manual's "联系管理员处理" cases in a real browser: the help desk finds the student in the
+console (/admin) and fixes the account; the student then signs in."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+
+import pyotp
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from shared.messaging import SMS_FILE, read_records
+from tests.e2e.conftest import ROOT, LiveServer
+
+PASSWORD = "Hongliu2024xy"
+NEW_PASSWORD = "Willow-2025-new"
+DESK_PASSWORD = "Desk-2025-hongliu"
+_numbers = itertools.count(1)
+
+#: Turns TOTP on for one account inside the live server's own configuration (database, store,
+#: data key), as the security centre would after the first code; prints the secret.
+ENABLE_TOTP = """
+import time, pyotp
+from idp.directory.operations import find_user_by_account
+from idp.extensions import db
+from idp.mfa import operations as mfa
+with app.test_request_context():
+    user = find_user_by_account(sys.argv[1])
+    secret = mfa.enrolment_secret(user)
+    db.session.commit()
+    earlier = time.time() - 60
+    mfa.confirm_enrolment(user, pyotp.TOTP(secret).at(earlier), at=earlier)
+    db.session.commit()
+print(secret)
+"""
+
+
+def _id_number(seed: int) -> str:
+    from idp.directory.identifiers import id_number_check_char
+
+    first = f"62010219990303{seed % 1000:03d}"
+    return first + id_number_check_char(first)
+
+
+def _add_user(server: LiveServer, name: str, phone: str) -> tuple[str, str]:
+    """An active account with a verified security phone; returns (account, ID number)."""
+    n = next(_numbers)
+    account, id_number = f"C2E{n:05d}", _id_number(n)
+    server.flask(
+        "users", "add", account, "--name", name, "--id-number", id_number, "--password", PASSWORD
+    )
+    server.sql(
+        "UPDATE users SET phone = :p, phone_verified_at = CURRENT_TIMESTAMP WHERE account = :a",
+        p=phone,
+        a=account,
+    )
+    return account, id_number
+
+
+@pytest.fixture(scope="module")
+def help_desk(live_idp: LiveServer) -> tuple[str, str]:
+    """A help-desk account with TOTP on; returns (account, TOTP secret)."""
+    account = "C2EDESK"
+    live_idp.flask("users", "add", account, "--name", "孙服务台", "--kind", "staff",
+                   "--password", DESK_PASSWORD)  # fmt: skip
+    live_idp.sql(
+        "UPDATE users SET phone = '13700001111', phone_verified_at = CURRENT_TIMESTAMP "
+        "WHERE account = :a",
+        a=account,
+    )
+    live_idp.flask("users", "grant", account, "helpdesk")
+    return account, _in_server(live_idp, ENABLE_TOTP, account)
+
+
+def _sign_in(page: Page, server: LiveServer, identifier: str, password: str) -> None:
+    page.goto(server.url + "/login")
+    page.get_by_label("账号", exact=True).fill(identifier)
+    page.get_by_label("密码", exact=True).fill(password)
+    page.get_by_role("button", name="登录").click()
+
+
+_used_steps: set[int] = set()
+
+
+def _fresh_code(secret: str) -> str:
+    """A code of a time step not used yet: each code signs in once, so wait for the next."""
+    while True:
+        now = time.time()
+        step = int(now // 30)
+        if step not in _used_steps and 30 - now % 30 > 3:
+            break
+        time.sleep(30 - now % 30 + 0.2)
+    _used_steps.add(step)
+    return pyotp.TOTP(secret).at(step * 30)
+
+
+def _open_console(browser: Browser, server: LiveServer, desk: tuple[str, str]) -> Page:
+    """The help desk signs in with password and authenticator code and opens /admin."""
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    _sign_in(page, server, desk[0], DESK_PASSWORD)
+    expect(page.locator("h1")).to_have_text("两步验证")
+    page.get_by_label("动态验证码").fill(_fresh_code(desk[1]))
+    page.get_by_role("button", name="验证").click()
+    page.goto(server.url + "/admin")
+    expect(page.locator("h1")).to_have_text("管理控制台")
+    return page
+
+
+def _find_and_open(desk: Page, query: str, account: str) -> None:
+    desk.get_by_label("查找账号").fill(query)
+    desk.get_by_role("button", name="查找").click()
+    desk.get_by_role("link", name=account).click()
+
+
+def _confirm(desk: Page, action: str, reason: str) -> None:
+    desk.get_by_role("link", name=action).click()
+    desk.get_by_label("操作原因").fill(reason)
+    desk.get_by_label("我已核实对方身份，确认执行此操作").check()
+    desk.get_by_role("button", name="确认执行").click()
+
+
+def test_help_desk_resets_forgotten_password_of_student_who_changed_phone(
+    page: Page, browser: Browser, live_idp: LiveServer, help_desk: tuple[str, str]
+) -> None:
+    """忘记密码且手机号已更换: the help desk finds the student by name, unbinds the old phone and
+    gives a temporary password; the student signs in with it, binds the new phone and must set
+    a new password, then signs in with that."""
+    account, id_number = _add_user(live_idp, "周小舟", "13955550001")
+    desk = _open_console(browser, live_idp, help_desk)
+    _find_and_open(desk, "周小舟", account)
+    expect(desk.locator("#account-status")).to_have_text("正常")
+    _confirm(desk, "解绑安全手机", "学生持学生证到服务台，旧手机号已停用")
+    expect(desk.get_by_role("status")).to_contain_text("已完成")
+    _confirm(desk, "重置密码（临时密码）", "学生忘记密码，手机号已更换")
+    temporary = desk.locator("#temp-password").inner_text()
+    assert len(temporary) >= 12
+
+    _sign_in(page, live_idp, account, temporary)
+    page.get_by_role("link", name="马上处理").click()
+    page.get_by_label("姓名", exact=True).fill("周小舟")
+    page.get_by_label("证件号", exact=True).fill(id_number)
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("手机号码", exact=True).fill("13955550002")
+    page.get_by_role("button", name="发送验证码").click()
+    codes = [r for r in read_records(live_idp.outbox, SMS_FILE) if r["to"] == "13955550002"]
+    page.get_by_label("验证码", exact=True).fill(str(codes[-1]["code"]))
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("新密码", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("确认密码", exact=True).fill(NEW_PASSWORD)
+    page.get_by_role("button", name="完成并登录").click()
+    expect(page.locator(".user-name")).to_have_text("周小舟")
+
+    page.context.clear_cookies()
+    _sign_in(page, live_idp, "13955550002", NEW_PASSWORD)
+    expect(page.locator(".user-name")).to_have_text("周小舟")
+    desk.goto(live_idp.url + "/admin")
+    _find_and_open(desk, account, account)
+    expect(desk.get_by_text("console.temp-password")).to_be_visible()
+    desk.context.close()
+
+
+def test_help_desk_temporary_password_must_be_changed_at_sign_in(
+    page: Page, browser: Browser, live_idp: LiveServer, help_desk: tuple[str, str]
+) -> None:
+    """A temporary password signs in once and leads straight to 修改密码."""
+    account, _ = _add_user(live_idp, "吴一帆", "13955550003")
+    desk = _open_console(browser, live_idp, help_desk)
+    _find_and_open(desk, "13955550003", account)
+    _confirm(desk, "重置密码（临时密码）", "忘记密码，本人到场")
+    temporary = desk.locator("#temp-password").inner_text()
+    desk.context.close()
+
+    _sign_in(page, live_idp, account, temporary)
+    expect(page).to_have_url(live_idp.url + "/password/change")
+    expect(page.get_by_text("请先设置新密码后再继续")).to_be_visible()
+    page.get_by_label("新密码", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("确认密码", exact=True).fill(NEW_PASSWORD)
+    page.get_by_role("button", name="完成").click()
+    expect(page.locator(".user-name")).to_have_text("吴一帆")
+
+
+def test_help_desk_unlocks_account_locked_by_wrong_passwords(
+    page: Page, browser: Browser, live_idp: LiveServer, help_desk: tuple[str, str]
+) -> None:
+    """账号被锁定: five wrong passwords (the last ones past a CAPTCHA) lock it; the help desk
+    unlocks it; the student signs in with the right password."""
+    account, _ = _add_user(live_idp, "郑可", "13955550004")
+    page.goto(live_idp.url + "/login")
+    page.get_by_label("账号", exact=True).fill(account)
+    for _ in range(10):
+        if _locked(live_idp, account):
+            break
+        page.get_by_label("密码", exact=True).fill("Wrong-password-1")
+        captcha = page.get_by_label("图形验证码")
+        if captcha.count():
+            page.wait_for_load_state("load")
+            captcha.fill(_captcha_answer(live_idp, page))
+        page.get_by_role("button", name="登录").click()
+    assert _locked(live_idp, account)
+
+    desk = _open_console(browser, live_idp, help_desk)
+    _find_and_open(desk, account, account)
+    expect(desk.locator("#lock-state")).to_contain_text("已锁定")
+    _confirm(desk, "解除锁定", "学生来电，本人核实")
+    expect(desk.locator("#lock-state")).to_contain_text("未锁定")
+    desk.context.close()
+
+    page.context.clear_cookies()
+    _sign_in(page, live_idp, account, PASSWORD)
+    expect(page.locator(".user-name")).to_have_text("郑可")
+
+
+def _in_server(server: LiveServer, body: str, *args: str) -> str:
+    """Run ``body`` (with ``app`` built from the server's environment); returns its last line."""
+    script = "import sys\nfrom idp import create_app\napp = create_app()\n" + body
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=server.env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _locked(server: LiveServer, account: str) -> bool:
+    """Whether the account's password sign-in is locked now (read from the server's store)."""
+    body = (
+        "from idp.auth import throttle\n"
+        "from idp.directory.operations import find_user_by_account\n"
+        "with app.app_context():\n"
+        "    user = find_user_by_account(sys.argv[1])\n"
+        "    print(throttle.is_locked(f'user:{user.id}'))\n"
+    )
+    return _in_server(server, body, account) == "True"
+
+
+def _captcha_answer(server: LiveServer, page: Page) -> str:
+    """The text of the CAPTCHA image this browser was shown (as a person reads it)."""
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "session")
+    body = (
+        "from shared.factory import get_store\n"
+        "data = app.session_interface.get_signing_serializer(app).loads(sys.argv[1])\n"
+        "with app.app_context():\n"
+        "    print(get_store().get('captcha:' + data['captcha_id']))\n"
+    )
+    return _in_server(server, body, cookie)
