@@ -252,3 +252,34 @@ def _captcha_answer(server: LiveServer, page: Page) -> str:
         "    print(get_store().get('captcha:' + data['captcha_id']))\n"
     )
     return _in_server(server, body, cookie)
+
+
+def test_console_refuses_help_desk_without_totp_until_it_is_enabled(
+    browser: Browser, live_idp: LiveServer
+) -> None:
+    """A help-desk account without 两步验证 is stopped at /admin until it turns it on."""
+    account = "C2ENOTOTP"
+    live_idp.flask("users", "add", account, "--name", "钱服务台", "--kind", "staff",
+                   "--password", DESK_PASSWORD)  # fmt: skip
+    live_idp.sql(
+        "UPDATE users SET phone = '13700002222', phone_verified_at = CURRENT_TIMESTAMP "
+        "WHERE account = :a",
+        a=account,
+    )
+    live_idp.flask("users", "grant", account, "helpdesk")
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    _sign_in(page, live_idp, account, DESK_PASSWORD)
+    response = page.goto(live_idp.url + "/admin")
+    assert response is not None and response.status == 403
+    expect(page.get_by_text("请先启用两步验证")).to_be_visible()
+    expect(page.get_by_role("link", name="管理控制台")).to_have_count(0)
+    page.get_by_role("link", name="启用两步验证").click()
+    expect(page).to_have_url(f"{live_idp.url}/security/totp?next=/admin")
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("动态验证码", exact=True).fill(pyotp.TOTP(secret).at(time.time() - 30))
+    page.get_by_role("button", name="开启两步验证").click()
+    expect(page.get_by_role("heading", name="保存您的恢复码")).to_be_visible()
+    page.goto(live_idp.url + "/admin")
+    expect(page.locator("h1")).to_have_text("管理控制台")
+    context.close()
