@@ -236,3 +236,29 @@ def test_logout_ends_the_hall_and_the_idp_session(
     assert "您当前没有登录" in browser.get(sso_idp.url + "/logout", timeout=10).text
     home = client.get("/")
     assert "您已退出红柳易办" in home.text and NAME not in home.text and "登录" in home.text
+
+
+def test_sign_in_still_works_after_the_idp_rotates_its_signing_key(
+    sso_hall: Flask, sso_idp: LiveServer
+) -> None:
+    """An ID token signed with a key the hall has not seen makes it refetch the IdP's JWKS."""
+    import json
+
+    from joserfc.util import urlsafe_b64decode
+
+    def kids() -> list[str]:
+        with sso_hall.app_context():
+            tokens = db.session.scalars(
+                db.select(HallSession.id_token).order_by(HallSession.created_at)
+            ).all()
+        return [json.loads(urlsafe_b64decode(t.split(".")[0].encode()))["kid"] for t in tokens]
+
+    first = sso_hall.test_client()
+    assert sign_in(first)[1].status_code == 302
+    sso_idp.flask("keys", "rotate")
+    second = sso_hall.test_client()
+    _, landed = sign_in(second)
+    assert landed.status_code == 302 and landed.headers["Location"] == "/"
+    old, new = kids()
+    assert old != new
+    assert NAME in second.get("/").text
