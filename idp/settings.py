@@ -45,6 +45,12 @@ SETTINGS = (
     Setting("SMS_ACCESS_KEY_SECRET", None, str),
     Setting("SMS_SIGN_NAME", None, str),
     Setting("SMS_TEMPLATE_ID", None, str),
+    Setting(
+        "SMS_RESET_LINK_TEMPLATE_ID",
+        None,
+        str,
+        "vendor template of the help desk's reset-link SMS (one parameter: the token)",
+    ),
     Setting("SMS_SDK_APP_ID", None, str),
     Setting("SMS_REGION", "ap-guangzhou", str),
     Setting("SMS_ENDPOINT", None, str, "host[:port] of the vendor API"),

@@ -149,22 +149,50 @@ def final_password_step(
     if state is None or user is None or state.get("step") != "password":
         flash(_(EXPIRED), "error")
         return redirect(url_for(start))
+
+    def expired() -> ResponseReturnValue:
+        flash(_(EXPIRED), "error")
+        return redirect(url_for(start))
+
+    return new_password_step(
+        user,
+        template,
+        claim=lambda password: flows.finish_flow(kind) is not None,
+        finish=lambda password: finish(user, password, state),
+        expired=expired,
+        step=3,
+    )
+
+
+def new_password_step(
+    user: User,
+    template: str,
+    *,
+    claim: Callable[[str], bool],
+    finish: Callable[[str], ResponseReturnValue],
+    expired: Callable[[], ResponseReturnValue],
+    **context: Any,
+) -> ResponseReturnValue:
+    """重置密码: the new password twice, checked against the policy.
+
+    Once it passes, ``claim`` uses up the right to set it (False: another tab or request got
+    there first, answered by ``expired``) and ``finish`` answers.
+    """
     form = NewPasswordForm()
     if form.validate_on_submit():
         errors = password_errors(user, form)
         if errors:
             form.password.errors = errors
-        elif flows.finish_flow(kind) is None:
-            flash(_(EXPIRED), "error")
-            return redirect(url_for(start))
+        elif not claim(form.password.data or ""):
+            return expired()
         else:
-            return finish(user, form.password.data or "", state)
+            return finish(form.password.data or "")
     return render_step(
         template,
         400 if form.errors else 200,
         form=form,
-        step=3,
         policy=PasswordPolicy.from_config(effective_config()),
+        **context,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -26,6 +26,14 @@ from idp.account.operations import (
     activate_account,
     reset_password,
 )
+from idp.account.reset_links import (
+    LINK_PATH,
+    LINK_TTL,
+    METHOD,
+    find_link_user,
+    note_link_request,
+    use_reset_link,
+)
 from idp.account.steps import (
     ACTIVATE,
     COMPLETE,
@@ -37,15 +45,16 @@ from idp.account.steps import (
     final_password_step,
     flow_user,
     identity_needs_captcha,
+    new_password_step,
     password_errors,
     render_step,
     verify_identity,
 )
-from idp.audit.operations import record
+from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha
 from idp.auth.operations import required_step
 from idp.auth.policy import PasswordPolicy
-from idp.auth.views import finish_pending_sign_in, pending_sign_in_user
+from idp.auth.views import finish_pending_sign_in, no_store, pending_sign_in_user
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from idp.policy_settings import effective_config
@@ -320,3 +329,58 @@ def recover_password() -> ResponseReturnValue:
         return redirect(url_for("auth.login"))
 
     return final_password_step(RECOVER, "account.recover", "account/recover.html", reset)
+
+
+# 服务台重置链接 ---------------------------------------------------------------------------
+
+
+@bp.route(LINK_PATH + "<token>", methods=["GET", "POST"])
+def reset_link(token: str) -> ResponseReturnValue:
+    """The help desk's reset link from the SMS: a new password without the old one, once.
+
+    Opening it (GET) does not use it up; the password form's POST does, atomically.
+    """
+    if not note_link_request(client_ip()):
+        return _link_gone(
+            429,
+            _("打开重置链接的请求过于频繁，请一小时后再试；着急的话请使用找回密码。"),
+            "ip-limit",
+        )
+    user = find_link_user(token)
+    if user is None:
+        return _link_gone()
+
+    def claim(password: str) -> bool:
+        return use_reset_link(token, user, password)
+
+    def finish(password: str) -> ResponseReturnValue:
+        db.session.commit()
+        flash(_("密码已重置，请使用新密码登录。"), "success")
+        return redirect(url_for("auth.login"))
+
+    response = current_app.make_response(
+        new_password_step(
+            user,
+            "account/reset_link.html",
+            claim=claim,
+            finish=finish,
+            expired=_link_gone,
+            account=user.account,
+        )
+    )
+    # The address is the secret: never hand it to another site as a Referer.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _link_gone(
+    status: int = 410, message: str | None = None, reason: str = "link-invalid"
+) -> ResponseReturnValue:
+    """An unknown, used, expired or superseded link: the same page whatever the case."""
+    if request.method == "POST":
+        record("password.reset", FAILURE, method=METHOD, detail={"reason": reason})
+        db.session.commit()
+    page = render_template("account/reset_link_gone.html", message=message, hours=LINK_TTL // 3600)
+    response = no_store(current_app.make_response((page, status)))
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

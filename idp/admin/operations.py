@@ -20,6 +20,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_
 
+from idp.account.reset_links import ResetLinkError, link_available, send_reset_link
 from idp.admin.access import can_act_on
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth import throttle
@@ -68,6 +69,7 @@ class Action(enum.StrEnum):
     """What the help desk can do to an account (the value is the address segment)."""
 
     TEMP_PASSWORD = "temp-password"  # noqa: S105 - an address segment, not a password
+    RESET_LINK = "reset-link"
     UNLOCK = "unlock"
     UNBIND_PHONE = "unbind-phone"
     UNBIND_EMAIL = "unbind-email"
@@ -95,6 +97,13 @@ ACTIONS: dict[Action, ActionInfo] = {
     Action.TEMP_PASSWORD: ActionInfo(
         _l("重置密码（临时密码）"),
         _l("生成一次性临时密码并只显示一次；原密码立即失效，所有登录被退出，下次登录须修改密码。"),
+    ),
+    Action.RESET_LINK: ActionInfo(
+        _l("发送重置链接"),
+        _l(
+            "向已验证的安全手机发送一次性重置链接（24 小时内有效），用户打开后无需原密码即可"
+            "设置新密码；所有登录被退出，下次登录须修改密码。"
+        ),
     ),
     Action.UNLOCK: ActionInfo(
         _l("解除锁定"), _l("清除密码错误次数造成的临时锁定，账号可立即用密码登录。")
@@ -326,17 +335,71 @@ def perform(
     return handler(actor, target, reason, role)
 
 
+def _sign_out_for_reset(target: User, *, unlock: bool) -> int:
+    """End every session of ``target`` before a password reset; returns how many ended.
+
+    Store work first (the lock, and single logout forgetting the sessions' tickets), row
+    changes after: on SQLite the store waits while the session holds uncommitted writes.
+    """
+    if unlock:
+        throttle.record_success(lock_subject(target))
+    return end_all_sessions(target)
+
+
 def _temp_password(actor: User, target: User, reason: str, role: Role | None) -> str | None:
     if target.status == UserStatus.PENDING:
         raise ConsoleError(_l("该账号尚未激活，请让用户通过“激活账号”设置密码。"), 409)
     password = new_temporary_password(target)
-    # Store work first (the lock, and single logout forgetting the sessions' tickets), row
-    # changes after: on SQLite the store waits while the session holds uncommitted writes.
-    throttle.record_success(lock_subject(target))
-    ended = end_all_sessions(target)
+    ended = _sign_out_for_reset(target, unlock=True)
     set_password(target, password, must_change=True)
     _audit(actor, target, Action.TEMP_PASSWORD, reason, sessions_ended=ended)
     return password
+
+
+#: Why a reset link cannot be sent, by :class:`ResetLinkError` reason.
+RESET_LINK_REFUSALS: dict[str, tuple[Any, int]] = {
+    "unavailable": (
+        _l("短信服务商尚未配置重置链接模板（IDP_SMS_RESET_LINK_TEMPLATE_ID），请改用临时密码。"),
+        409,
+    ),
+    "no-phone": (_l("该账号没有已验证的安全手机，无法发送重置链接，请改用临时密码。"), 409),
+    "too-soon": (_l("刚刚已向该账号发送过重置链接，请一分钟后再试。"), 429),
+    "sms-failed": (_l("短信发送失败，重置链接没有发出，请稍后再试或改用临时密码。"), 502),
+}
+
+
+def reset_link_refusal(target: User) -> Any | None:
+    """Why 发送重置链接 is not offered for ``target`` (no vendor template, no verified phone)."""
+    if not link_available(current_app.config):
+        return RESET_LINK_REFUSALS["unavailable"][0]
+    if not target.has_security_phone:
+        return RESET_LINK_REFUSALS["no-phone"][0]
+    return None
+
+
+def _reset_link(actor: User, target: User, reason: str, role: Role | None) -> str | None:
+    if target.status == UserStatus.PENDING:
+        raise ConsoleError(_l("该账号尚未激活，请让用户通过“激活账号”设置密码。"), 409)
+    if target.status != UserStatus.ACTIVE:
+        raise ConsoleError(_l("该账号已被停用或锁定，请先启用账号。"), 409)
+    try:
+        sent = send_reset_link(target, actor=actor)
+    except ResetLinkError as exc:
+        message, status = RESET_LINK_REFUSALS[exc.reason]
+        raise ConsoleError(message, status) from None
+    # The old password keeps signing in, but only as far as 修改密码.
+    ended = _sign_out_for_reset(target, unlock=False)
+    target.must_change_password = True
+    _audit(
+        actor,
+        target,
+        Action.RESET_LINK,
+        reason,
+        phone=sent.masked_phone,
+        expires_in=sent.expires_in,
+        sessions_ended=ended,
+    )
+    return None
 
 
 def _unlock(actor: User, target: User, reason: str, role: Role | None) -> str | None:
@@ -440,6 +503,7 @@ def _revoke_role(actor: User, target: User, reason: str, role: Role | None) -> s
 
 _HANDLERS: dict[Action, Handler] = {
     Action.TEMP_PASSWORD: _temp_password,
+    Action.RESET_LINK: _reset_link,
     Action.UNLOCK: _unlock,
     Action.UNBIND_PHONE: _unbind_phone,
     Action.UNBIND_EMAIL: _unbind_email,

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from idp.account.reset_links import LINK_TTL
 from idp.admin.access import can_act_on, console_required, forbidden_page
 from idp.admin.forms import ConfirmActionForm, RoleActionForm
 from idp.admin.operations import (
@@ -30,6 +31,7 @@ from idp.admin.operations import (
     masked_id_number,
     perform,
     refuse,
+    reset_link_refusal,
     roles_of,
     search_accounts,
     social_identities,
@@ -144,10 +146,13 @@ def account(user: User, user_id: int) -> ResponseReturnValue:
     target = _target(user_id)
     socials = social_identities(target)
     allowed = can_act_on(user, target)
+    link_refusal = reset_link_refusal(target)
     actions = [
         (action, info)
         for action, info in ACTIONS.items()
-        if action not in ROLE_ACTIONS and has_role(user, info.role)
+        if action not in ROLE_ACTIONS
+        and has_role(user, info.role)
+        and not (action is Action.RESET_LINK and link_refusal is not None)
     ]
     history = [
         {
@@ -190,6 +195,7 @@ def account(user: User, user_id: int) -> ResponseReturnValue:
         is_admin=has_role(user, Role.ADMIN),
         allowed=allowed,
         actions=actions,
+        reset_link_refusal=link_refusal,
         sessions=[
             {
                 "device": describe_device(sso.user_agent),
@@ -274,6 +280,9 @@ def _confirm(user: User, target: User, action: Action, form_class: type) -> Resp
         "post_url": action_url(target, action),
     }
     if request.method == "GET":
+        refusal = reset_link_refusal(target) if action is Action.RESET_LINK else None
+        if refusal is not None:
+            return render_template("admin/refused.html", message=refusal), 409
         form.nonce.data = issue_nonce(user, target, action)
         db.session.commit()
         return render_template("admin/confirm.html", **page)
@@ -295,7 +304,17 @@ def _confirm(user: User, target: User, action: Action, form_class: type) -> Resp
     db.session.commit()
     if password is not None:
         return render_template("admin/temp_password.html", target=target, password=password)
-    flash(_("已完成：%(action)s", action=info.label), "success")
+    if action is Action.RESET_LINK:
+        flash(
+            _(
+                "重置链接已发送至安全手机 %(phone)s，%(hours)d 小时内有效，只能使用一次。",
+                phone=mask_phone(target.phone or ""),
+                hours=LINK_TTL // 3600,
+            ),
+            "success",
+        )
+    else:
+        flash(_("已完成：%(action)s", action=info.label), "success")
     return redirect(url_for("admin.account", user_id=target.id))
 
 

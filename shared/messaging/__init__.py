@@ -26,6 +26,7 @@ from shared.messaging.sms import (
 from shared.messaging.texts import (
     PURPOSES,
     normalize_locale,
+    reset_link_text,
     verification_code_subject,
     verification_code_text,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "build_sms_sender",
     "normalize_locale",
     "read_records",
+    "reset_link_text",
     "to_e164",
     "verification_code_subject",
     "verification_code_text",

@@ -48,12 +48,17 @@ class SmsError(Exception):
 
 @dataclass(frozen=True)
 class SmsMessage:
-    """One SMS to one phone: the rendered ``text`` and what a vendor template needs."""
+    """One SMS to one phone: the rendered ``text`` and what a vendor template needs.
+
+    ``template_id`` picks an approved template other than the sender's configured one (the
+    help desk's reset link has its own); the outbox ignores it and records ``text`` in full.
+    """
 
     to: str
     text: str
     code: str | None
     template_params: tuple[str, ...] = ()
+    template_id: str | None = None
 
 
 class SmsSender(Protocol):
@@ -163,7 +168,7 @@ class TencentSmsSender:
         request.PhoneNumberSet = [to_e164(message.to)]
         request.SmsSdkAppId = self._sdk_app_id
         request.SignName = self._sign_name
-        request.TemplateId = self._template_id
+        request.TemplateId = message.template_id or self._template_id
         request.TemplateParamSet = list(message.template_params)
         hidden = (message.code, self._secret_key, message.to)
         try:
@@ -256,7 +261,7 @@ class AliyunSmsSender:
             "Version": ALIYUN_API_VERSION,
             "PhoneNumbers": message.to,
             "SignName": self._sign_name,
-            "TemplateCode": self._template_code,
+            "TemplateCode": message.template_id or self._template_code,
         }
         if message.code is not None:
             params["TemplateParam"] = json.dumps(

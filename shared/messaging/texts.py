@@ -83,3 +83,18 @@ def verification_code_subject(purpose: str, locale: str, site_name: str) -> str:
     if normalize_locale(locale) == "en":
         return f"[{site_name}] {_EN_SUBJECTS[purpose]}"
     return f"【{site_name}】{_ZH_ACTIONS[purpose]}验证码"
+
+
+def reset_link_text(url: str, hours: int, locale: str, site_name: str) -> str:
+    """The SMS carrying a help-desk password reset link, valid for ``hours``."""
+    if normalize_locale(locale) == "en":
+        unit = "hour" if hours == 1 else "hours"
+        return (
+            f"[{site_name}] The help desk has started a password reset for your account. "
+            f"Open {url} within {hours} {unit} to set a new password; the link works once. "
+            "If you did not ask for this, call the help desk."
+        )
+    return (
+        f"【{site_name}】服务台已为您的账号发起密码重置，请在 {hours} 小时内打开 {url} "
+        "设置新密码，链接仅可使用一次。如非本人申请，请联系服务台。"
+    )

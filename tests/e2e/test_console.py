@@ -184,6 +184,38 @@ def test_help_desk_temporary_password_must_be_changed_at_sign_in(
     expect(page.locator(".user-name")).to_have_text("吴一帆")
 
 
+def test_help_desk_sends_reset_link_and_student_sets_new_password_from_it(
+    page: Page, browser: Browser, live_idp: LiveServer, help_desk: tuple[str, str]
+) -> None:
+    """忘记密码，本人来电: the help desk sends a reset link to the security phone; the student
+    opens it from the SMS, sets a new password without the old one and signs in with it."""
+    account, _ = _add_user(live_idp, "冯小雨", "13955550005")
+    desk = _open_console(browser, live_idp, help_desk)
+    _find_and_open(desk, account, account)
+    _confirm(desk, "发送重置链接", "学生来电忘记密码，核对身份信息后发送")
+    expect(desk.get_by_role("status")).to_contain_text("重置链接已发送至安全手机 139****0005")
+    expect(desk.get_by_text("console.reset-link")).to_be_visible()
+    desk.context.close()
+
+    [sms] = [r for r in read_records(live_idp.outbox, SMS_FILE) if r["to"] == "13955550005"]
+    # The SMS names the IdP by IDP_ISSUER, whatever port serves it here: open its path.
+    path = sms["text"].split("/recover/link/", 1)[1].split()[0]
+    assert path == sms["code"]
+    page.goto(f"{live_idp.url}/recover/link/{path}")
+    expect(page.locator("h1")).to_have_text("设置新密码")
+    page.get_by_label("新密码", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("确认密码", exact=True).fill(NEW_PASSWORD)
+    page.get_by_role("button", name="完成").click()
+    expect(page).to_have_url(live_idp.url + "/login")
+    expect(page.get_by_text("密码已重置，请使用新密码登录")).to_be_visible()
+    _sign_in(page, live_idp, account, NEW_PASSWORD)
+    expect(page.locator(".user-name")).to_have_text("冯小雨")
+
+    page.goto(f"{live_idp.url}/recover/link/{path}")
+    expect(page.get_by_text("此重置链接无效、已使用或已过期")).to_be_visible()
+    expect(page.get_by_role("link", name="找回密码")).to_be_visible()
+
+
 def test_help_desk_unlocks_account_locked_by_wrong_passwords(
     page: Page, browser: Browser, live_idp: LiveServer, help_desk: tuple[str, str]
 ) -> None:
