@@ -28,6 +28,8 @@ def setup_hall(app: Flask) -> None:
     from hall import cli, models  # noqa: F401 - models complete the metadata
     from hall.auth.views import setup_auth
     from hall.catalog.views import setup_catalog
+    from hall.forms.views import setup_forms
+    from hall.inbox.views import setup_inbox
     from hall.manage.views import bp as manage
     from hall.portal.views import bp as portal
 
@@ -38,5 +40,7 @@ def setup_hall(app: Flask) -> None:
     setup_auth(app)
     app.register_blueprint(portal)
     setup_catalog(app)
+    setup_inbox(app)
+    setup_forms(app)
     app.register_blueprint(manage)
     cli.register(app)

@@ -10,9 +10,11 @@ def register(app: Flask) -> None:
     """Attach the hall's commands to ``app.cli``."""
     from hall.catalog.cli import roles
     from hall.directory.cli import directory
+    from hall.forms.cli import attachments
 
     app.cli.add_command(roles)
     app.cli.add_command(directory)
+    app.cli.add_command(attachments)
 
     @app.cli.command("demo")
     @click.option("--json", "as_json", is_flag=True, help="Print the demo accounts as JSON.")

@@ -6,6 +6,7 @@ from hall.catalog.models import Category, Favourite, Notice, Service, SystemEntr
 from hall.catalog.roles import RoleGrant
 from hall.directory.models import Department, DirectorySyncState, Position, position_holders
 from hall.extensions import db
+from hall.forms.models import Attachment, Draft
 from hall.workflow.models import (
     Application,
     ApplicationEvent,
@@ -20,11 +21,13 @@ from shared.store import define_store_table
 __all__ = [
     "Application",
     "ApplicationEvent",
+    "Attachment",
     "CarbonCopy",
     "Category",
     "Delegation",
     "Department",
     "DirectorySyncState",
+    "Draft",
     "Favourite",
     "FlowDefinition",
     "FormDefinition",

@@ -1,6 +1,7 @@
 """Every setting of the service hall, read from ``HALL_*`` environment variables (see README)."""
 
-from shared.config import Setting, parse_url
+from hall.forms.files import DEFAULT_MAX_BYTES, DEFAULT_TYPES, parse_attachment_types
+from shared.config import Setting, parse_int, parse_url
 from shared.factory import common_settings
 
 SETTINGS = (
@@ -15,4 +16,17 @@ SETTINGS = (
         "the hall's client-credentials registration at the IdP (scope directory.read)",
     ),
     Setting("DIRECTORY_CLIENT_SECRET", None, str),
+    Setting(
+        "ATTACHMENT_MAX_BYTES",
+        DEFAULT_MAX_BYTES,
+        parse_int(1024, 2**31 - 1),
+        "largest attachment in bytes (10485760 = 10 MB)",
+    ),
+    Setting(
+        "ATTACHMENT_TYPES",
+        DEFAULT_TYPES,
+        parse_attachment_types,
+        "comma-separated extensions, checked against the files' content",
+    ),
+    Setting("STORAGE_DIR", None, str, "folder for attachments (default instance/attachments)"),
 )

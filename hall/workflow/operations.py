@@ -8,13 +8,13 @@ never held past the action.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
 from hall.audit.operations import record
@@ -221,9 +221,17 @@ def submit_application(
     *,
     chosen: Mapping[str, Sequence[str]] | None = None,
     now: datetime | None = None,
+    form: FormDefinition | None = None,
+    before_commit: Callable[[Application], None] | None = None,
 ) -> Application:
-    """Submit a filled form: validate it, snapshot the flow and start it (one transaction)."""
-    form, flow_row = latest_form(service.id), latest_flow(service.id)
+    """Submit a filled form: validate it, snapshot the flow and start it (one transaction).
+
+    ``form`` is the version the applicant started with (default: the newest); ``before_commit``
+    adds the caller's own changes (attachments, the draft) to the same transaction.
+    """
+    if form is not None and form.service_id != service.id:
+        raise NotConfigured(_("该服务尚未开通在线办理"))
+    form, flow_row = form or latest_form(service.id), latest_flow(service.id)
     if form is None or flow_row is None:
         raise NotConfigured(_("该服务尚未开通在线办理"))
     flow = parse_flow(flow_row.definition)
@@ -251,6 +259,8 @@ def submit_application(
     record(
         "workflow.submit", user.account, f"application:{application.id}", {"service": service.id}
     )
+    if before_commit is not None:
+        before_commit(application)
     db.session.commit()
     return application
 
@@ -343,6 +353,7 @@ def _with_posted(
 def _write(application: Application, flow: Flow, outcome: engine.Outcome, at: datetime) -> None:
     """Store an outcome: the state, task rows, history and CC rows."""
     state = outcome.state
+    previous_status = application.status
     application.state = engine.state_to_json(state)
     application.status = state.status.value
     application.data = dict(state.data)
@@ -353,6 +364,8 @@ def _write(application: Application, flow: Flow, outcome: engine.Outcome, at: da
         db.session.add(
             Task(
                 application_id=application.id,
+                service_id=application.service_id,
+                application_status=application.status,
                 engine_id=task.id,
                 node_id=task.node_id,
                 node_name=flow.node(task.node_id).name,
@@ -377,6 +390,13 @@ def _write(application: Application, flow: Flow, outcome: engine.Outcome, at: da
             row.status = closed.status.value
             row.opinion = closed.opinion or None
             row.acted_at = at
+    if previous_status != application.status:
+        # The tasks' copy of the status, which the to-do centre counts by (a few rows).
+        db.session.execute(
+            update(Task)
+            .where(Task.application_id == application.id)
+            .values(application_status=application.status)
+        )
     for event in outcome.events:
         db.session.add(
             ApplicationEvent(

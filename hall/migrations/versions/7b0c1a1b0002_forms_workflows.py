@@ -62,10 +62,13 @@ def upgrade():
         batch_op.create_index('ix_applications_applicant_status', ['applicant', 'status', 'submitted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_applications_form_definition_id'), ['form_definition_id'], unique=False)
         batch_op.create_index('ix_applications_service_status', ['service_id', 'status'], unique=False)
+        batch_op.create_index('ix_applications_applicant_submitted', ['applicant', 'submitted_at'], unique=False)
 
     op.create_table('workflow_tasks',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('application_id', sa.Integer(), nullable=False),
+    sa.Column('service_id', sa.Integer(), nullable=False),
+    sa.Column('application_status', sa.String(length=16), nullable=False),
     sa.Column('engine_id', sa.Integer(), nullable=False),
     sa.Column('node_id', sa.String(length=64), nullable=False),
     sa.Column('node_name', sa.String(length=200), nullable=False),
@@ -82,6 +85,8 @@ def upgrade():
     with op.batch_alter_table('workflow_tasks', schema=None) as batch_op:
         batch_op.create_index('ix_workflow_tasks_application_status', ['application_id', 'status'], unique=False)
         batch_op.create_index('ix_workflow_tasks_assignee_status', ['assignee', 'status', 'created_at'], unique=False)
+        batch_op.create_index('ix_workflow_tasks_assignee_service', ['assignee', 'service_id', 'application_id', 'application_status', 'status', 'created_at'], unique=False)
+        batch_op.create_index('ix_workflow_tasks_assignee_acted', ['assignee', 'acted_at'], unique=False)
 
     op.create_table('application_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -111,6 +116,7 @@ def upgrade():
     with op.batch_alter_table('carbon_copies', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_carbon_copies_application_id'), ['application_id'], unique=False)
         batch_op.create_index('ix_carbon_copies_recipient_created', ['recipient', 'created_at'], unique=False)
+        batch_op.create_index('ix_carbon_copies_recipient_read', ['recipient', 'read_at'], unique=False)
 
     op.create_table('workflow_delegations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -131,18 +137,22 @@ def downgrade():
 
     op.drop_table('workflow_delegations')
     with op.batch_alter_table('carbon_copies', schema=None) as batch_op:
+        batch_op.drop_index('ix_carbon_copies_recipient_read')
         batch_op.drop_index('ix_carbon_copies_recipient_created')
         batch_op.drop_index(batch_op.f('ix_carbon_copies_application_id'))
 
     op.drop_table('carbon_copies')
     op.drop_table('application_events')
     with op.batch_alter_table('workflow_tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_workflow_tasks_assignee_acted')
+        batch_op.drop_index('ix_workflow_tasks_assignee_service')
         batch_op.drop_index('ix_workflow_tasks_assignee_status')
         batch_op.drop_index('ix_workflow_tasks_application_status')
 
     op.drop_table('workflow_tasks')
     with op.batch_alter_table('applications', schema=None) as batch_op:
         batch_op.drop_index('ix_applications_service_status')
+        batch_op.drop_index('ix_applications_applicant_submitted')
         batch_op.drop_index(batch_op.f('ix_applications_form_definition_id'))
         batch_op.drop_index('ix_applications_applicant_status')
 

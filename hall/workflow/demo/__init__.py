@@ -538,5 +538,9 @@ def load_demo_workflows() -> int:
             form = demo["form"]
             save_form_definition(service.id, form["schema"], form["ui"], actor="demo")
             save_flow_definition(service.id, demo["flow"], actor="demo")
+        if not service.entry_url:
+            # 在线办理 on the guide opens the hall's own form page.
+            service.entry_url = f"/services/{service.id}/apply"
+            db.session.commit()
         count += 1
     return count
