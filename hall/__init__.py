@@ -30,6 +30,7 @@ def setup_hall(app: Flask) -> None:
     from hall.catalog.views import setup_catalog
     from hall.forms.views import setup_forms
     from hall.inbox.views import setup_inbox
+    from hall.manage.definitions import bp as manage_definitions
     from hall.manage.views import bp as manage
     from hall.portal.views import bp as portal
 
@@ -43,4 +44,5 @@ def setup_hall(app: Flask) -> None:
     setup_inbox(app)
     setup_forms(app)
     app.register_blueprint(manage)
+    app.register_blueprint(manage_definitions)
     cli.register(app)

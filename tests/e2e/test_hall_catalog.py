@@ -1,6 +1,7 @@
 """一事联办 in a real browser: a visitor browses and searches without signing in; a student
 signs in through the IdP's real login page, searches, reads a guide, collects it and signs out
-(of the IdP too); a department's service manager creates and publishes a service."""
+(of the IdP too); a department's service manager creates and publishes a service and edits
+a service's approval flow (审批流程定义)."""
 
 from __future__ import annotations
 
@@ -159,3 +160,44 @@ def test_service_manager_creates_and_publishes_a_service(
         expect(other.get_by_role("link", name="毕业设计选题申请")).to_be_visible()
     finally:
         visitor.close()
+
+
+def test_service_manager_edits_a_flow_with_preview_and_versions(
+    page: Page, hall: LiveServer, sso_idp: LiveServer
+) -> None:
+    """审批流程定义: a typo is pointed at by line and column and kept; 预览 draws the diagram;
+    保存为新版本 adds version 1 to the history, viewable read-only."""
+    hall.flask("roles", "grant", ACCOUNT, "service_manager", "--department", "CS")
+    sign_in(page, hall, sso_idp)
+    page.goto(hall.url + "/manage")
+    page.get_by_role("link", name="学院实验室开放预约").click()
+    page.get_by_role("link", name="审批流程定义").click()
+    expect(page.get_by_text("尚未保存任何版本。")).to_be_visible()
+    editor = page.get_by_label("JSON 定义")
+    typo = (
+        '{\n  "nodes": [\n    {"id": "start", "kind": "start"}\n'
+        '    {"id": "end", "kind": "end"}\n  ]\n}'
+    )
+    editor.fill(typo)
+    page.get_by_role("button", name="预览").click()
+    expect(page.locator("#definition-errors")).to_contain_text("第 4 行第 5 列，此处缺少逗号")
+    expect(page.get_by_label("JSON 定义")).to_have_value(typo)
+    flow = (
+        '{"nodes": [{"id": "start", "kind": "start"},\n'
+        ' {"id": "lab", "kind": "approver", "name": "实验室审核",'
+        ' "approver": {"type": "person", "users": ["T3001"]}},\n'
+        ' {"id": "end", "kind": "end"}]}'
+    )
+    page.get_by_label("JSON 定义").fill(flow)
+    page.get_by_role("button", name="预览").click()
+    expect(page.get_by_text("校验通过（尚未保存）")).to_be_visible()
+    expect(page.locator('#definition-preview g[data-node="lab"]')).to_have_attribute(
+        "data-state", "future"
+    )
+    expect(page.get_by_text("暂无版本。")).to_be_visible()
+    page.get_by_role("button", name="保存为新版本").click()
+    expect(page.get_by_text("已保存为第 1 版。")).to_be_visible()
+    expect(page.locator('tr[data-version="1"]')).to_contain_text(ACCOUNT)
+    page.locator('tr[data-version="1"]').get_by_role("link", name="查看").click()
+    expect(page.get_by_text("这是当前版本。")).to_be_visible()
+    expect(page.locator('g[data-node="lab"]')).to_be_visible()
