@@ -51,6 +51,12 @@ SETTINGS = (
         str,
         "vendor template of the help desk's reset-link SMS (one parameter: the token)",
     ),
+    Setting(
+        "SMS_ACTIVATION_TEMPLATE_ID",
+        None,
+        str,
+        "vendor template of the help desk's activation notice SMS (one parameter: the account)",
+    ),
     Setting("SMS_SDK_APP_ID", None, str),
     Setting("SMS_REGION", "ap-guangzhou", str),
     Setting("SMS_ENDPOINT", None, str, "host[:port] of the vendor API"),

@@ -25,7 +25,13 @@ from idp.directory.identifiers import mask_phone
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from shared.factory import get_store
-from shared.messaging import SmsError, SmsMessage, SmsSender, reset_link_text
+from shared.messaging import (
+    SmsError,
+    SmsMessage,
+    SmsSender,
+    reset_link_text,
+    template_available,
+)
 from shared.web import current_locale
 
 log = logging.getLogger(__name__)
@@ -65,9 +71,7 @@ class SentLink:
 def link_available(config: Mapping[str, Any]) -> bool:
     """Whether links can be sent: always through the outbox, with a vendor only once the
     reset-link template (``IDP_SMS_RESET_LINK_TEMPLATE_ID``) is configured."""
-    if (config.get("SMS_PROVIDER") or "outbox") == "outbox":
-        return True
-    return bool(str(config.get("SMS_RESET_LINK_TEMPLATE_ID") or "").strip())
+    return template_available(config, "SMS_RESET_LINK_TEMPLATE_ID")
 
 
 def _digest(value: str) -> str:

@@ -20,8 +20,16 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_
 
-from idp.account.reset_links import ResetLinkError, link_available, send_reset_link
 from idp.admin.access import can_act_on
+
+# The actions that message the owner moved to idp.admin.notices; their names stay importable.
+from idp.admin.notices import (
+    RESET_LINK_REFUSALS as RESET_LINK_REFUSALS,
+)
+from idp.admin.notices import resend_activation, reset_link
+from idp.admin.notices import (
+    reset_link_refusal as reset_link_refusal,
+)
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth import throttle
 from idp.auth.operations import personal_info, set_password
@@ -52,6 +60,9 @@ WECHAT = "wechat"
 WECOM = "wecom"
 
 
+#: Told when a password action is asked for an account that was never activated.
+NOT_ACTIVATED = _l("该账号尚未激活，请让用户通过“激活账号”设置密码。")
+
 #: An action's implementation: (actor, target, reason, role) → a temporary password or None.
 Handler = Callable[[User, User, str, "Role | None"], "str | None"]
 
@@ -70,6 +81,7 @@ class Action(enum.StrEnum):
 
     TEMP_PASSWORD = "temp-password"  # noqa: S105 - an address segment, not a password
     RESET_LINK = "reset-link"
+    RESEND_ACTIVATION = "resend-activation"
     UNLOCK = "unlock"
     UNBIND_PHONE = "unbind-phone"
     UNBIND_EMAIL = "unbind-email"
@@ -103,6 +115,13 @@ ACTIONS: dict[Action, ActionInfo] = {
         _l(
             "向已验证的安全手机发送一次性重置链接（24 小时内有效），用户打开后无需原密码即可"
             "设置新密码；所有登录被退出，下次登录须修改密码。"
+        ),
+    ),
+    Action.RESEND_ACTIVATION: ActionInfo(
+        _l("发送激活通知"),
+        _l(
+            "向人事登记的手机号（短信）和/或邮箱发送激活通知：激活网址、学工号，并提醒准备好"
+            "证件号；通知中不含密码或验证码，用户须自行完成“激活账号”。"
         ),
     ),
     Action.UNLOCK: ActionInfo(
@@ -348,58 +367,12 @@ def _sign_out_for_reset(target: User, *, unlock: bool) -> int:
 
 def _temp_password(actor: User, target: User, reason: str, role: Role | None) -> str | None:
     if target.status == UserStatus.PENDING:
-        raise ConsoleError(_l("该账号尚未激活，请让用户通过“激活账号”设置密码。"), 409)
+        raise ConsoleError(NOT_ACTIVATED, 409)
     password = new_temporary_password(target)
     ended = _sign_out_for_reset(target, unlock=True)
     set_password(target, password, must_change=True)
     _audit(actor, target, Action.TEMP_PASSWORD, reason, sessions_ended=ended)
     return password
-
-
-#: Why a reset link cannot be sent, by :class:`ResetLinkError` reason.
-RESET_LINK_REFUSALS: dict[str, tuple[Any, int]] = {
-    "unavailable": (
-        _l("短信服务商尚未配置重置链接模板（IDP_SMS_RESET_LINK_TEMPLATE_ID），请改用临时密码。"),
-        409,
-    ),
-    "no-phone": (_l("该账号没有已验证的安全手机，无法发送重置链接，请改用临时密码。"), 409),
-    "too-soon": (_l("刚刚已向该账号发送过重置链接，请一分钟后再试。"), 429),
-    "sms-failed": (_l("短信发送失败，重置链接没有发出，请稍后再试或改用临时密码。"), 502),
-}
-
-
-def reset_link_refusal(target: User) -> Any | None:
-    """Why 发送重置链接 is not offered for ``target`` (no vendor template, no verified phone)."""
-    if not link_available(current_app.config):
-        return RESET_LINK_REFUSALS["unavailable"][0]
-    if not target.has_security_phone:
-        return RESET_LINK_REFUSALS["no-phone"][0]
-    return None
-
-
-def _reset_link(actor: User, target: User, reason: str, role: Role | None) -> str | None:
-    if target.status == UserStatus.PENDING:
-        raise ConsoleError(_l("该账号尚未激活，请让用户通过“激活账号”设置密码。"), 409)
-    if target.status != UserStatus.ACTIVE:
-        raise ConsoleError(_l("该账号已被停用或锁定，请先启用账号。"), 409)
-    try:
-        sent = send_reset_link(target, actor=actor)
-    except ResetLinkError as exc:
-        message, status = RESET_LINK_REFUSALS[exc.reason]
-        raise ConsoleError(message, status) from None
-    # The old password keeps signing in, but only as far as 修改密码.
-    ended = _sign_out_for_reset(target, unlock=False)
-    target.must_change_password = True
-    _audit(
-        actor,
-        target,
-        Action.RESET_LINK,
-        reason,
-        phone=sent.masked_phone,
-        expires_in=sent.expires_in,
-        sessions_ended=ended,
-    )
-    return None
 
 
 def _unlock(actor: User, target: User, reason: str, role: Role | None) -> str | None:
@@ -503,7 +476,8 @@ def _revoke_role(actor: User, target: User, reason: str, role: Role | None) -> s
 
 _HANDLERS: dict[Action, Handler] = {
     Action.TEMP_PASSWORD: _temp_password,
-    Action.RESET_LINK: _reset_link,
+    Action.RESET_LINK: reset_link,
+    Action.RESEND_ACTIVATION: resend_activation,
     Action.UNLOCK: _unlock,
     Action.UNBIND_PHONE: _unbind_phone,
     Action.UNBIND_EMAIL: _unbind_email,

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from idp.account.activation_notices import MAIL, SMS, channels
 from idp.account.reset_links import LINK_TTL
 from idp.admin.access import can_act_on, console_required, forbidden_page
 from idp.admin.forms import ConfirmActionForm, RoleActionForm
+from idp.admin.notices import activation_note, activation_refusal, last_activation_notice
 from idp.admin.operations import (
     ACTIONS,
     ROLE_LABELS,
@@ -147,12 +158,14 @@ def account(user: User, user_id: int) -> ResponseReturnValue:
     socials = social_identities(target)
     allowed = can_act_on(user, target)
     link_refusal = reset_link_refusal(target)
+    notice_refusal = activation_refusal(target)
     actions = [
         (action, info)
         for action, info in ACTIONS.items()
         if action not in ROLE_ACTIONS
         and has_role(user, info.role)
         and not (action is Action.RESET_LINK and link_refusal is not None)
+        and not (action is Action.RESEND_ACTIVATION and notice_refusal is not None)
     ]
     history = [
         {
@@ -196,6 +209,9 @@ def account(user: User, user_id: int) -> ResponseReturnValue:
         allowed=allowed,
         actions=actions,
         reset_link_refusal=link_refusal,
+        # Only a pending account needs to be told why it gets no activation notice.
+        activation_refusal=notice_refusal if target.status == UserStatus.PENDING else None,
+        activation_note=activation_note(target),
         sessions=[
             {
                 "device": describe_device(sso.user_agent),
@@ -280,11 +296,14 @@ def _confirm(user: User, target: User, action: Action, form_class: type) -> Resp
         "post_url": action_url(target, action),
     }
     if request.method == "GET":
-        refusal = reset_link_refusal(target) if action is Action.RESET_LINK else None
+        refusal = _refusal(target, action)
         if refusal is not None:
             return render_template("admin/refused.html", message=refusal), 409
         form.nonce.data = issue_nonce(user, target, action)
         db.session.commit()
+        if action is Action.RESEND_ACTIVATION:
+            page["destinations"] = _destinations(target)
+            page["note"] = activation_note(target)
         return render_template("admin/confirm.html", **page)
     if not form.validate_on_submit():
         refuse(user, target, action, "form", FAILURE)
@@ -313,9 +332,47 @@ def _confirm(user: User, target: User, action: Action, form_class: type) -> Resp
             ),
             "success",
         )
+    elif action is Action.RESEND_ACTIVATION:
+        _flash_notice(last_activation_notice(user, target))
     else:
         flash(_("已完成：%(action)s", action=info.label), "success")
     return redirect(url_for("admin.account", user_id=target.id))
+
+
+def _refusal(target: User, action: Action) -> Any | None:
+    """Why ``action`` is not offered for ``target`` (only the actions that send messages)."""
+    if action is Action.RESET_LINK:
+        return reset_link_refusal(target)
+    if action is Action.RESEND_ACTIVATION:
+        return activation_refusal(target)
+    return None
+
+
+def _destinations(target: User) -> list[str]:
+    """Where an activation notice to ``target`` would go, masked, for the confirmation page."""
+    chosen = channels(target, current_app.config)
+    found = []
+    if SMS in chosen and target.phone:
+        found.append(_("手机 %(phone)s（短信）", phone=mask_phone(target.phone)))
+    if MAIL in chosen and target.email:
+        found.append(_("邮箱 %(email)s", email=mask_email(target.email)))
+    return found
+
+
+def _flash_notice(sent: dict[str, Any]) -> None:
+    """Tell the console user where the activation notice went, and what failed."""
+    where = [
+        _("手机 %(phone)s（短信）", phone=sent["phone"]) if sent.get("phone") else None,
+        _("邮箱 %(email)s", email=sent["email"]) if sent.get("email") else None,
+    ]
+    flash(
+        _("激活通知已发送至%(where)s。", where=_("、").join(w for w in where if w)),
+        "success",
+    )
+    if "sms" in sent.get("failed", []):
+        flash(_("短信发送失败，只通过邮件发出。"), "error")
+    if "mail" in sent.get("failed", []):
+        flash(_("邮件发送失败，只通过短信发出。"), "error")
 
 
 @bp.app_template_global("console_action_url")

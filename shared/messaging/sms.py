@@ -51,7 +51,8 @@ class SmsMessage:
     """One SMS to one phone: the rendered ``text`` and what a vendor template needs.
 
     ``template_id`` picks an approved template other than the sender's configured one (the
-    help desk's reset link has its own); the outbox ignores it and records ``text`` in full.
+    help desk's reset link and activation notice have their own); the outbox ignores it and
+    records ``text`` in full.
     """
 
     to: str
@@ -263,9 +264,14 @@ class AliyunSmsSender:
             "SignName": self._sign_name,
             "TemplateCode": message.template_id or self._template_code,
         }
-        if message.code is not None:
+        # A template's one parameter is always named ``code`` (the verification code, a reset
+        # token, or for a notice without a code its first template parameter).
+        value = message.code
+        if value is None and message.template_params:
+            value = message.template_params[0]
+        if value is not None:
             params["TemplateParam"] = json.dumps(
-                {"code": message.code}, ensure_ascii=False, separators=(",", ":")
+                {"code": value}, ensure_ascii=False, separators=(",", ":")
             )
         params["Signature"] = aliyun_rpc_signature("POST", params, self._access_key_secret)
         return params
@@ -302,6 +308,15 @@ class AliyunSmsSender:
             f"(HTTP {response.status_code}, request {body.get('RequestId')})",
             vendor_code=str(code) if code else None,
         )
+
+
+def template_available(config: Mapping[str, Any], template_setting: str) -> bool:
+    """Whether a non-code message (a reset link, a notice) can go out: always through the
+    outbox, with a vendor only once its own approved template (``config[template_setting]``)
+    is configured."""
+    if (config.get("SMS_PROVIDER") or "outbox") == "outbox":
+        return True
+    return bool(str(config.get(template_setting) or "").strip())
 
 
 def _setting(settings: Mapping[str, Any], key: str) -> str:

@@ -98,3 +98,24 @@ def reset_link_text(url: str, hours: int, locale: str, site_name: str) -> str:
         f"【{site_name}】服务台已为您的账号发起密码重置，请在 {hours} 小时内打开 {url} "
         "设置新密码，链接仅可使用一次。如非本人申请，请联系服务台。"
     )
+
+
+def activation_notice_text(url: str, account: str, locale: str, site_name: str) -> str:
+    """The help desk's activation notice: where and how to activate ``account`` (no secret)."""
+    if normalize_locale(locale) == "en":
+        return (
+            f"[{site_name}] Your account {account} has not been activated yet. Open {url}, "
+            "enter your name, account number and ID number, bind your phone and set a "
+            "password. Questions: call the help desk."
+        )
+    return (
+        f"【{site_name}】您的账号 {account} 尚未激活。请访问 {url}，填写姓名、学工号和证件号，"
+        "绑定手机并设置密码即可完成激活。如有疑问，请联系服务台。"
+    )
+
+
+def activation_notice_subject(locale: str, site_name: str) -> str:
+    """The mail subject of an activation notice."""
+    if normalize_locale(locale) == "en":
+        return f"[{site_name}] How to activate your account"
+    return f"【{site_name}】账号激活通知"
