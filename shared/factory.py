@@ -7,6 +7,7 @@ call :func:`configure_app` for everything the two have in common.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,11 @@ from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import event, text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import web
@@ -39,6 +42,11 @@ from shared.config import (
 from shared.store import Store, open_store
 
 STORE_EXTENSION = "hongliu_store"
+#: Seconds a pooled database connection may sit unused and still be trusted without a test.
+POOL_PING_AFTER_IDLE = 2.0
+#: Seconds after which a pooled connection is closed and replaced rather than reused.
+POOL_RECYCLE = 1800
+_IDLE_SINCE = "hongliu_idle_since"
 
 
 def common_settings(default_site_name: str) -> tuple[Setting, ...]:
@@ -150,6 +158,7 @@ def configure_app(
     )
 
     with app.app_context():
+        ping_idle_connections(db.engine)
         app.extensions[STORE_EXTENSION] = open_store(
             app.config["REDIS_URL"],
             db.engine,
@@ -176,7 +185,10 @@ def _derive_defaults(app: Flask, prefix: str, values: dict[str, Any]) -> None:
         values["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / (prefix.lower() + '.db')}"
     values["SECRET_KEY"] = resolve_secret_key(prefix, values, app.instance_path)
     values["SQLALCHEMY_DATABASE_URI"] = values["DATABASE_URL"]
-    engine_options: dict[str, Any] = {"pool_pre_ping": True}
+    # No pool_pre_ping (a SELECT 1 round trip on every checkout): connections idle longer than
+    # POOL_PING_AFTER_IDLE are tested instead (see :func:`ping_idle_connections`), and none is
+    # kept past POOL_RECYCLE, so firewalls and server-side idle timeouts never find one first.
+    engine_options: dict[str, Any] = {"pool_pre_ping": False, "pool_recycle": POOL_RECYCLE}
     if values["DATABASE_URL"].startswith("sqlite"):
         # Wait for the single writer rather than fail at once under concurrent requests.
         engine_options["connect_args"] = {"timeout": 15}
@@ -189,6 +201,58 @@ def _derive_defaults(app: Flask, prefix: str, values: dict[str, Any]) -> None:
     # be re-read from disk for every form (about 1 ms per sign-in).
     values["WTF_I18N_ENABLED"] = False
     values["TESTING"] = values["ENV"] == "testing"
+
+
+def ping_idle_connections(engine: Engine) -> None:
+    """Test a pooled connection before use only when it sat idle for a while.
+
+    A connection used moments ago is almost certainly alive, and testing it costs a round
+    trip per request; one that waited longer may have been dropped (database restart, failover,
+    a firewall), so it is tested first and silently replaced when dead — the pool retries
+    checkout on ``DisconnectionError``. A connection that breaks while in use still fails
+    that request, as it would with ``pool_pre_ping``; SQLAlchemy then discards the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < POOL_PING_AFTER_IDLE:
+            return  # a fresh connection, or one returned to the pool moments ago
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as exc:
+            raise DisconnectionError("pooled connection failed its idle check") from exc
+
+
+def insert_plain(session: Session | scoped_session[Any], obj: Any) -> None:
+    """INSERT a new mapped object's row with one plain statement, in ``session``'s transaction.
+
+    For rows a request writes and never reads back (audit events): the object is not added to
+    the session, so the unit of work — which costs several times the INSERT itself — is
+    skipped. Column defaults still apply; a generated primary key is not read back.
+    """
+    mapper = sa_inspect(obj).mapper
+    values = {}
+    for attribute in mapper.column_attrs:
+        value = getattr(obj, attribute.key)
+        if value is not None:  # unset: let the column's default (or NULL) apply
+            values[attribute.columns[0].key] = value
+    table = mapper.local_table
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS.setdefault(table, table.insert())
+    session.connection(bind_arguments={"mapper": mapper}).execute(statement, values)
+
+
+_INSERTS: dict[Any, Any] = {}
 
 
 def get_store() -> Store:

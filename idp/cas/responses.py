@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +16,6 @@ from idp.clients.models import CasService
 from idp.directory.models import User
 
 CAS_NAMESPACE = "http://www.yale.edu/tp/cas"
-ET.register_namespace("cas", CAS_NAMESPACE)
 
 XML = "XML"
 JSON = "JSON"
@@ -31,18 +29,34 @@ Attributes = dict[str, list[Any]]
 
 def released_attributes(service: CasService, user: User) -> Attributes:
     """The attributes ``service`` is registered for, as lists (a person may lack some)."""
-    department = user.department
-    available: dict[str, str | None] = {
-        "name": user.name,
-        "account": user.account,
-        "kind": str(user.kind),  # a StrEnum: its value
-        "department": department.code if department else None,
-        "department_name": department.name if department else None,
-        # Unverified contact details are not the person's as far as the IdP knows.
-        "email": user.email if user.has_security_email else None,
-        "phone": user.phone if user.has_security_phone else None,
-    }
-    return {name: [available[name]] for name in service.attributes or [] if available.get(name)}
+    released: Attributes = {}
+    for name in service.attributes or []:
+        reader = _ATTRIBUTE_READERS.get(name)
+        # Only what is released is read: the department is loaded just for services given it.
+        value = reader(user) if reader else None
+        if value:
+            released[name] = [value]
+    return released
+
+
+def _department_code(user: User) -> str | None:
+    return user.department.code if user.department else None
+
+
+def _department_name(user: User) -> str | None:
+    return user.department.name if user.department else None
+
+
+_ATTRIBUTE_READERS: dict[str, Callable[[User], str | None]] = {
+    "name": lambda user: user.name,
+    "account": lambda user: user.account,
+    "kind": lambda user: str(user.kind),  # a StrEnum: its value
+    "department": _department_code,
+    "department_name": _department_name,
+    # Unverified contact details are not the person's as far as the IdP knows.
+    "email": lambda user: user.email if user.has_security_email else None,
+    "phone": lambda user: user.phone if user.has_security_phone else None,
+}
 
 
 def protocol_attributes(grant: Grant) -> Attributes:
@@ -63,13 +77,50 @@ def _text(value: Any) -> str:
     return _NOT_XML.sub("", str(value))
 
 
-def _tag(name: str) -> str:
-    return f"{{{CAS_NAMESPACE}}}{name}"
+#: XML text escapes (attribute values also escape quotes and whitespace, as ElementTree does).
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\r": "&#13;",
+        "\n": "&#10;",
+        "\t": "&#09;",
+    }
+)
+#: Element names come from code and the attribute registry (``[A-Za-z_]…``): never from input.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+# The answer is written directly rather than built as an ElementTree and serialised: the same
+# bytes (two-space indentation, ``cas:`` prefix), at a fraction of the cost per validation.
+Lines = list[str]
 
 
-def _xml(root: ET.Element) -> Response:
-    ET.indent(root)
-    body = ET.tostring(root, encoding="unicode")
+def _leaf(lines: Lines, depth: int, name: str, value: Any, attributes: str = "") -> None:
+    assert _NAME.fullmatch(name), name
+    text = _text(value).translate(_TEXT_ESCAPES)
+    pad = "  " * depth
+    if text:
+        lines.append(f"{pad}<cas:{name}{attributes}>{text}</cas:{name}>")
+    else:
+        lines.append(f"{pad}<cas:{name}{attributes} />")
+
+
+def _open(lines: Lines, depth: int, name: str) -> None:
+    lines.append(f"{'  ' * depth}<cas:{name}>")
+
+
+def _close(lines: Lines, depth: int, name: str) -> None:
+    lines.append(f"{'  ' * depth}</cas:{name}>")
+
+
+def _xml(lines: Iterable[str]) -> Response:
+    """``serviceResponse`` around the lines of its one child (depth 1 and deeper)."""
+    body = "\n".join(
+        [f'<cas:serviceResponse xmlns:cas="{CAS_NAMESPACE}">', *lines, "</cas:serviceResponse>"]
+    )
     return _no_store(Response(body + "\n", mimetype="application/xml"))
 
 
@@ -108,21 +159,27 @@ def validation_success(
         if attributes:
             success["attributes"] = _json_attributes(attributes)
         return _json({"serviceResponse": {"authenticationSuccess": success}})
-    root = ET.Element(_tag("serviceResponse"))
-    node = ET.SubElement(root, _tag("authenticationSuccess"))
-    ET.SubElement(node, _tag("user")).text = _text(user)
+    lines: Lines = []
+    _open(lines, 1, "authenticationSuccess")
+    _leaf(lines, 2, "user", user)
     if attributes:
-        holder = ET.SubElement(node, _tag("attributes"))
-        for name, values in attributes.items():
-            for value in values:  # multi-valued attributes repeat the element
-                ET.SubElement(holder, _tag(name)).text = _text(value)
+        released = [(name, value) for name, values in attributes.items() for value in values]
+        if not released:
+            _leaf(lines, 2, "attributes", "")
+        else:
+            _open(lines, 2, "attributes")
+            for name, value in released:  # multi-valued attributes repeat the element
+                _leaf(lines, 3, name, value)
+            _close(lines, 2, "attributes")
     if pgt_iou:
-        ET.SubElement(node, _tag("proxyGrantingTicket")).text = pgt_iou
+        _leaf(lines, 2, "proxyGrantingTicket", pgt_iou)
     if proxies:
-        holder = ET.SubElement(node, _tag("proxies"))
+        _open(lines, 2, "proxies")
         for proxy in proxies:
-            ET.SubElement(holder, _tag("proxy")).text = _text(proxy)
-    return _xml(root)
+            _leaf(lines, 3, "proxy", proxy)
+        _close(lines, 2, "proxies")
+    _close(lines, 1, "authenticationSuccess")
+    return _xml(lines)
 
 
 def _failure(element: str, code: str, description: str, fmt: str) -> Response:
@@ -130,10 +187,9 @@ def _failure(element: str, code: str, description: str, fmt: str) -> Response:
         return _json(
             {"serviceResponse": {element: {"code": code, "description": _text(description)}}}
         )
-    root = ET.Element(_tag("serviceResponse"))
-    node = ET.SubElement(root, _tag(element), {"code": code})
-    node.text = _text(description)
-    return _xml(root)
+    lines: Lines = []
+    _leaf(lines, 1, element, description, f' code="{code.translate(_ATTRIBUTE_ESCAPES)}"')
+    return _xml(lines)
 
 
 def validation_failure(code: str, description: str, fmt: str = XML) -> Response:
@@ -145,10 +201,11 @@ def proxy_success(ticket: str, fmt: str = XML) -> Response:
     """``proxySuccess`` carrying a new PT."""
     if fmt == JSON:
         return _json({"serviceResponse": {"proxySuccess": {"proxyTicket": ticket}}})
-    root = ET.Element(_tag("serviceResponse"))
-    node = ET.SubElement(root, _tag("proxySuccess"))
-    ET.SubElement(node, _tag("proxyTicket")).text = ticket
-    return _xml(root)
+    lines: Lines = []
+    _open(lines, 1, "proxySuccess")
+    _leaf(lines, 2, "proxyTicket", ticket)
+    _close(lines, 1, "proxySuccess")
+    return _xml(lines)
 
 
 def proxy_failure(code: str, description: str, fmt: str = XML) -> Response:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
+from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
 
 from idp.auth.models import SsoSession
@@ -40,6 +41,8 @@ _MAX_RANDOM_LENGTH = 200
 PROXY_CALLBACK_TIMEOUT = 5
 #: Longest service URL accepted anywhere.
 MAX_SERVICE_LENGTH = 2048
+#: Released attributes read from the user's department.
+DEPARTMENT_ATTRIBUTES = frozenset({"department", "department_name"})
 
 # Failure codes named by the specification.
 INVALID_REQUEST = "INVALID_REQUEST"
@@ -76,6 +79,8 @@ class Grant:
     remember: bool
     #: Proxy callback URLs authentication flowed through, most recent first (PT only).
     proxies: tuple[str, ...] = field(default=())
+    #: The registered service itself, held so that the session does not read it again.
+    registered: CasService | None = field(default=None, compare=False, repr=False)
 
 
 def new_ticket_id(prefix: str) -> str:
@@ -191,12 +196,8 @@ def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bo
     registered = find_cas_service(service_url)
     if registered is None or registered.id != record["service_id"]:
         raise CasError(INVALID_SERVICE, "The service is no longer registered with this server")
-    # One query: the session, its user and the user's department (released as attributes).
-    sso = db.session.get(
-        SsoSession,
-        record["session_id"],
-        options=[joinedload(SsoSession.user).joinedload(User.department)],
-    )
+    with_department = bool(DEPARTMENT_ATTRIBUTES.intersection(registered.attributes or ()))
+    sso = db.session.scalar(_SESSION_WITH_USER[with_department], {"id": record["session_id"]})
     if sso is None or not session_is_live(sso):
         raise CasError(INVALID_TICKET, "The single sign-on session of this ticket has ended")
     return Grant(
@@ -209,7 +210,21 @@ def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bo
         auth_time=datetime.fromisoformat(record["auth_time"]),
         remember=bool(record["remember"]),
         proxies=tuple(record.get("proxies") or ()),
+        registered=registered,
     )
+
+
+# One query: the session and its user, with the user's department only when the service is
+# released department attributes (a join and an entity less on every other validation). Built
+# once, with a bound parameter: building a statement costs more than running it.
+_SESSION_WITH_USER = {
+    False: db.select(SsoSession)
+    .where(SsoSession.id == bindparam("id"))
+    .options(joinedload(SsoSession.user)),
+    True: db.select(SsoSession)
+    .where(SsoSession.id == bindparam("id"))
+    .options(joinedload(SsoSession.user).joinedload(User.department)),
+}
 
 
 def check_proxy_callback(service: CasService, pgt_url: str) -> None:

@@ -269,9 +269,16 @@ def _attached(session: Session, entry: _Entry) -> CasService:
     present = session.identity_map.get(key)
     if present is not None:
         return cast(CasService, present)
-    service = CasService(**copy.deepcopy(entry.values))
+    # A fresh copy (lists included) so nothing a request does reaches the cache; added as a
+    # detached object, which is cheaper than merge() and equally query-free.
+    values = {
+        name: copy.deepcopy(value) if isinstance(value, list | dict) else value
+        for name, value in entry.values.items()
+    }
+    service = CasService(**values)
     make_transient_to_detached(service)
-    return session.merge(service, load=False)
+    session.add(service)
+    return service
 
 
 def _mark_changed(session: Session) -> None:

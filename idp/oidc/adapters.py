@@ -12,6 +12,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
+from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
 
 from idp.clients.models import OidcClient
@@ -72,8 +73,13 @@ def find_client(client_id: Any) -> RelyingParty | None:
     """The enabled client registered as ``client_id``, or None."""
     if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.fullmatch(client_id):
         return None
-    model = db.session.scalar(db.select(OidcClient).where(OidcClient.client_id == client_id))
+    model = db.session.scalar(_CLIENT_BY_ID, {"client_id": client_id})
     return RelyingParty(model) if model is not None and model.enabled else None
+
+
+# The token endpoint's lookups are built once, with bound parameters: building and keying a new
+# statement for every request costs more than running it.
+_CLIENT_BY_ID = db.select(OidcClient).where(OidcClient.client_id == bindparam("client_id"))
 
 
 @dataclass
@@ -162,14 +168,19 @@ def find_token(token_string: Any, hint: str | None = None) -> PresentedToken | N
     if hint == "refresh_token":
         kinds.reverse()
     for kind in kinds:
-        column = (
-            OAuthToken.access_token_hash
-            if kind == "access_token"
-            else OAuthToken.refresh_token_hash
-        )
-        # The user comes in the same query: every caller checks their status.
-        query = db.select(OAuthToken).where(column == digest).options(joinedload(OAuthToken.user))
-        row = db.session.scalar(query)
+        row = db.session.scalar(_TOKEN_BY_DIGEST[kind], {"digest": digest})
         if row is not None:
             return PresentedToken(row, kind)
     return None
+
+
+# The user comes in the same query: every caller checks their status.
+_TOKEN_BY_DIGEST = {
+    kind: db.select(OAuthToken)
+    .where(column == bindparam("digest"))
+    .options(joinedload(OAuthToken.user))
+    for kind, column in (
+        ("access_token", OAuthToken.access_token_hash),
+        ("refresh_token", OAuthToken.refresh_token_hash),
+    )
+}

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 
 from flask import session
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 
 from idp.audit.operations import DENIED, record
@@ -98,6 +99,30 @@ def revoke_replayed_code(code: str, client_id: str) -> bool:
     revoke_families(families)
     record("oidc.code_replay", DENIED, subject=client_id)
     return True
+
+
+def claim_refresh_token(token: OAuthToken) -> bool:
+    """Mark ``token``'s refresh token used; False when another request already had.
+
+    One conditional UPDATE: a concurrent request holding the same token waits for the row
+    lock, then finds it used and matches nothing, so a token is never exchanged twice.
+    """
+    result = db.session.connection().execute(_CLAIM, {"row": token.id, "now": utcnow()})
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+_TOKENS = OAuthToken.__table__
+# A plain statement on the session's connection: the row object is not read again before the
+# commit, and the ORM's bookkeeping would cost more than the UPDATE on every refresh.
+_CLAIM = (
+    _TOKENS.update()
+    .where(
+        _TOKENS.c.id == bindparam("row"),
+        _TOKENS.c.refresh_used_at.is_(None),
+        _TOKENS.c.revoked_at.is_(None),
+    )
+    .values(refresh_used_at=bindparam("now"))
+)
 
 
 def revoke_reused_refresh_token(token: OAuthToken) -> None:

@@ -25,6 +25,7 @@ from authlib.oauth2.rfc6749 import OAuth2Request, grants, scope_to_list
 from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
     InvalidClientError,
+    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
 )
@@ -210,8 +211,19 @@ class RotatingRefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     def authenticate_user(self, refresh_token: PresentedToken) -> User | None:
         return refresh_token.row.user
 
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        # Claim the token before issuing its successor: of two requests racing with one token,
+        # only one marks it used; the other is a reuse like any later one.
+        presented: PresentedToken = self.request.refresh_token
+        if not operations.claim_refresh_token(presented.row):
+            operations.revoke_reused_refresh_token(presented.row)
+            raise InvalidGrantError()  # the same answer as for any other reused token
+        response: tuple[int, dict[str, Any], list[tuple[str, str]]]
+        response = super().create_token_response()
+        return response
+
     def revoke_old_credential(self, refresh_token: PresentedToken) -> None:
-        refresh_token.row.refresh_used_at = utcnow()
+        """Nothing left to do: :meth:`create_token_response` marked it used first."""
 
 
 class ServiceGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -390,8 +402,11 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         previous: PresentedToken | None = request.refresh_token
         code: IssuedCode | None = request.authorization_code
         refresh = token.get("refresh_token")
-        db.session.add(
-            OAuthToken(
+        # A plain INSERT: nothing in this request reads the new row back, and the ORM's unit of
+        # work would cost more than the statement itself on every token response.
+        db.session.connection().execute(
+            _INSERT_TOKEN,
+            dict(
                 access_token_hash=hash_secret(token["access_token"]),
                 refresh_token_hash=hash_secret(refresh) if refresh else None,
                 client_id=request.client.model.id,
@@ -406,7 +421,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
                 refresh_expires_at=(
                     now + timedelta(seconds=config["OIDC_REFRESH_TOKEN_TTL"]) if refresh else None
                 ),
-            )
+                refresh_used_at=None,
+                revoked_at=None,
+            ),
         )
 
     def authenticate_client(
@@ -419,6 +436,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
             raise InvalidClientError(
                 status_code=401, description="Malformed client credentials."
             ) from None
+
+
+_INSERT_TOKEN = OAuthToken.__table__.insert()
 
 
 def _random_token(**_: Any) -> str:

@@ -10,9 +10,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.directory.models import utcnow
 from idp.extensions import db
-from idp.oidc.adapters import code_key
+from idp.oidc.adapters import PresentedToken, code_key
 from idp.oidc.models import OAuthToken
+from idp.oidc.provider import RotatingRefreshTokenGrant
 from shared.factory import get_store
 from tests.idp.conftest import MakeUser, sign_in
 from tests.idp.oidc_support import (
@@ -233,6 +235,32 @@ def test_reused_refresh_token_revokes_the_family(
         rows = db.session.scalars(db.select(OAuthToken)).all()
         assert len(rows) == 2 and all(r.revoked_at for r in rows)
         assert len({r.family_id for r in rows}) == 1
+
+
+def test_refresh_token_raced_by_two_requests_is_exchanged_once(
+    browser: FlaskClient, idp_app: Flask, rp: RelyingParty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh token exchanged by another request while this one checks it counts as reused."""
+    tokens = tokens_for(browser, rp)
+    checked = RotatingRefreshTokenGrant.authenticate_refresh_token
+
+    def raced(grant: RotatingRefreshTokenGrant, refresh_token: str) -> PresentedToken | None:
+        found = checked(grant, refresh_token)
+        assert found is not None
+        table = OAuthToken.__table__
+        with db.engine.begin() as other:  # the other request wins and commits first
+            other.execute(
+                table.update().where(table.c.id == found.row.id).values(refresh_used_at=utcnow())
+            )
+        return found
+
+    monkeypatch.setattr(RotatingRefreshTokenGrant, "authenticate_refresh_token", raced)
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    response = token_request(browser, rp, refresh)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    with idp_app.app_context():
+        rows = db.session.scalars(db.select(OAuthToken)).all()
+        assert len(rows) == 1 and rows[0].revoked_at is not None
 
 
 def test_refresh_token_of_another_client_is_refused(
