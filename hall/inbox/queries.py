@@ -48,6 +48,8 @@ class Row:
     opinion: str | None = None
     acted_at: datetime | None = None
     on_behalf_of: str | None = None
+    #: When the applicant urged (催办) this open task.
+    urged_at: datetime | None = None
     #: For 抄送给我: the CC row and whether it has been opened.
     cc_id: int | None = None
     unread: bool = False
@@ -158,6 +160,7 @@ def _task_row(r, names: dict[str, str]) -> Row:  # type: ignore[no-untyped-def]
         opinion=r.opinion,
         acted_at=aware(r.acted_at) if r.acted_at else None,
         on_behalf_of=r.on_behalf_of,
+        urged_at=aware(r.urged_at) if r.urged_at and r.task_status == OPEN else None,
     )
 
 
@@ -172,6 +175,7 @@ def _task_query(account: str, service_id: int | None) -> Select:  # type: ignore
             Task.created_at,
             Task.acted_at,
             Task.on_behalf_of,
+            Task.urged_at,
             *_APP_COLUMNS,
         )
         .select_from(Task)

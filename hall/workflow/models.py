@@ -133,6 +133,8 @@ class Task(db.Model):  # type: ignore[name-defined]
     opinion: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     acted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When the applicant last urged (催办) this open task: 我待办的 marks it.
+    urged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         UniqueConstraint("application_id", "engine_id", name="uq_workflow_tasks_engine_id"),

@@ -412,6 +412,16 @@ def _write(application: Application, flow: Flow, outcome: engine.Outcome, at: da
             )
         )
     for note in outcome.notifications:
+        if note.kind is engine.EventKind.URGED:
+            db.session.execute(
+                update(Task)
+                .where(
+                    Task.application_id == application.id,
+                    Task.assignee == note.recipient,
+                    Task.status == OPEN,
+                )
+                .values(urged_at=at)
+            )
         if note.kind is engine.EventKind.CC and note.node_id:
             db.session.add(
                 CarbonCopy(

@@ -581,6 +581,20 @@ def test_urging_is_limited_to_once_an_hour(hall: Flask) -> None:
         assert kinds.count("urged") == 1
 
 
+def test_urged_task_is_marked_in_the_approvers_list(hall: Flask) -> None:
+    """After 催办 the approver's 我待办的 row says 已催办; other applications' rows do not."""
+    with hall.test_request_context():
+        urged, quiet = submit(), submit()
+    bob = client_of(hall, "bob")
+    assert 'data-urged="1"' not in bob.get("/inbox").text
+    assert post(client_of(hall, "alice"), f"/applications/{urged}/urge", {}).status_code == 302
+    page = bob.get("/inbox").text
+    marked = re.findall(
+        r'<tr data-application="(\d+)"[^>]*>(?:(?!</tr>).)*data-urged="1"', page, re.S
+    )
+    assert marked == [str(urged)] and str(quiet) in page
+
+
 def test_batch_approval_needs_an_opinion_and_approves_every_ticked_task(hall: Flask) -> None:
     """批量通过: empty opinion keeps the ticks and changes nothing; with one, all move on."""
     with hall.test_request_context():
