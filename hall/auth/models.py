@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,6 +14,15 @@ from hall.extensions import db
 def utcnow() -> datetime:
     """Timezone-aware now, the only clock hall models use."""
     return datetime.now(UTC)
+
+
+#: The campus clock: dates people type and read (委托 days, 定时发布 times) are Beijing time.
+CAMPUS_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def campus_today() -> date:
+    """Today's date on campus (not in UTC: from 00:00 to 08:00 the two differ)."""
+    return utcnow().astimezone(CAMPUS_TZ).date()
 
 
 def aware(moment: datetime) -> datetime:

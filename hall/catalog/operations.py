@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, literal, select, update
@@ -34,7 +33,6 @@ from hall.extensions import db
 from shared.web import is_local_path
 
 #: The campus's clock: notices are scheduled and shown in China Standard Time.
-CAMPUS_TZ = ZoneInfo("Asia/Shanghai")
 #: Results per catalogue page.
 PAGE_SIZE = 20
 
@@ -682,7 +680,8 @@ def save_notice(
         notice = Notice(created_by=_actor_name(actor), created_at=utcnow())
         db.session.add(notice)
     notice.department_id, notice.title, notice.body = data.department_id, title, data.body.strip()
-    notice.publish_at = data.publish_at
+    # Stored in UTC: SQLite drops the offset, and naive values are read back as UTC.
+    notice.publish_at = data.publish_at.astimezone(UTC) if data.publish_at else None
     notice.withdrawn_at = None
     notice.updated_at = utcnow()
     db.session.flush()

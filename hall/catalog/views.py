@@ -10,13 +10,12 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import IntegerConverter, Map
 
-from hall.auth.models import HallUser, aware
+from hall.auth.models import CAMPUS_TZ, HallUser, aware
 from hall.auth.operations import safe_next
 from hall.auth.sessions import current_user, login_required
 from hall.catalog.labels import audience_names
 from hall.catalog.models import EntrySection
 from hall.catalog.operations import (
-    CAMPUS_TZ,
     CatalogQuery,
     all_categories,
     all_departments,

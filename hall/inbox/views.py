@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hall.auth.models import HallUser, utcnow
+from hall.auth.models import HallUser, campus_today
 from hall.auth.sessions import current_user, login_required
 from hall.extensions import db
 from hall.forms import attachments
@@ -401,7 +401,7 @@ def delegation(user: HallUser) -> ResponseReturnValue:
             form=form,
             rows=rows,
             names=names,
-            today=utcnow().date(),
+            today=campus_today(),
             error=error,
         ),
         status,

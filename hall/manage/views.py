@@ -18,12 +18,11 @@ from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
 from hall.audit.operations import recent_events
-from hall.auth.models import HallUser, aware, utcnow
+from hall.auth.models import CAMPUS_TZ, HallUser, aware, utcnow
 from hall.auth.sessions import login_required
 from hall.catalog.labels import audience_names
 from hall.catalog.models import Category, Notice, Service, SystemEntry
 from hall.catalog.operations import (
-    CAMPUS_TZ,
     CatalogError,
     NotAllowed,
     NoticeData,

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
 from hall.audit.operations import record
-from hall.auth.models import HallUser, utcnow
+from hall.auth.models import CAMPUS_TZ, HallUser, aware, utcnow
 from hall.catalog.models import Service
 from hall.extensions import db
 from hall.forms.schema import (
@@ -85,7 +85,8 @@ def active_delegations(today: date) -> dict[str, list[engine.Delegation]]:
 def engine_context(now: datetime | None = None) -> engine.Context:
     """The engine's view of the world now: the directory and today's delegations."""
     now = now or utcnow()
-    return engine.Context(DirectoryResolver(), now, active_delegations(now.date()))
+    today = aware(now).astimezone(CAMPUS_TZ).date()
+    return engine.Context(DirectoryResolver(), now, active_delegations(today), today=today)
 
 
 def set_delegation(delegator: str, delegate: str, starts_on: date, ends_on: date) -> Delegation:

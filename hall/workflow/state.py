@@ -209,10 +209,12 @@ class Context:
     resolver: ApproverResolver
     at: datetime
     delegations: Mapping[str, Sequence[Delegation]] = field(default_factory=dict)
+    #: The date delegations are judged by (the campus date); ``at``'s own date when not given.
+    today: date | None = None
 
     def delegate_for(self, user: str) -> str | None:
         """The delegate standing in for ``user`` today, or None (one hop, never oneself)."""
-        today = self.at.date()
+        today = self.today or self.at.date()
         for d in self.delegations.get(user, ()):
             if d.start <= today <= d.end and d.delegate != user:
                 return d.delegate

@@ -12,10 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from hall.audit.models import HallAuditEvent
-from hall.auth.models import HallUser, utcnow
+from hall.auth.models import CAMPUS_TZ, HallUser, utcnow
 from hall.catalog.models import Notice, Service
 from hall.catalog.operations import (
-    CAMPUS_TZ,
     NotAllowed,
     ServiceData,
     department_by_code,

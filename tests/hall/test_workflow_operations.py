@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from hall.auth.models import HallUser
+from hall.auth.models import HallUser, campus_today
 from hall.catalog.models import Service
 from hall.catalog.roles import RoleGrant
 from hall.directory.models import Department, Position
@@ -276,7 +276,7 @@ def test_delegate_gets_new_tasks_while_the_approver_is_away(hall: Flask) -> None
     with hall.test_request_context():
         with pytest.raises(ops.SubmissionInvalid):
             ops.set_delegation("bob", "bob", date(2026, 1, 1), date(2026, 1, 2))
-        today = date.today()
+        today = campus_today()
         ops.set_delegation("bob", "erin", today, today)
         app_id = submit()
         task = open_task("erin")
@@ -286,6 +286,17 @@ def test_delegate_gets_new_tasks_while_the_approver_is_away(hall: Flask) -> None
             select(ApplicationEvent).where(ApplicationEvent.kind == "approved")
         ).one()
         assert (event.actor, event.on_behalf_of) == ("erin", "bob")
+
+
+def test_delegation_days_are_campus_dates(hall: Flask) -> None:
+    """At 04:00 in Beijing (20:00 UTC the day before) a delegation starting "today" is in force."""
+    early = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # 2026-11-25 04:00 Asia/Shanghai
+    with hall.test_request_context():
+        ops.set_delegation("bob", "erin", date(2026, 11, 25), date(2026, 11, 26))
+        db.session.commit()
+        assert ops.engine_context(early).delegate_for("bob") == "erin"
+        before = datetime(2026, 11, 24, 15, 59, tzinfo=UTC)  # 2026-11-24 23:59 in Beijing
+        assert ops.engine_context(before).delegate_for("bob") is None
 
 
 def test_return_and_resubmit_through_the_store(hall: Flask) -> None:
