@@ -5,14 +5,20 @@ Not a benchmark itself (``make bench`` skips files starting with ``_``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
+import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import requests
 
 # Only the standard library and requests at module level: the load clients are spawned
 # processes that re-import this module, and they should stay light.
@@ -187,3 +193,36 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+def wait_until_ready(
+    url: str, server: subprocess.Popen[bytes], log: Path, label: str, seconds: float = 30
+) -> None:
+    """Block until ``url`` answers 200; exit naming ``label`` if the server dies or never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"{label} exited at start:\n{tail(log)}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{label} did not become ready in {seconds:.0f} s:\n{tail(log)}")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (gunicorn's master stops its workers); SIGKILL what is left after 15 s."""
+    children = children_of(server.pid)
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+    for pid in children:  # orphans of a master that had to be killed
+        if "gunicorn" in cmdline(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

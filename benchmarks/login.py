@@ -45,7 +45,6 @@ dropped at the end.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing as mp
 import os
 import re
@@ -74,7 +73,6 @@ from _support import (
     bench_database_url,
     children_of,
     clear_redis,
-    cmdline,
     database_backends,
     drop_database,
     free_port,
@@ -83,8 +81,10 @@ from _support import (
     recreate_database,
     redis_servers,
     stop_processes,
+    stop_server,
     tail,
     used_between,
+    wait_until_ready,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,37 +290,6 @@ def start_gunicorn(
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
-
-
-def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    """Block until /healthz answers 200 (30 s at most)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"login benchmark: gunicorn exited at start:\n{tail(log)}")
-        try:
-            if requests.get(base_url + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"login benchmark: gunicorn did not become healthy in 30 s:\n{tail(log)}")
-
-
-def stop_gunicorn(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the master (it stops its workers); SIGKILL what is left after 15 s."""
-    workers = children_of(server.pid)
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-    for pid in workers:  # orphans of a master that had to be killed
-        if "gunicorn" in cmdline(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 # --- CPU accounting from /proc ------------------------------------------------------------------
@@ -728,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port, log = free_port(), Path(tmp) / "gunicorn.log"
             base_url = f"http://127.0.0.1:{port}"
             server = start_gunicorn(env, args.workers, port, log)
-            wait_until_healthy(base_url, server, log)
+            wait_until_ready(base_url + "/healthz", server, log, "login benchmark: gunicorn")
             load = run_load(
                 base_url,
                 server,
@@ -756,13 +725,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok = report(args, prepared, bare, parallel, load, cores, bare_noise)
             if load.failures:
                 print(f"last lines of the gunicorn log:\n{tail(log, 10)}")
-            stop_gunicorn(server)
+            stop_server(server)
             server = None
             if args.profile > 0:
                 profile_sign_ins(prepared.app, prepared.accounts, args.profile)
     finally:
         if server is not None:
-            stop_gunicorn(server)
+            stop_server(server)
         os.environ.clear()
         os.environ.update(saved_environ)
         try:

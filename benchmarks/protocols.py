@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import hashlib
 import json
 import math
@@ -86,7 +85,6 @@ from _support import (
     bench_database_url,
     children_of,
     clear_redis,
-    cmdline,
     database_backends,
     drop_database,
     free_port,
@@ -94,8 +92,10 @@ from _support import (
     recreate_database,
     redis_servers,
     stop_processes,
+    stop_server,
     tail,
     used_between,
+    wait_until_ready,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,37 +291,6 @@ def start_node(port: int, client: Registrations, log: Path) -> subprocess.Popen[
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
-
-
-def wait_until_ready(url: str, server: subprocess.Popen[bytes], log: Path, name: str) -> None:
-    """Block until ``url`` answers 200 (30 s at most)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"protocols benchmark: {name} exited at start:\n{tail(log)}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"protocols benchmark: {name} did not become ready in 30 s:\n{tail(log)}")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (gunicorn's master stops its workers); SIGKILL what is left after 15 s."""
-    children = children_of(server.pid)
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-    for pid in children:  # orphans of a master that had to be killed
-        if "gunicorn" in cmdline(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 # --- CPU accounting from /proc ------------------------------------------------------------------
@@ -956,7 +925,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log = Path(tmp) / "gunicorn.log"
             gunicorn = start_gunicorn(env, args.workers, port, log)
             servers.append(gunicorn)
-            wait_until_ready(base_url + "/healthz", gunicorn, log, "gunicorn")
+            wait_until_ready(base_url + "/healthz", gunicorn, log, "protocols benchmark: gunicorn")
 
             started = time.perf_counter()
             tickets = mint_tickets(base_url, password, args.tickets, args.concurrency)
@@ -1001,7 +970,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             node = start_node(node_port, client, node_log)
             servers.append(node)
             wait_until_ready(
-                node_url + "/.well-known/openid-configuration", node, node_log, "node op.mjs"
+                node_url + "/.well-known/openid-configuration",
+                node,
+                node_log,
+                "protocols benchmark: node op.mjs",
             )
             node_document = discover(node_url)
             node_runs = [
