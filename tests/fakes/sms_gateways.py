@@ -31,10 +31,11 @@ from base64 import b64encode
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes import LoopbackServer
 
 JsonObject = dict[str, Any]
 
@@ -88,60 +89,22 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _Gateway:
+class _Gateway(LoopbackServer):
     """An HTTP server in a thread, a record of what it saw, and queued failures."""
+
+    handler_class = _Handler
+    handler_attribute = "gateway"
 
     #: Messages the vendors really send for the codes tests most often simulate.
     KNOWN_MESSAGES: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[ReceivedSms] = []
         self.errors: list[str] = []
         self.last_request: RawRequest | None = None
         self._lock = threading.Lock()
         self._failures: deque[tuple[str, str, str]] = deque()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle -------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Listen on a free port of 127.0.0.1 and serve in a daemon thread."""
-        handler = type("Handler", (_Handler,), {"gateway": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port the fake listens on."""
-        assert self._server is not None, "the fake gateway is not running"
-        return int(self._server.server_address[1])
 
     @property
     def endpoint(self) -> str:

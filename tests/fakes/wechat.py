@@ -37,12 +37,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
+
+from tests.fakes import LoopbackServer
 
 JsonObject = dict[str, Any]
 
@@ -117,8 +118,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # tests look at ``fake.requests`` instead
 
 
-class FakeWeChat:
+class FakeWeChat(LoopbackServer):
     """WeChat Open Platform + WeCom in one threaded HTTP server on 127.0.0.1."""
+
+    handler_class = _Handler
 
     def __init__(
         self,
@@ -131,6 +134,7 @@ class FakeWeChat:
         code_ttl: float = 300,
         port: int = 0,
     ) -> None:
+        super().__init__(port)
         self.app_id, self.app_secret = app_id, app_secret
         self.corp_id, self.agent_id, self.corp_secret = corp_id, agent_id, corp_secret
         self.code_ttl = code_ttl
@@ -144,49 +148,6 @@ class FakeWeChat:
         self._wecom_tokens: set[str] = set()
         self._faults: deque[_Fault] = deque()
         self._lock = threading.Lock()
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle -------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Listen on 127.0.0.1 (a free port unless one was given) in a daemon thread."""
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port the fake listens on."""
-        assert self._server is not None, "the fake is not running"
-        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
