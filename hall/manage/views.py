@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -62,6 +62,7 @@ from shared.web import error_response
 bp = Blueprint("manage", __name__, url_prefix="/manage", template_folder="templates")
 
 View = Callable[..., ResponseReturnValue]
+_Saved = TypeVar("_Saved")
 
 
 def _forbidden() -> ResponseReturnValue:
@@ -121,6 +122,18 @@ def _state_names() -> dict[str, str]:
         "published": _("已发布"),
         "withdrawn": _("已撤回"),
     }
+
+
+def _commit_or_flash(save: Callable[[], _Saved]) -> _Saved | None:
+    """Run a catalogue save and commit it; on a CatalogError roll back, flash it, return None."""
+    try:
+        saved = save()
+    except CatalogError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return None
+    db.session.commit()
+    return saved
 
 
 @bp.get("")
@@ -190,14 +203,12 @@ def _edit_service(user: HallUser, service: Service | None) -> ResponseReturnValu
     status = 200
     if request.method == "POST":
         if form.validate():
-            try:
-                saved = save_service(_service_data(form), actor=user, service=service)
-            except CatalogError as error:
-                db.session.rollback()
-                flash(str(error), "error")
+            saved = _commit_or_flash(
+                lambda: save_service(_service_data(form), actor=user, service=service)
+            )
+            if saved is None:
                 status = 400
             else:
-                db.session.commit()
                 flash(_("已保存“%(title)s”。", title=saved.title), "success")
                 return redirect(url_for(".edit_service", service_id=saved.id))
         else:
@@ -268,14 +279,14 @@ def categories(user: HallUser) -> ResponseReturnValue:
     status = 200
     if request.method == "POST":
         if form.validate():
-            try:
-                save_category(form.name.data or "", form.sort.data or 100, actor=user)
-            except CatalogError as error:
-                db.session.rollback()
-                flash(str(error), "error")
+            if (
+                _commit_or_flash(
+                    lambda: save_category(form.name.data or "", form.sort.data or 100, actor=user)
+                )
+                is None
+            ):
                 status = 400
             else:
-                db.session.commit()
                 flash(_("已添加服务类别“%(name)s”。", name=form.name.data), "success")
                 return redirect(url_for(".categories"))
         else:
@@ -292,13 +303,11 @@ def rename_category(user: HallUser, category_id: int) -> ResponseReturnValue:
     if not form.validate():
         flash(_("类别名称不能为空，且不超过 64 个字符。"), "error")
         return redirect(url_for(".categories"))
-    try:
-        save_category(form.name.data or "", form.sort.data or 100, actor=user, category=category)
-    except CatalogError as error:
-        db.session.rollback()
-        flash(str(error), "error")
-    else:
-        db.session.commit()
+    if _commit_or_flash(
+        lambda: save_category(
+            form.name.data or "", form.sort.data or 100, actor=user, category=category
+        )
+    ):
         flash(_("已保存服务类别“%(name)s”。", name=category.name), "success")
     return redirect(url_for(".categories"))
 
@@ -342,14 +351,10 @@ def _edit_notice(user: HallUser, notice: Notice | None) -> ResponseReturnValue:
                 body=form.body.data or "",
                 publish_at=publish_at,
             )
-            try:
-                saved = save_notice(data, actor=user, notice=notice)
-            except CatalogError as error:
-                db.session.rollback()
-                flash(str(error), "error")
+            saved = _commit_or_flash(lambda: save_notice(data, actor=user, notice=notice))
+            if saved is None:
                 status = 400
             else:
-                db.session.commit()
                 flash(_("已保存公告“%(title)s”。", title=saved.title), "success")
                 return redirect(url_for(".index"))
         else:
@@ -409,14 +414,10 @@ def _edit_system(user: HallUser, entry: SystemEntry | None) -> ResponseReturnVal
                 published=bool(form.published.data),
                 sort=form.sort.data if form.sort.data is not None else 100,
             )
-            try:
-                saved = save_system(data, actor=user, entry=entry)
-            except CatalogError as error:
-                db.session.rollback()
-                flash(str(error), "error")
+            saved = _commit_or_flash(lambda: save_system(data, actor=user, entry=entry))
+            if saved is None:
                 status = 400
             else:
-                db.session.commit()
                 flash(_("已保存“%(title)s”。", title=saved.name), "success")
                 return redirect(url_for(".index"))
         else:
