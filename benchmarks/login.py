@@ -7,14 +7,19 @@ What it measures
     each virtual user loads the form (``GET /login``, CSRF token) once, as a browser does, and
     drops the SSO cookie after each sign-in so the next one starts a new session. In the same
     run, the bare argon2id verify rate with the app's own parameters (``hasher_from_config`` of
-    the app's config) is measured in this process on one core, and again with one process per
-    server worker running at once (argon2 is memory-hard: cores that verify at the same time
-    share caches and memory bandwidth).
+    the app's config) is measured in this process on one core while the others idle, and again
+    with one process per core verifying at once, as the server's cores do under load (argon2 is
+    memory-hard: cores that verify at the same time share caches and memory bandwidth, and on
+    a virtual machine two "cores" are often one physical core's hyperthreads). Both are
+    measured before and after the load, and pooled.
 
 How to read it
-    * ``bare verify/s/core`` — the ceiling: a sign-in cannot cost less than one verify. Counted
-      per CPU-second of the verifying process, like the server figure below, and measured both
+    * ``bare verify/s/core`` — a sign-in cannot cost less than one verify. Counted per
+      CPU-second of the verifying processes, like the server figure below, and measured both
       before and after the load, pooled (a virtual machine's CPU speed drifts within a run).
+      With every core verifying at once it is the ceiling for a server whose cores are all
+      busy, which they are under this load; with the other cores idle it is higher (the
+      "idle-core" figure, printed for comparison).
     * ``sign-ins/s`` — successful sign-ins per second, all workers together; ``per core`` divides
       by the cores the workers can use, min(workers, nproc). On a small box the load clients run
       on the same cores and take CPU from the server, so this figure is pessimistic.
@@ -23,10 +28,12 @@ How to read it
       fairest "per core" figure. Time other processes take is not counted, but their cache and
       memory-bandwidth use still slows argon2: a warning is printed when they used more than
       10 % of the machine — then run again on a quiet one.
-    * ``ratio`` = sign-ins per server CPU-second ÷ bare verifies/s on one core. 1.0 would mean
-      a sign-in costs the server nothing but its argon2 verify; the target is >= 0.8, i.e. at
-      most 25 % on top of argon2 for routing, the form, CSRF, the account lookup, the Redis
-      counters, the audit row, the SSO session and the response.
+    * ``ratio`` = sign-ins per server CPU-second ÷ bare verifies per CPU-second with every core
+      verifying (like for like: the same contention as the server's). 1.0 would mean a sign-in
+      costs the server nothing but its argon2 verify; the target is >= 0.8, i.e. at most 25 %
+      on top of argon2 for routing, the form, CSRF, the account lookup, the Redis counters, the
+      audit row, the SSO session and the response. The ratio against the idle-core rate is
+      printed too; on one core (nproc = 1) the two are the same measurement.
     * ``p50 / p99`` — latency of the POST only, as the client saw it (queueing included).
     * The CPU of PostgreSQL (this database's backends), Redis (the whole server) and the load
       clients over the same window is printed too, so one can see where the machine went.
@@ -230,8 +237,8 @@ def _parallel_verifier(
     out.put(verify_for(hasher, stored, password, seconds))
 
 
-def verify_in_parallel(prepared: Prepared, processes: int, seconds: float) -> float:
-    """Verifies per CPU-second and process with ``processes`` verifying at the same time."""
+def verify_in_parallel(prepared: Prepared, processes: int, seconds: float) -> tuple[int, float]:
+    """``processes`` verifying at the same time: (verifies, CPU-seconds) summed over them."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     p = prepared.params
@@ -258,7 +265,7 @@ def verify_in_parallel(prepared: Prepared, processes: int, seconds: float) -> fl
         results = [out.get(timeout=seconds + 60) for _ in procs]
     finally:
         stop_processes(procs, grace=5 if results else 0)
-    return sum(count / cpu for count, cpu in results) / processes
+    return sum(count for count, _ in results), sum(cpu for _, cpu in results)
 
 
 # --- the server ---------------------------------------------------------------------------------
@@ -524,7 +531,7 @@ def report(
     args: argparse.Namespace,
     prepared: Prepared,
     bare: float,
-    parallel: float | None,
+    every_core: float,
     load: LoadResult,
     cores: int,
     bare_noise: float,
@@ -534,7 +541,7 @@ def report(
     serving = min(args.workers, cores)
     rate = load.successes / load.window
     per_cpu_second = load.successes / load.server_cpu if load.server_cpu else 0.0
-    ratio = per_cpu_second / bare if bare else 0.0
+    ratio = per_cpu_second / every_core if every_core else 0.0
     ok = ratio >= TARGET_RATIO and not load.failures and load.successes > 0
     stack_cpu = load.server_cpu + load.database_cpu + load.redis_cpu
     others = load.machine_busy - stack_cpu - load.client_cpu
@@ -547,14 +554,13 @@ def report(
         f"{args.warmup:.0f} s of warm-up"
     )
     _line(
-        "bare argon2id verify, 1 core, per CPU-second:",
-        f"{bare:6.1f} verifies/s ({1000 / bare:.1f} ms each)",
+        "bare argon2id verify, 1 core, the others idle:",
+        f"{bare:6.1f} verifies per CPU-s ({1000 / bare:.1f} ms each)",
     )
-    if parallel is not None:
-        _line(
-            f"bare, {args.workers} processes verifying at once:",
-            f"{parallel:6.1f} verifies/s per process ({1000 / parallel:.1f} ms each)",
-        )
+    _line(
+        f"bare, all {cores} cores verifying at once:",
+        f"{every_core:6.1f} verifies per CPU-s ({1000 / every_core:.1f} ms each)",
+    )
     _line(
         "sign-ins (302 to / with an SSO session):",
         f"{rate:6.1f} /s in all ({load.successes} in {load.window:.1f} s)",
@@ -571,7 +577,7 @@ def report(
         _line(
             "server CPU per sign-in (POST /login):",
             f"{load.server_cpu / load.successes * 1000:6.1f} ms, of which argon2 "
-            f"≈ {1000 / bare:.1f} ms",
+            f"≈ {1000 / every_core:.1f} ms",
         )
     _line("sign-ins per server CPU-second:", f"{per_cpu_second:6.1f}")
     _line(
@@ -587,10 +593,10 @@ def report(
         f"else {max(others, 0.0):.1f}; machine busy {load.machine_busy:.1f} of "
         f"{load.machine_total:.1f} CPU-s"
     )
-    if stack_cpu and bare:
+    if stack_cpu and every_core:
         print(
             f"  counting PostgreSQL and Redis too: {load.successes / stack_cpu:.1f} sign-ins "
-            f"per CPU-second ({load.successes / stack_cpu / bare:.2f} of bare)"
+            f"per CPU-second ({load.successes / stack_cpu / every_core:.2f} of bare)"
         )
     noisy_bare = bare_noise > NOISE_SHARE * cores * args.verify_seconds
     if others > NOISE_SHARE * load.machine_total or noisy_bare:
@@ -601,9 +607,15 @@ def report(
         )
     if load.worker_restarts:
         print("  note: gunicorn workers changed during the window; the CPU figure undercounts")
+    if bare:
+        print(
+            f"  against the idle-core rate instead: {per_cpu_second / bare:.2f} "
+            "(the server's cores were not idle: not the target's measure)"
+        )
     print(
-        f"ratio = {per_cpu_second:.1f} sign-ins per server CPU-s ÷ {bare:.1f} bare verifies/s "
-        f"= {ratio:.2f} (target ≥ {TARGET_RATIO}) → {'PASS' if ok else 'FAIL'}"
+        f"ratio = {per_cpu_second:.1f} sign-ins per server CPU-s ÷ {every_core:.1f} bare verifies "
+        f"per CPU-s with every core verifying = {ratio:.2f} (target ≥ {TARGET_RATIO}) → "
+        f"{'PASS' if ok else 'FAIL'}"
     )
     return ok
 
@@ -689,10 +701,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             bare = count / cpu
             bare_noise = machine_busy_seconds()[0] - busy_before - cpu  # what others used
-            parallel = (
-                verify_in_parallel(prepared, args.workers, args.verify_seconds)
-                if 1 < args.workers <= cores
-                else None
+            # Every core verifying at once, as under the load; one core: the same as above.
+            all_count, all_cpu = (
+                verify_in_parallel(prepared, cores, args.verify_seconds)
+                if cores > 1
+                else (count, cpu)
             )
             port, log = free_port(), Path(tmp) / "gunicorn.log"
             base_url = f"http://127.0.0.1:{port}"
@@ -717,12 +730,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prepared.sample_password,
                 args.verify_seconds,
             )
+            all_count_after, all_cpu_after = (
+                verify_in_parallel(prepared, cores, args.verify_seconds)
+                if cores > 1
+                else (count_after, cpu_after)
+            )
             print(
-                f"bare argon2id verify before / after the load: {bare:.1f} / "
-                f"{count_after / cpu_after:.1f} per CPU-second (pooled below)"
+                f"bare argon2id verifies per CPU-second before / after the load: "
+                f"{bare:.1f} / {count_after / cpu_after:.1f} on one core, "
+                f"{all_count / all_cpu:.1f} / {all_count_after / all_cpu_after:.1f} with every "
+                "core verifying (pooled below)"
             )
             bare = (count + count_after) / (cpu + cpu_after)
-            ok = report(args, prepared, bare, parallel, load, cores, bare_noise)
+            every_core = (all_count + all_count_after) / (all_cpu + all_cpu_after)
+            ok = report(args, prepared, bare, every_core, load, cores, bare_noise)
             if load.failures:
                 print(f"last lines of the gunicorn log:\n{tail(log, 10)}")
             stop_server(server)

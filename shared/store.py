@@ -79,8 +79,14 @@ class Store(Protocol):
     def hit(self, key: str, window: float) -> int:
         """Count one event in a fixed window starting at the first event; return the count."""
 
+    def hit_unless(self, key: str, window: float, blocker: str) -> int | None:
+        """:meth:`hit`, unless ``blocker`` is live: then count nothing and return None."""
+
     def count(self, key: str) -> int:
         """Events counted so far in the current window (0 when none or expired)."""
+
+    def counts(self, *keys: str) -> list[int]:
+        """:meth:`count` of each key, in order, read together (one round trip)."""
 
     def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires, or None when absent."""
@@ -217,6 +223,12 @@ class SqlStore:
         self._maybe_purge()
         return int(counted or 0)
 
+    def hit_unless(self, key: str, window: float, blocker: str) -> int | None:
+        """See :class:`Store`. Two statements here; the Redis store does both at once."""
+        if self.get(blocker) is not None:
+            return None
+        return self.hit(key, window)
+
     def count(self, key: str) -> int:
         """See :class:`Store`."""
         query = select(entries.c.counter).where(
@@ -224,6 +236,16 @@ class SqlStore:
         )
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
+
+    def counts(self, *keys: str) -> list[int]:
+        """See :class:`Store`."""
+        stored = [self._key(key) for key in keys]
+        query = select(entries.c.key, entries.c.counter).where(
+            entries.c.key.in_(stored), entries.c.expires_at > _now_ms()
+        )
+        with self.engine.connect() as conn:
+            found = {key: int(counter or 0) for key, counter in conn.execute(query)}
+        return [found.get(key, 0) for key in stored]
 
     def ttl(self, key: str) -> float | None:
         """See :class:`Store`."""
@@ -250,6 +272,19 @@ end
 return n
 """
 
+# KEYS[2] live: nothing is counted (-1). One round trip, and atomic: no hit slips in after the
+# blocker appears.
+_HIT_UNLESS_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return -1
+end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+"""
+
 
 class RedisStore:
     """The store in Redis: native TTLs, GETDEL for take, a Lua script for windowed counters."""
@@ -258,6 +293,7 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._hit = client.register_script(_HIT_SCRIPT)
+        self._hit_unless = client.register_script(_HIT_UNLESS_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "") -> RedisStore:
@@ -295,10 +331,21 @@ class RedisStore:
         """See :class:`Store`."""
         return int(cast(int, self._hit(keys=[self._key(key)], args=[_ms(window)])))
 
+    def hit_unless(self, key: str, window: float, blocker: str) -> int | None:
+        """See :class:`Store`."""
+        keys = [self._key(key), self._key(blocker)]
+        counted = int(cast(int, self._hit_unless(keys=keys, args=[_ms(window)])))
+        return None if counted < 0 else counted
+
     def count(self, key: str) -> int:
         """See :class:`Store`."""
         raw = cast("str | None", self.client.get(self._key(key)))
         return int(raw) if raw is not None else 0
+
+    def counts(self, *keys: str) -> list[int]:
+        """See :class:`Store`."""
+        raws = cast("list[str | None]", self.client.mget([self._key(key) for key in keys]))
+        return [int(raw) if raw is not None else 0 for raw in raws]
 
     def ttl(self, key: str) -> float | None:
         """See :class:`Store`."""

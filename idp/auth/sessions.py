@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from blinker import Namespace
 from flask import Flask, current_app, g, request
+from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.wrappers import Response
 
 from idp.audit.operations import client_ip
@@ -19,6 +20,7 @@ from idp.auth.models import SsoSession
 from idp.clients.models import SessionParticipant
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
+from shared.factory import insert_plain
 
 _signals = Namespace()
 #: Sent just before SSO sessions end (``sessions=[SsoSession, …]``), while their participants
@@ -59,6 +61,7 @@ def start_session(
     )
     sso = SsoSession(
         id=_digest(token),
+        user_id=user.id,
         user=user,
         created_at=now,
         auth_time=auth_time or now,
@@ -69,10 +72,16 @@ def start_session(
         ip=client_ip(),
         user_agent=(request.user_agent.string or "")[:512] or None,
     )
-    db.session.add(sso)
-    if previous is not None and previous.user_id == user.id:
+    if previous is None:
+        # The common case, once per sign-in: one plain INSERT now, then the row joins the
+        # session as if it had been loaded (no unit of work to flush it at commit).
+        insert_plain(db.session, sso)
+        make_transient_to_detached(sso)
+        db.session.add(sso)
+    elif previous.user_id == user.id:
         # Re-authentication (CAS renew, OIDC prompt=login): a new id, but the systems the
         # user already signed in to stay signed in.
+        db.session.add(sso)
         db.session.flush()
         db.session.execute(
             db.update(SessionParticipant)
@@ -80,8 +89,9 @@ def start_session(
             .values(session_id=sso.id)
         )
         db.session.delete(previous)
-    elif previous is not None:
+    else:
         # Another person signing in in this browser: the old session ends everywhere.
+        db.session.add(sso)
         end_session(previous)
     g.sso_session = sso
     g.sso_cookie = (token, lifetime if remember else None)

@@ -58,9 +58,10 @@ def reserve_attempt(subject: str) -> Attempt:
     durations: tuple[int, ...] = config["LOCKOUT_DURATIONS"]
     window: int = config["LOCKOUT_WINDOW"]
     fail, lock, level = _keys(subject)
-    if store.get(lock) is not None:
+    counted = store.hit_unless(fail, window, lock)  # a lock in place: refused, not counted
+    if counted is None:
         return Attempt(False)
-    number = store.hit(fail, window)
+    number = counted
     block = (number - 1) // every
     # Read the level before the lock: the lock is written before the level, so a level that
     # shows this block has begun guarantees its lock is already visible (reading the other way
@@ -94,12 +95,15 @@ def record_ip_failure(ip: str | None) -> None:
 def captcha_required(subject: str | None, ip: str | None) -> bool:
     """True when the account or the address has failed often enough to need a CAPTCHA."""
     config = effective_config()
-    store = get_store()
-    if subject and failures(subject) >= config["LOGIN_CAPTCHA_AFTER"]:
-        return True
-    return bool(
-        ip and store.count(f"login-ip:{account_key(ip)}") >= config["LOGIN_IP_CAPTCHA_AFTER"]
+    keys = ([_keys(subject)[0]] if subject else []) + (
+        [f"login-ip:{account_key(ip)}"] if ip else []
     )
+    if not keys:
+        return False
+    counted = get_store().counts(*keys)  # both counters in one round trip: every sign-in asks
+    by_account = counted[0] if subject else 0
+    by_ip = counted[-1] if ip else 0
+    return by_account >= config["LOGIN_CAPTCHA_AFTER"] or by_ip >= config["LOGIN_IP_CAPTCHA_AFTER"]
 
 
 def record_failure(subject: str) -> int:

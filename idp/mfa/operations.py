@@ -20,7 +20,7 @@ import pyotp
 import segno
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth.models import SsoSession
@@ -72,10 +72,15 @@ def _credential(user: User) -> TotpCredential | None:
     return credential
 
 
+# Every sign-in asks this: one prebuilt statement reading one column, not a whole credential.
+_CONFIRMED_CREDENTIAL = db.select(TotpCredential.id).where(
+    TotpCredential.user_id == bindparam("user_id"), TotpCredential.confirmed_at.is_not(None)
+)
+
+
 def totp_enabled(user: User) -> bool:
     """True when the user has a confirmed authenticator app (sign-in then asks for a code)."""
-    credential = _credential(user)
-    return credential is not None and credential.confirmed_at is not None
+    return db.session.scalar(_CONFIRMED_CREDENTIAL, {"user_id": user.id}) is not None
 
 
 def session_has_totp(sso: SsoSession) -> bool:

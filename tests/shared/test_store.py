@@ -125,6 +125,27 @@ def test_hit_counts_within_window(store: Store) -> None:
     assert store.count("fails") == 3
 
 
+def test_counts_reads_several_counters_in_order(store: Store) -> None:
+    """counts() gives each key's count in the order asked; absent and expired keys count 0."""
+    store.hit("a", window=60)
+    store.hit("a", window=60)
+    store.hit("gone", window=0.2)
+    store.hit("b", window=60)
+    time.sleep(0.35)
+    assert store.counts("b", "missing", "a", "gone") == [1, 0, 2, 0]
+    assert store.counts("a") == [store.count("a")] == [2]
+
+
+def test_hit_unless_counts_only_while_the_blocker_is_absent(store: Store) -> None:
+    """hit_unless() counts like hit(); while the blocker lives it counts nothing (None)."""
+    assert store.hit_unless("tries", 60, blocker="lock") == 1
+    store.set("lock", "1", ttl=0.2)
+    assert store.hit_unless("tries", 60, blocker="lock") is None
+    assert store.count("tries") == 1
+    time.sleep(0.35)
+    assert store.hit_unless("tries", 60, blocker="lock") == 2
+
+
 def test_hit_window_restarts_after_expiry(store: Store) -> None:
     """A fixed window: once it has passed the count starts again at one."""
     store.hit("fails", window=0.2)
