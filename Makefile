@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CATALOGS := shared/web idp hall
+PO_FILES := $(wildcard $(addsuffix /translations/*/LC_MESSAGES/messages.po,$(CATALOGS)))
+# What lint checks: when none of it changed since the last clean run, lint has nothing to do.
+LINTED := pyproject.toml $(shell find shared idp hall tests benchmarks deploy -name '*.py' \
+  -not -path '*/node_modules/*' 2>/dev/null)
+LINT_STAMP := $(VENV)/.lint-stamp
 
 .PHONY: run test lint format bench translations messages system-deps clean
 
@@ -13,9 +18,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Compile the message catalogues (.po → .mo); the .mo files are build output, not committed.
-translations: $(STAMP)
-	for d in $(CATALOGS); do $(BIN)/pybabel -q compile -d $$d/translations || exit 1; done
+## Compile the message catalogues (.po → .mo) that changed; the .mo files are build output,
+## not committed. Nothing is rewritten when they are up to date, so runs can share them.
+translations: $(PO_FILES:.po=.mo)
+
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel -q compile -i $< -o $@
 
 ## Re-extract messages into each catalogue after changing user-facing text.
 messages: $(STAMP)
@@ -39,10 +47,14 @@ test: $(STAMP) translations system-deps lint
 	@d=tests/interop/node; if command -v npm >/dev/null && [ ! $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ]; then npm ci --prefix $$d --no-audit --no-fund; fi
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+## ruff and mypy; skipped when no Python file (or pyproject.toml) changed since they last passed.
+lint: $(LINT_STAMP)
+
+$(LINT_STAMP): $(STAMP) $(LINTED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	touch $@
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

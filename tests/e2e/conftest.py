@@ -8,6 +8,7 @@ is ever downloaded. A failing test leaves a screenshot in ``test-artifacts/``.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -38,11 +39,22 @@ CHROMIUM_ARGS = [
 ]
 
 
+#: Where a live server's port is picked: below Linux's ephemeral range (32768–60999), so no
+#: outgoing connection can take it between the pick and the server's bind. CI runs the SQLite
+#: and the PostgreSQL suites side by side on one machine: each takes its own half.
+_PORTS = range(21000, 32000) if os.environ.get("TEST_DATABASE_URL") else range(10000, 21000)
+
+
 def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port of this run's range that nobody listens on right now."""
+    while True:
+        port = random.choice(_PORTS)  # a port number, not a secret: random is enough
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: try another
+            return port
 
 
 @dataclass
