@@ -9,7 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -25,6 +25,7 @@ from idp.clients.operations import register_cas_service
 from idp.directory.models import Department, User, UserStatus
 from idp.extensions import db
 from shared.factory import get_store
+from tests.fakes import QuietHTTPServer
 from tests.idp.conftest import MakeUser, post_form, sign_in
 
 NS = "{http://www.yale.edu/tp/cas}"
@@ -110,7 +111,7 @@ class Recorder:
     status: int = 200
     delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
+    server: QuietHTTPServer | None = None
 
     @property
     def url(self) -> str:
@@ -153,7 +154,7 @@ def recorder() -> Iterator[Recorder]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.block_on_close = False
     rec.server = server

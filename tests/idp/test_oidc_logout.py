@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -18,6 +18,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.oidc.backchannel import wait_for_deliveries
+from tests.fakes import QuietHTTPServer
 from tests.idp.conftest import MakeUser, post_form, sign_in
 from tests.idp.oidc_support import (
     LOGOUT_URI,
@@ -52,7 +53,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/backchannel"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
