@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from flask import current_app, has_app_context, has_request_context
-from flask_babel import gettext
+from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, DateTime, ForeignKey, String, event
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from idp.audit.operations import record
 from idp.directory.models import User, utcnow
 from idp.extensions import db
+from shared.i18n import translate as _
 
 #: Seconds a process may keep using its copy of the overrides.
 POLICY_CACHE_TTL = 5.0
@@ -133,13 +133,6 @@ class PolicyError(ValueError):
     def __init__(self, problems: dict[str, str]) -> None:
         super().__init__("; ".join(f"{name}: {text}" for name, text in problems.items()))
         self.problems = problems
-
-
-def _(message: str, **variables: Any) -> str:
-    """Translate in a request; elsewhere (CLI, unit tests) the Chinese msgid, formatted."""
-    if has_request_context():
-        return str(gettext(message, **variables))
-    return message % variables if variables else message
 
 
 def parse_value(field: PolicyField, raw: str) -> int | tuple[int, ...]:

@@ -10,24 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import has_request_context
-from flask_babel import gettext
 from sqlalchemy import func
 
 from idp.audit.operations import record
 from idp.directory.models import Department, User
 from idp.directory.operations import DirectoryError, ensure_department, find_department
 from idp.extensions import db
+from shared.i18n import translate as _
 
 MAX_CODE = 64
 MAX_NAME = 200
-
-
-def _(message: str, **variables: Any) -> str:
-    """Translate in a request; elsewhere (CLI, unit tests) the Chinese msgid, formatted."""
-    if has_request_context():
-        return str(gettext(message, **variables))
-    return message % variables if variables else message
 
 
 class DepartmentError(ValueError):

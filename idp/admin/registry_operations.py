@@ -9,9 +9,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import has_request_context
-from flask_babel import gettext
-
 from idp.audit.operations import record
 from idp.clients.models import CasService, OidcClient
 from idp.clients.operations import (
@@ -28,17 +25,11 @@ from idp.clients.operations import (
 )
 from idp.directory.models import Department, User, UserKind
 from idp.extensions import db
+from shared.i18n import translate as _
 
 #: What a client id chosen by an admin may look like (the generated ones are 24 hex digits).
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 SCOPE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-
-
-def _(message: str, **variables: Any) -> str:
-    """Translate in a request; elsewhere (CLI, unit tests) the Chinese msgid, formatted."""
-    if has_request_context():
-        return str(gettext(message, **variables))
-    return message % variables if variables else message
 
 
 class RegistryError(ValueError):

@@ -8,23 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from flask import has_request_context
-from flask_babel import gettext
 from sqlalchemy.orm import aliased
 
 from idp.directory.models import User
 from idp.directory.operations import find_user_by_account
 from idp.directory.roles import Role, RoleGrant, grant_role, revoke_role
 from idp.extensions import db
-
-
-def _(message: str, **variables: Any) -> str:
-    """Translate in a request; elsewhere (CLI, unit tests) the Chinese msgid, formatted."""
-    if has_request_context():
-        return str(gettext(message, **variables))
-    return message % variables if variables else message
+from shared.i18n import translate as _
 
 
 class RoleError(ValueError):

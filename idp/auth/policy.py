@@ -13,22 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import flask_babel
-from flask import has_request_context
 from zxcvbn import zxcvbn
+
+from shared.i18n import translate as _
 
 #: zxcvbn's time grows quickly with length, and zxcvbn 4.5 refuses more than 72 characters;
 #: the prefix of a long password says enough about its strength.
 ZXCVBN_MAX_INPUT = 72
 
 _COMMON_PASSWORDS_FILE = Path(__file__).parent / "data" / "common-passwords.txt"
-
-
-def _(message: str, **variables: Any) -> str:
-    """Translate in a request; elsewhere (unit tests, CLI) the Chinese msgid, formatted."""
-    if has_request_context():
-        return str(flask_babel.gettext(message, **variables))
-    return message % variables if variables else message
 
 
 # Named N_ because that is a keyword pybabel extracts by default.

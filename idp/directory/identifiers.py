@@ -22,11 +22,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask
 
 from shared.config import KNOWN_WEAK_SECRETS, MIN_SECRET_LENGTH, ConfigError
+from shared.i18n import translate as _
 
 #: HKDF ``info`` strings: one derived key per purpose. Changing one orphans stored data.
 HASH_INFO = b"hongliu id-number hash"
 ENCRYPTION_INFO = b"hongliu id-number encryption"
 DEVELOPMENT_KEY_INFO = b"hongliu development data key"
+
 
 #: Weights and check characters of GB 11643-1999 (18-digit resident identity numbers).
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -131,16 +133,16 @@ def validate_id_number(raw: str) -> str:
     """Normalise an ID or passport number and check its form; ``ValueError`` says what is wrong."""
     value = normalise_id_number(raw)
     if _SCIENTIFIC.fullmatch(value):
-        raise ValueError("证件号被 Excel 转成了科学计数法，请把该列设为文本后重新导出")
+        raise ValueError(_("证件号被 Excel 转成了科学计数法，请把该列设为文本后重新导出"))
     if _RESIDENT_ID.fullmatch(value):
         if id_number_check_char(value[:17]) != value[17]:
-            raise ValueError(f"身份证号 {mask_id_number(value)} 的校验位不正确")
+            raise ValueError(_("身份证号 %(number)s 的校验位不正确", number=mask_id_number(value)))
         return value
     if _OLD_RESIDENT_ID.fullmatch(value) or _DOCUMENT_NUMBER.fullmatch(value):
         return value
     if value.isdigit():
-        raise ValueError("身份证号应为 18 位")
-    raise ValueError("证件号格式不正确")
+        raise ValueError(_("身份证号应为 18 位"))
+    raise ValueError(_("证件号格式不正确"))
 
 
 def normalise_phone(raw: str) -> str | None:

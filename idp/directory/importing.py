@@ -40,6 +40,7 @@ from idp.directory.operations import (
 )
 from idp.directory.positions import Holding, parse_holdings, set_holdings
 from idp.extensions import db
+from shared.i18n import translate as _
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,13 @@ def read_import_file(
             with open(source, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
-            raise DirectoryError(f"无法读取文件 {os.fspath(source)}：{exc.strerror}") from None
+            raise DirectoryError(
+                _(
+                    "无法读取文件 %(path)s：%(error)s",
+                    path=os.fspath(source),
+                    error=exc.strerror,
+                )
+            ) from None
     else:
         data = source.read()
     text = _decode(data)
@@ -116,7 +123,11 @@ def read_import_file(
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise DirectoryError(
-            f"第一行须为表头，缺少列：{', '.join(missing)}（可用列：{', '.join(IMPORT_COLUMNS)}）"
+            _(
+                "第一行须为表头，缺少列：%(missing)s（可用列：%(columns)s）",
+                missing=", ".join(missing),
+                columns=", ".join(IMPORT_COLUMNS),
+            )
         )
     return _numbered_rows(reader, header)
 
@@ -136,7 +147,7 @@ def _decode_text(data: bytes) -> str:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
-        raise DirectoryError("文件编码无法识别：请另存为 UTF-8 或 GBK 编码的 CSV") from None
+        raise DirectoryError(_("文件编码无法识别：请另存为 UTF-8 或 GBK 编码的 CSV")) from None
 
 
 #: Key of a row the CSV reader could not parse (it cannot clash with a header cell).
@@ -155,7 +166,7 @@ def _numbered_rows(
             return
         except csv.Error as exc:
             # One malformed record (a runaway field) is a bad row, not a bad file.
-            yield line, {_UNPARSABLE: f"该行无法解析：{exc}"}
+            yield line, {_UNPARSABLE: _("该行无法解析：%(error)s", error=exc)}
             continue
         if any(cell.strip() for cell in cells):
             yield line, dict(zip(header, cells, strict=False))
@@ -173,7 +184,7 @@ def _clean_import_row(line: int, raw: Mapping[str, Any], key: bytes) -> _ImportR
     kind = _clean_kind(cell("kind")) if cell("kind") else None
     department_code = cell("department") or None
     if department_code and len(department_code) > 64:
-        raise DirectoryError("部门代码不能超过 64 个字符")
+        raise DirectoryError(_("部门代码不能超过 %(max)d 个字符", max=64))
     id_number = _clean_id_number(cell("id_number")) if cell("id_number") else None
     legacy_hash = cell("legacy_hash") or None
     positions = None
@@ -185,7 +196,7 @@ def _clean_import_row(line: int, raw: Mapping[str, Any], key: bytes) -> _ImportR
             raise DirectoryError(str(exc)) from None
     # argon2id strings are accepted too: the hasher verifies them natively.
     if legacy_hash and not (is_legacy_hash(legacy_hash) or legacy_hash.startswith("$argon2id$")):
-        raise DirectoryError("无法识别的旧密码哈希格式")
+        raise DirectoryError(_("无法识别的旧密码哈希格式"))
     return _ImportRow(
         line=line,
         account=account,
@@ -227,7 +238,11 @@ def import_users(source: ImportSource, *, batch_size: int = 1000) -> ImportRepor
             report.failed.append(ImportFailure(line, str(exc)))
             continue
         if row.account in first_line:
-            reason = f"账号 {row.account} 与第 {first_line[row.account]} 行重复"
+            reason = _(
+                "账号 %(account)s 与第 %(line)d 行重复",
+                account=row.account,
+                line=first_line[row.account],
+            )
             report.failed.append(ImportFailure(line, reason))
             continue
         first_line[row.account] = line
@@ -293,7 +308,7 @@ class _Importer:
             db.session.rollback()
             self.departments = self._load_departments()
             if len(rows) == 1:
-                reason = "保存失败：数据与他人同时写入的记录冲突，请重新导入"
+                reason = _("保存失败：数据与他人同时写入的记录冲突，请重新导入")
                 self.report.failed.append(ImportFailure(rows[0].line, reason))
                 return
             for row in rows:
@@ -315,11 +330,13 @@ class _Importer:
                     department = ensure_department(row.department_code, row.department_name)
                     department_id = self.departments[department.code] = department.id
                 if department_id is None:
-                    failed.append(ImportFailure(row.line, f"未知部门代码 {row.department_code}"))
+                    reason = _("未知部门代码 %(code)s", code=row.department_code)
+                    failed.append(ImportFailure(row.line, reason))
                     continue
             unknown = [code for code, _, _ in row.positions or [] if code not in self.departments]
             if unknown:
-                failed.append(ImportFailure(row.line, f"职务中的未知部门代码 {unknown[0]}"))
+                reason = _("职务中的未知部门代码 %(code)s", code=unknown[0])
+                failed.append(ImportFailure(row.line, reason))
                 continue
             placed.append((row, department_id))
         accounts = [row.account for row, _ in placed]

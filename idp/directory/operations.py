@@ -26,6 +26,7 @@ from idp.directory.identifiers import (
 from idp.directory.models import Department, User, UserKind, UserStatus, utcnow
 from idp.extensions import db
 from idp.policy_settings import effective_config
+from shared.i18n import translate as _
 
 _ACCOUNT = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 
@@ -60,18 +61,20 @@ class DirectoryError(ValueError):
 def _clean_account(raw: str) -> str:
     account = raw.strip()
     if not _ACCOUNT.fullmatch(account):
-        raise DirectoryError(f"账号 {account!r} 不合规：须为 3–64 位字母、数字或 _ . -")
+        raise DirectoryError(
+            _("账号 %(account)r 不合规：须为 3–64 位字母、数字或 _ . -", account=account)
+        )
     return account
 
 
 def _clean_name(raw: str) -> str:
     name = raw.strip()
     if not name:
-        raise DirectoryError("姓名不能为空")
+        raise DirectoryError(_("姓名不能为空"))
     if len(name) > 100:
-        raise DirectoryError("姓名不能超过 100 个字符")
+        raise DirectoryError(_("姓名不能超过 %(max)d 个字符", max=100))
     if any(unicodedata.category(char) == "Cc" for char in name):
-        raise DirectoryError("姓名含有不可见的控制字符")
+        raise DirectoryError(_("姓名含有不可见的控制字符"))
     return name
 
 
@@ -82,20 +85,22 @@ def _clean_kind(raw: UserKind | str) -> UserKind:
     try:
         return UserKind(value)
     except ValueError:
-        raise DirectoryError(f"未知人员类别 {raw!r}：应为 student、staff 或 visitor") from None
+        raise DirectoryError(
+            _("未知人员类别 %(kind)r：应为 student、staff 或 visitor", kind=raw)
+        ) from None
 
 
 def _clean_phone(raw: str) -> str:
     phone = normalise_phone(raw)
     if phone is None:
-        raise DirectoryError(f"手机号 {raw.strip()!r} 不是有效的大陆手机号")
+        raise DirectoryError(_("手机号 %(phone)r 不是有效的大陆手机号", phone=raw.strip()))
     return phone
 
 
 def _clean_email(raw: str) -> str:
     email = normalise_email(raw)
     if email is None:
-        raise DirectoryError(f"邮箱 {raw.strip()!r} 格式不正确")
+        raise DirectoryError(_("邮箱 %(email)r 格式不正确", email=raw.strip()))
     return email
 
 
@@ -128,19 +133,19 @@ def ensure_department(code: str, name: str, parent_code: str | None = None) -> D
     """The department ``code``, created or brought up to date with ``name`` and parent."""
     code, name = code.strip(), name.strip()
     if not code or len(code) > 64:
-        raise DirectoryError("部门代码须为 1–64 个字符")
+        raise DirectoryError(_("部门代码须为 1–%(max)d 个字符", max=64))
     if not name or len(name) > 200:
-        raise DirectoryError("部门名称须为 1–200 个字符")
+        raise DirectoryError(_("部门名称须为 1–%(max)d 个字符", max=200))
     parent = None
     if parent_code:
         parent = find_department(parent_code)
         if parent is None:
-            raise DirectoryError(f"未知部门代码 {parent_code.strip()}")
+            raise DirectoryError(_("未知部门代码 %(code)s", code=parent_code.strip()))
         # Walk up from the new parent: reaching ``code`` would make the tree a loop.
         ancestor: Department | None = parent
         while ancestor is not None:
             if ancestor.code == code:
-                raise DirectoryError(f"部门 {code} 不能成为自己的下级")
+                raise DirectoryError(_("部门 %(code)s 不能成为自己的下级", code=code))
             ancestor = ancestor.parent
     department = find_department(code)
     if department is None:
@@ -181,9 +186,9 @@ def create_user(
     if department_code:
         department = find_department(department_code)
         if department is None:
-            raise DirectoryError(f"未知部门代码 {department_code.strip()}")
+            raise DirectoryError(_("未知部门代码 %(code)s", code=department_code.strip()))
     if find_user_by_account(account) is not None:
-        raise DirectoryError(f"账号 {account} 已存在")
+        raise DirectoryError(_("账号 %(account)s 已存在", account=account))
 
     config = current_app.config
     user = User(

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.directory.models import Department, User, utcnow
 from idp.extensions import db
+from shared.i18n import translate as _
 
 
 class PositionKind(enum.StrEnum):
@@ -124,17 +125,22 @@ def parse_holdings(cell: str) -> list[Holding]:
             continue
         parts = [part.strip() for part in entry.split(":", 2)]
         if len(parts) < 2 or not parts[0] or not parts[1]:
-            raise ValueError(f"职务 {entry!r} 格式不正确：应为 部门代码:职务类别，如 CS:head")
+            raise ValueError(
+                _("职务 %(entry)r 格式不正确：应为 部门代码:职务类别，如 CS:head", entry=entry)
+            )
         kind = parse_kind(parts[1])
         if kind is None:
             raise ValueError(
-                f"未知职务类别 {parts[1]!r}：应为 head、deputy_head、secretary 或 counsellor"
+                _(
+                    "未知职务类别 %(kind)r：应为 head、deputy_head、secretary 或 counsellor",
+                    kind=parts[1],
+                )
             )
         title = parts[2] if len(parts) == 3 and parts[2] else None
         if title is not None and len(title) > 200:
-            raise ValueError("职务名称不能超过 200 个字符")
+            raise ValueError(_("职务名称不能超过 %(max)d 个字符", max=200))
         if len(parts[0]) > 64:
-            raise ValueError("部门代码不能超过 64 个字符")
+            raise ValueError(_("部门代码不能超过 %(max)d 个字符", max=64))
         holdings.append((parts[0], kind, title))
     return holdings
 

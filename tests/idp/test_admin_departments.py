@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
+from typing import Any
+
 import pytest
 from flask import Flask
 
@@ -34,6 +38,14 @@ def _seed(app: Flask) -> dict[str, int]:
         ensure_department("ME", "机械学院")
         db.session.commit()
         return {d.code: d.id for d in db.session.scalars(db.select(Department))}
+
+
+def _field_errors(response: Any) -> list[str]:
+    """The error messages shown under the form's fields."""
+    page = response.get_data(as_text=True)
+    return [
+        html.unescape(error) for error in re.findall(r'class="field-error"[^>]*>(.*?)</p>', page)
+    ]
 
 
 def _parent_code(app: Flask, code: str) -> str | None:
@@ -111,6 +123,27 @@ def test_duplicate_code_and_unknown_parent_are_refused(idp_app: Flask, admin: Si
         admin_user = db.session.get(User, admin.user.id)
         with pytest.raises(DepartmentError):
             create_department("has space", "x", None, actor=admin_user)
+
+
+def test_department_form_errors_are_english_in_english(idp_app: Flask, admin: Signed) -> None:
+    """An English console explains a refused move or an unknown parent in English."""
+    ids = _seed(idp_app)
+    admin.client.get("/admin/departments?lang=en")
+    moved = post_form(
+        admin.client,
+        f"/admin/departments/{ids['CS']}",
+        {"move-parent_code": "SE2201", "move-submit": "y"},
+    )
+    assert moved.status_code == 400
+    assert _field_errors(moved) == [
+        "A department cannot be moved under itself or one of its sub-departments: CS"
+    ]
+    orphan = post_form(
+        admin.client, "/admin/departments", {"code": "X1", "name": "新系", "parent_code": "NOPE"}
+    )
+    assert orphan.status_code == 400
+    assert _field_errors(orphan) == ["No such parent department: NOPE"]
+    assert _parent_code(idp_app, "CS") is None
 
 
 def test_department_with_people_or_children_cannot_be_deleted(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import io
+import re
 
 from flask import Flask
 from werkzeug.test import EnvironBuilder
@@ -20,6 +22,14 @@ CSV = (
     ",没有学号,学生,CS,计算机学院,\n"
     "2025000002,赵六,教职工,CS,计算机学院,\n"
 ).encode()
+#: Line 2 names a department that does not exist, line 4 repeats line 3's account.
+BAD_ROWS = (
+    "account,name,kind,department\n"
+    "2025000011,王五,学生,NOPE\n"
+    "2025000012,赵六,学生,\n"
+    "2025000012,赵六,学生,\n"
+).encode()
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 
 
 def _upload(signed: Signed, data: bytes, filename: str, **fields: str) -> tuple[int, str]:
@@ -37,6 +47,13 @@ def _upload(signed: Signed, data: bytes, filename: str, **fields: str) -> tuple[
     finally:
         environ["wsgi.input"].close()
         builder.close()
+
+
+def _failures(page: str) -> dict[int, str]:
+    """The report's failed rows: line → reason, as the admin reads them."""
+    table = page[page.index('id="import-failures"') :]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(.*?)</td></tr>", table)
+    return {int(line): html.unescape(reason) for line, reason in rows}
 
 
 def _accounts(app: Flask) -> set[str]:
@@ -90,6 +107,30 @@ def test_upload_over_the_limit_is_refused_without_an_error_page(
 def test_import_page_in_english(idp_app: Flask, admin: Signed) -> None:
     """?lang=en serves the page (its wording falls back to Chinese until translated)."""
     assert admin.client.get(IMPORT + "?lang=en").status_code == 200
+
+
+def test_english_report_gives_english_reasons(idp_app: Flask, admin: Signed) -> None:
+    """In English the per-row reasons are English too: no Chinese but the data itself."""
+    admin.client.get(IMPORT + "?lang=en")
+    status, page = _upload(admin, BAD_ROWS, "hr.csv")
+    assert status == 200, page[:2000]
+    assert _failures(page) == {
+        2: "Unknown department code NOPE",
+        4: "Account 2025000012 duplicates line 3",
+    }
+    assert not any(CJK.search(reason) for reason in _failures(page).values())
+    assert "2025000012" in _accounts(idp_app)
+
+    status, page = _upload(admin, "name,phone\n张三,1\n".encode(), "no-header.csv")
+    assert status == 400
+    assert "The first row must be the header; missing columns: account" in page
+
+
+def test_chinese_report_keeps_chinese_reasons(idp_app: Flask, admin: Signed) -> None:
+    """The default (Chinese) console shows the same reasons in Chinese."""
+    status, page = _upload(admin, BAD_ROWS, "hr.csv")
+    assert status == 200, page[:2000]
+    assert _failures(page) == {2: "未知部门代码 NOPE", 4: "账号 2025000012 与第 3 行重复"}
 
 
 def test_help_desk_cannot_import(idp_app: Flask, desk: Signed) -> None:

@@ -39,6 +39,7 @@ from idp.directory.operations import (
     find_user_by_account,
     find_users_by_id_number,
 )
+from idp.directory.positions import parse_holdings
 from idp.extensions import db
 from shared.config import ConfigError
 
@@ -445,6 +446,40 @@ def test_unknown_department_is_created_when_the_file_names_it(app: Flask) -> Non
     department = user("2021122").department
     assert department is not None and department.name == "人工智能学院"
     assert db.session.scalar(select(func.count()).where(Department.code == "AI")) == 1
+
+
+def test_reasons_speak_the_request_language_and_chinese_without_one(app: Flask) -> None:
+    """In an English console request the rules explain themselves in English; with no request
+    (the CLI, a job) they stay Chinese, the default locale."""
+    rows = csv_bytes(
+        "2021140,张三,student,XX,,,,",
+        "2021141,李四,student,,,,,",
+        "2021141,李四,student,,,,,",
+        "ab,王五,student,,,,,",
+        f"2021142,赵六,student,,{ID_NUMBER[:-1]}0,,,",
+    )
+    english = {
+        2: "Unknown department code XX",
+        4: "Account 2021141 duplicates line 3",
+        5: "Account 'ab' is not valid: it must be 3–64 letters, digits or _ . -",
+        6: "The check digit of ID card number 6201**********1230 is wrong",
+    }
+    with app.app_context(), app.test_request_context(headers={"Accept-Language": "en"}):
+        report = import_users(rows)
+        assert {f.line: f.reason for f in report.failed} == english
+        with pytest.raises(DirectoryError, match=r"^Unknown department code NOPE$"):
+            create_user("2021143", "孙七", department_code="NOPE")
+        with pytest.raises(DirectoryError, match=r"^Department CS cannot be placed under itself"):
+            ensure_department("CS", "计算机与通信学院", "CS")
+        with pytest.raises(ValueError, match=r"^Unknown position kind 'boss': use head"):
+            parse_holdings("CS:boss")
+    report = import_users(rows)
+    assert {f.line: f.reason for f in report.failed} == {
+        2: "未知部门代码 XX",
+        4: "账号 2021141 与第 3 行重复",
+        5: "账号 'ab' 不合规：须为 3–64 位字母、数字或 _ . -",
+        6: "身份证号 6201**********1230 的校验位不正确",
+    }
 
 
 def test_gbk_export_from_excel_is_read(app: Flask) -> None:

@@ -145,6 +145,27 @@ def test_import_prints_summary_then_failures_by_line(app: Flask, tmp_path: Path)
     ]
 
 
+def test_cli_reasons_stay_chinese_whatever_the_shell_language(app: Flask, tmp_path: Path) -> None:
+    """No request, no console language: the CLI speaks the default locale, Chinese."""
+    path = write_csv(
+        tmp_path / "hr.csv",
+        "2021106,张三,student,XX,,,,",
+        "2021107,李四,student,CS,,,,",
+        "2021107,李四,student,CS,,,,",
+    )
+    env = {"LANG": "en_US.UTF-8", "LANGUAGE": "en", "LC_ALL": "en_US.UTF-8"}
+    result = app.test_cli_runner().invoke(args=["users", "import", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == [
+        "line 2: 未知部门代码 XX",
+        "line 4: 账号 2021107 与第 3 行重复",
+    ]
+    refused = app.test_cli_runner().invoke(
+        args=["users", "add", "2021108", "--name", "王五", "--department", "NOPE"], env=env
+    )
+    assert refused.exit_code == 1 and "未知部门代码 NOPE" in refused.stderr
+
+
 def test_import_json_reports_counts_and_failed_rows(app: Flask, tmp_path: Path) -> None:
     """``--json`` prints exactly created, updated, unchanged and the failed rows."""
     path = write_csv(tmp_path / "hr.csv", "2021104,张三,student,CS,,,,", "x,李四,,,,,,")
