@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import TEST_REDIS_URL, MakeDatabaseUrl, flush_redis_prefix
-from tests.e2e.conftest import LiveServer, _server_env, free_port
-from tests.hall.sso_support import ACCOUNT, NAME, PASSWORD, register_hall, start_oidc_idp
+from tests.conftest import MakeDatabaseUrl
+from tests.e2e.conftest import LiveServer
+from tests.hall.sso_support import ACCOUNT, NAME, PASSWORD, start_oidc_idp, start_registered_hall
 
 PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
@@ -33,28 +32,14 @@ def hall(
     sso_idp: LiveServer,
 ) -> Iterator[LiveServer]:
     """The hall with its demo catalogue and forms, attachments in a temporary folder."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    registration: dict[str, Any] = register_hall(
-        sso_idp, base, backchannel=f"{base}/auth/backchannel-logout"
+    attachments = tmp_path_factory.mktemp("e2e_apply_attachments")
+    yield from start_registered_hall(
+        make_database_url,
+        tmp_path_factory,
+        "e2e_apply_hall",
+        sso_idp,
+        extra_env={"HALL_STORAGE_DIR": str(attachments)},
     )
-    instance = tmp_path_factory.mktemp("e2e_apply_hall")
-    env = _server_env("HALL", make_database_url("e2e_apply_hall"), instance)
-    env.update(
-        {
-            "HALL_OIDC_ISSUER": sso_idp.url,
-            "HALL_OIDC_CLIENT_ID": registration["client_id"],
-            "HALL_OIDC_CLIENT_SECRET": registration["client_secret"],
-            "HALL_STORAGE_DIR": str(instance / "attachments"),
-        }
-    )
-    server = LiveServer("hall", env, instance / "server.log", port=port)
-    server.start()
-    yield server
-    server.stop()
-    prefix = env.get("HALL_STORE_PREFIX")
-    if TEST_REDIS_URL and prefix:
-        flush_redis_prefix(TEST_REDIS_URL, prefix)
 
 
 def test_student_applies_for_leave_with_a_draft_and_an_attachment(

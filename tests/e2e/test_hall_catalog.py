@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import MakeDatabaseUrl
-from tests.e2e.conftest import LiveServer, free_port
+from tests.e2e.conftest import LiveServer
 from tests.hall.sso_support import (
     ACCOUNT,
     NAME,
     PASSWORD,
-    register_hall,
-    start_live_hall,
     start_oidc_idp,
+    start_registered_hall,
 )
 
 
@@ -39,13 +37,8 @@ def hall(
     sso_idp: LiveServer,
 ) -> Iterator[LiveServer]:
     """The hall with its demo catalogue (LiveServer.start runs `flask --app hall demo`)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    registration: dict[str, Any] = register_hall(
-        sso_idp, base, backchannel=f"{base}/auth/backchannel-logout"
-    )
-    yield from start_live_hall(
-        make_database_url, tmp_path_factory, "e2e_catalog_hall", sso_idp, registration, port
+    yield from start_registered_hall(
+        make_database_url, tmp_path_factory, "e2e_catalog_hall", sso_idp
     )
 
 

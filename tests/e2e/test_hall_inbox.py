@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -14,8 +13,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from tests.conftest import MakeDatabaseUrl
-from tests.e2e.conftest import LiveServer, free_port
-from tests.hall.sso_support import register_hall, start_live_hall, start_oidc_idp
+from tests.e2e.conftest import LiveServer
+from tests.hall.sso_support import add_staff, start_oidc_idp, start_registered_hall
 
 PASSWORD = "Inbox2024approve"
 #: 学工号 → name of the people of this journey (created at the IdP with the CLI).
@@ -68,12 +67,7 @@ def sso_idp(
 ) -> Iterator[LiveServer]:
     """The IdP with the people of this journey, their phones verified."""
     for server in start_oidc_idp(make_database_url, tmp_path_factory, "e2e_inbox_idp"):
-        for i, (account, name) in enumerate(PEOPLE.items()):
-            server.flask(
-                "users", "add", account, "--name", name, "--kind", "staff",
-                "--password", PASSWORD, "--phone", f"1390000{7000 + i}",
-            )  # fmt: skip
-        server.sql("UPDATE users SET phone_verified_at = CURRENT_TIMESTAMP")
+        add_staff(server, PEOPLE, PASSWORD)
         yield server
 
 
@@ -84,14 +78,7 @@ def hall(
     sso_idp: LiveServer,
 ) -> Iterator[LiveServer]:
     """The hall with its demo catalogue and workflows."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    registration: dict[str, Any] = register_hall(
-        sso_idp, base, backchannel=f"{base}/auth/backchannel-logout"
-    )
-    yield from start_live_hall(
-        make_database_url, tmp_path_factory, "e2e_inbox_hall", sso_idp, registration, port
-    )
+    yield from start_registered_hall(make_database_url, tmp_path_factory, "e2e_inbox_hall", sso_idp)
 
 
 @pytest.fixture(scope="module")

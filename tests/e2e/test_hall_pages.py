@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from hall.auth.models import CAMPUS_TZ
 from tests.conftest import MakeDatabaseUrl
-from tests.e2e.conftest import LiveServer, free_port
+from tests.e2e.conftest import LiveServer
 from tests.e2e.test_hall_inbox import (
     PASSWORD,
     PEOPLE,
@@ -27,7 +27,7 @@ from tests.e2e.test_hall_inbox import (
     people,
     submit,
 )
-from tests.hall.sso_support import register_hall, start_live_hall, start_oidc_idp
+from tests.hall.sso_support import add_staff, start_oidc_idp, start_registered_hall
 
 __all__ = ["hall_app", "people"]  # fixtures shared with test_hall_inbox
 
@@ -40,12 +40,7 @@ def sso_idp(
 ) -> Iterator[LiveServer]:
     """The IdP with the people of test_hall_inbox, their phones verified."""
     for server in start_oidc_idp(make_database_url, tmp_path_factory, "e2e_pages_idp"):
-        for i, (account, name) in enumerate(PEOPLE.items()):
-            server.flask(
-                "users", "add", account, "--name", name, "--kind", "staff",
-                "--password", PASSWORD, "--phone", f"1390000{7000 + i}",
-            )  # fmt: skip
-        server.sql("UPDATE users SET phone_verified_at = CURRENT_TIMESTAMP")
+        add_staff(server, PEOPLE, PASSWORD)
         yield server
 
 
@@ -56,13 +51,8 @@ def hall(
     sso_idp: LiveServer,
 ) -> Iterator[LiveServer]:
     """The hall with its demo catalogue; S7002 manages 计算机与通信学院 (granted by the CLI)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    registration: dict[str, Any] = register_hall(
-        sso_idp, base, backchannel=f"{base}/auth/backchannel-logout"
-    )
-    for server in start_live_hall(
-        make_database_url, tmp_path_factory, "e2e_pages_hall", sso_idp, registration, port
+    for server in start_registered_hall(
+        make_database_url, tmp_path_factory, "e2e_pages_hall", sso_idp
     ):
         server.flask("roles", "grant", MANAGER, "service_manager", "--department", "CS")
         yield server

@@ -7,20 +7,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import MakeDatabaseUrl
-from tests.e2e.conftest import LiveServer, free_port
+from tests.e2e.conftest import LiveServer
 from tests.hall.sso_support import (
     ACCOUNT,
     NAME,
     PASSWORD,
-    register_hall,
-    start_live_hall,
     start_oidc_idp,
+    start_registered_hall,
 )
 
 
@@ -39,14 +37,7 @@ def sso_hall(
     sso_idp: LiveServer,
 ) -> Iterator[LiveServer]:
     """The hall, registered at the IdP with the real CLI, as a live server."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    registration: dict[str, Any] = register_hall(
-        sso_idp, base, backchannel=f"{base}/auth/backchannel-logout"
-    )
-    yield from start_live_hall(
-        make_database_url, tmp_path_factory, "e2e_sso_hall", sso_idp, registration, port
-    )
+    yield from start_registered_hall(make_database_url, tmp_path_factory, "e2e_sso_hall", sso_idp)
 
 
 def sign_in_from_the_hall(page: Page, hall: LiveServer, idp: LiveServer) -> None:

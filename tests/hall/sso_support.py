@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -82,6 +82,7 @@ def start_live_hall(
     idp: LiveServer,
     registration: dict[str, Any],
     port: int,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[LiveServer]:
     """The hall as a live server signing in through ``idp``."""
     instance = tmp.mktemp(name)
@@ -91,6 +92,7 @@ def start_live_hall(
             "HALL_OIDC_ISSUER": idp.url,
             "HALL_OIDC_CLIENT_ID": registration["client_id"],
             "HALL_OIDC_CLIENT_SECRET": registration["client_secret"],
+            **(extra_env or {}),
         }
     )
     server = LiveServer("hall", env, instance / "server.log", port=port)
@@ -100,6 +102,33 @@ def start_live_hall(
     prefix = env.get("HALL_STORE_PREFIX")
     if TEST_REDIS_URL and prefix:
         flush_redis_prefix(TEST_REDIS_URL, prefix)
+
+
+def start_registered_hall(
+    make_database_url: MakeDatabaseUrl,
+    tmp: pytest.TempPathFactory,
+    name: str,
+    idp: LiveServer,
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[LiveServer]:
+    """A live hall on a free port, registered at ``idp`` with the real CLI: its callback,
+    post-logout and back-channel logout addresses are its own."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    registration = register_hall(idp, base, backchannel=f"{base}/auth/backchannel-logout")
+    yield from start_live_hall(
+        make_database_url, tmp, name, idp, registration, port, extra_env=extra_env
+    )
+
+
+def add_staff(idp: LiveServer, people: Mapping[str, str], password: str) -> None:
+    """Active staff accounts (account → name) at ``idp``, phones 13900007000… verified."""
+    for i, (account, name) in enumerate(people.items()):
+        idp.flask(
+            "users", "add", account, "--name", name, "--kind", "staff",
+            "--password", password, "--phone", f"1390000{7000 + i}",
+        )  # fmt: skip
+    idp.sql("UPDATE users SET phone_verified_at = CURRENT_TIMESTAMP")
 
 
 def csrf_token(html: str) -> str:
