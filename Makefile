@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 CATALOGS := shared/web idp hall
 PO_FILES := $(wildcard $(addsuffix /translations/*/LC_MESSAGES/messages.po,$(CATALOGS)))
 # What lint checks: when none of it changed since the last clean run, lint has nothing to do.
-LINTED := pyproject.toml $(shell find shared idp hall tests benchmarks deploy -name '*.py' \
-  -not -path '*/node_modules/*' 2>/dev/null)
+LINTED := pyproject.toml $(shell find shared idp hall tests benchmarks deploy \
+  -name node_modules -prune -o -name '*.py' -print 2>/dev/null)
 LINT_STAMP := $(VENV)/.lint-stamp
 
 .PHONY: run test lint format bench translations messages system-deps clean

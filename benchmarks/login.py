@@ -268,6 +268,13 @@ def verify_in_parallel(prepared: Prepared, processes: int, seconds: float) -> tu
     return sum(count for count, _ in results), sum(cpu for _, cpu in results)
 
 
+def verify_with_every_core(
+    prepared: Prepared, cores: int, seconds: float, alone: tuple[int, float]
+) -> tuple[int, float]:
+    """Every core verifying at once, as under the load; on one core that is ``alone``."""
+    return verify_in_parallel(prepared, cores, seconds) if cores > 1 else alone
+
+
 # --- the server ---------------------------------------------------------------------------------
 
 
@@ -701,11 +708,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             bare = count / cpu
             bare_noise = machine_busy_seconds()[0] - busy_before - cpu  # what others used
-            # Every core verifying at once, as under the load; one core: the same as above.
-            all_count, all_cpu = (
-                verify_in_parallel(prepared, cores, args.verify_seconds)
-                if cores > 1
-                else (count, cpu)
+            all_count, all_cpu = verify_with_every_core(
+                prepared, cores, args.verify_seconds, (count, cpu)
             )
             port, log = free_port(), Path(tmp) / "gunicorn.log"
             base_url = f"http://127.0.0.1:{port}"
@@ -730,10 +734,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prepared.sample_password,
                 args.verify_seconds,
             )
-            all_count_after, all_cpu_after = (
-                verify_in_parallel(prepared, cores, args.verify_seconds)
-                if cores > 1
-                else (count_after, cpu_after)
+            all_count_after, all_cpu_after = verify_with_every_core(
+                prepared, cores, args.verify_seconds, (count_after, cpu_after)
             )
             print(
                 f"bare argon2id verifies per CPU-second before / after the load: "

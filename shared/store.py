@@ -231,11 +231,7 @@ class SqlStore:
 
     def count(self, key: str) -> int:
         """See :class:`Store`."""
-        query = select(entries.c.counter).where(
-            entries.c.key == self._key(key), entries.c.expires_at > _now_ms()
-        )
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar() or 0)
+        return self.counts(key)[0]
 
     def counts(self, *keys: str) -> list[int]:
         """See :class:`Store`."""
@@ -272,18 +268,15 @@ end
 return n
 """
 
-# KEYS[2] live: nothing is counted (-1). One round trip, and atomic: no hit slips in after the
-# blocker appears.
-_HIT_UNLESS_SCRIPT = """
+# The same, unless KEYS[2] is live: then nothing is counted (-1). One round trip, and atomic:
+# no hit slips in after the blocker appears.
+_HIT_UNLESS_SCRIPT = (
+    """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1
-end
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return n
-"""
+end"""
+    + _HIT_SCRIPT
+)
 
 
 class RedisStore:
@@ -339,8 +332,7 @@ class RedisStore:
 
     def count(self, key: str) -> int:
         """See :class:`Store`."""
-        raw = cast("str | None", self.client.get(self._key(key)))
-        return int(raw) if raw is not None else 0
+        return self.counts(key)[0]
 
     def counts(self, *keys: str) -> list[int]:
         """See :class:`Store`."""

@@ -39,6 +39,10 @@ def _keys(subject: str) -> tuple[str, str, str]:
     return f"login-fail:{key}", f"login-lock:{key}", f"login-level:{key}"
 
 
+def _ip_key(ip: str) -> str:
+    return f"login-ip:{account_key(ip)}"
+
+
 def is_locked(subject: str) -> bool:
     """True while a temporary lock holds for this account."""
     _, lock, _ = _keys(subject)
@@ -89,21 +93,22 @@ def failures(subject: str) -> int:
 def record_ip_failure(ip: str | None) -> None:
     """Count a failure from this address (for the CAPTCHA threshold only)."""
     if ip:
-        get_store().hit(f"login-ip:{account_key(ip)}", IP_WINDOW)
+        get_store().hit(_ip_key(ip), IP_WINDOW)
 
 
 def captcha_required(subject: str | None, ip: str | None) -> bool:
     """True when the account or the address has failed often enough to need a CAPTCHA."""
     config = effective_config()
-    keys = ([_keys(subject)[0]] if subject else []) + (
-        [f"login-ip:{account_key(ip)}"] if ip else []
-    )
-    if not keys:
+    limits: list[tuple[str, int]] = []
+    if subject:
+        limits.append((_keys(subject)[0], config["LOGIN_CAPTCHA_AFTER"]))
+    if ip:
+        limits.append((_ip_key(ip), config["LOGIN_IP_CAPTCHA_AFTER"]))
+    if not limits:
         return False
-    counted = get_store().counts(*keys)  # both counters in one round trip: every sign-in asks
-    by_account = counted[0] if subject else 0
-    by_ip = counted[-1] if ip else 0
-    return by_account >= config["LOGIN_CAPTCHA_AFTER"] or by_ip >= config["LOGIN_IP_CAPTCHA_AFTER"]
+    # Both counters in one round trip: every sign-in asks.
+    counted = get_store().counts(*(key for key, _ in limits))
+    return any(count >= limit for count, (_, limit) in zip(counted, limits, strict=True))
 
 
 def record_failure(subject: str) -> int:

@@ -4,17 +4,14 @@ then signs in to that service through /cas/login and python-cas validates the ti
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
 from urllib.parse import parse_qs, urlsplit
 
-import pyotp
 import pytest
 from cas import CASClient
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.e2e.conftest import ROOT, LiveServer
+from tests.e2e.conftest import LiveServer
+from tests.e2e.test_console import console_account, fresh_code
 
 ADMIN = "C2EADMIN"
 ADMIN_PASSWORD = "Admin-2025-hongliu"
@@ -22,54 +19,11 @@ STUDENT = "2024000001"  # the demo student
 STUDENT_PASSWORD = "Hongliu2024demo"
 SERVICE = "https://lib.example.edu.cn/login"
 
-#: Turns TOTP on for one account inside the live server's own configuration; prints the secret.
-ENABLE_TOTP = """
-import sys, time, pyotp
-from idp import create_app
-from idp.directory.operations import find_user_by_account
-from idp.extensions import db
-from idp.mfa import operations as mfa
-app = create_app()
-with app.test_request_context():
-    user = find_user_by_account(sys.argv[1])
-    secret = mfa.enrolment_secret(user)
-    db.session.commit()
-    earlier = time.time() - 60
-    mfa.confirm_enrolment(user, pyotp.TOTP(secret).at(earlier), at=earlier)
-    db.session.commit()
-print(secret)
-"""
-
 
 @pytest.fixture(scope="module")
 def admin_secret(live_idp: LiveServer) -> str:
-    """An admin account with TOTP on (as the CLI and security centre make one); its secret."""
-    live_idp.flask("users", "add", ADMIN, "--name", "周管理员", "--kind", "staff",
-                   "--password", ADMIN_PASSWORD)  # fmt: skip
-    live_idp.sql(
-        "UPDATE users SET phone = '13700002222', phone_verified_at = CURRENT_TIMESTAMP "
-        "WHERE account = :a",
-        a=ADMIN,
-    )
-    live_idp.flask("users", "grant", ADMIN, "admin")
-    done = subprocess.run(
-        [sys.executable, "-c", ENABLE_TOTP, ADMIN],
-        env=live_idp.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done.stdout.strip().splitlines()[-1]
-
-
-def _code(secret: str) -> str:
-    """A code not about to expire (the enrolment used a step a minute ago)."""
-    now = time.time()
-    if 30 - now % 30 < 3:
-        time.sleep(30 - now % 30 + 0.2)
-    return pyotp.TOTP(secret).now()
+    """An admin account with TOTP on; its secret."""
+    return console_account(live_idp, ADMIN, "周管理员", "13700002222", "admin", ADMIN_PASSWORD)
 
 
 def _sign_in(page: Page, server: LiveServer, account: str, password: str) -> None:
@@ -85,7 +39,7 @@ def test_admin_registers_cas_service_and_a_student_signs_in_to_it(
     page.goto(live_idp.url + "/login")
     _sign_in(page, live_idp, ADMIN, ADMIN_PASSWORD)
     expect(page.locator("h1")).to_have_text("两步验证")
-    page.get_by_label("动态验证码").fill(_code(admin_secret))
+    page.get_by_label("动态验证码").fill(fresh_code(admin_secret))
     page.get_by_role("button", name="验证").click()
     expect(page).not_to_have_url(re.compile(r"/login"))
 

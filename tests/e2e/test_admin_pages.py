@@ -16,13 +16,12 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_console import (
     DESK_PASSWORD,
-    ENABLE_TOTP,
     PASSWORD,
     _add_user,
     _find_and_open,
-    _in_server,
     _open_console,
     _sign_in,
+    console_account,
 )
 
 ADMIN = "C2EPAGES"
@@ -37,15 +36,7 @@ IMPORT_CSV = (
 @pytest.fixture(scope="module")
 def admin(browser: Browser, live_idp: LiveServer) -> Iterator[Page]:
     """An admin with TOTP on, signed in to the console in a browser of their own."""
-    live_idp.flask("users", "add", ADMIN, "--name", "冯管理员", "--kind", "staff",
-                   "--password", DESK_PASSWORD)  # fmt: skip
-    live_idp.sql(
-        "UPDATE users SET phone = '13700004444', phone_verified_at = CURRENT_TIMESTAMP "
-        "WHERE account = :a",
-        a=ADMIN,
-    )
-    live_idp.flask("users", "grant", ADMIN, "admin")
-    secret = _in_server(live_idp, ENABLE_TOTP, ADMIN)
+    secret = console_account(live_idp, ADMIN, "冯管理员", "13700004444", "admin", DESK_PASSWORD)
     page = _open_console(browser, live_idp, (ADMIN, secret))
     yield page
     page.context.close()

@@ -61,19 +61,29 @@ def _add_user(server: LiveServer, name: str, phone: str) -> tuple[str, str]:
     return account, id_number
 
 
+def console_account(
+    server: LiveServer, account: str, name: str, phone: str, role: str, password: str
+) -> str:
+    """A staff account with a verified phone, the console role ``role`` and TOTP on (as the
+    CLI and the security centre make one); returns its TOTP secret."""
+    server.flask("users", "add", account, "--name", name, "--kind", "staff",
+                 "--password", password)  # fmt: skip
+    server.sql(
+        "UPDATE users SET phone = :p, phone_verified_at = CURRENT_TIMESTAMP WHERE account = :a",
+        p=phone,
+        a=account,
+    )
+    server.flask("users", "grant", account, role)
+    return _in_server(server, ENABLE_TOTP, account)
+
+
 @pytest.fixture(scope="module")
 def help_desk(live_idp: LiveServer) -> tuple[str, str]:
     """A help-desk account with TOTP on; returns (account, TOTP secret)."""
     account = "C2EDESK"
-    live_idp.flask("users", "add", account, "--name", "孙服务台", "--kind", "staff",
-                   "--password", DESK_PASSWORD)  # fmt: skip
-    live_idp.sql(
-        "UPDATE users SET phone = '13700001111', phone_verified_at = CURRENT_TIMESTAMP "
-        "WHERE account = :a",
-        a=account,
+    return account, console_account(
+        live_idp, account, "孙服务台", "13700001111", "helpdesk", DESK_PASSWORD
     )
-    live_idp.flask("users", "grant", account, "helpdesk")
-    return account, _in_server(live_idp, ENABLE_TOTP, account)
 
 
 def _sign_in(page: Page, server: LiveServer, identifier: str, password: str) -> None:
@@ -83,7 +93,7 @@ def _sign_in(page: Page, server: LiveServer, identifier: str, password: str) -> 
     page.get_by_role("button", name="登录").click()
 
 
-def _fresh_code(secret: str) -> str:
+def fresh_code(secret: str) -> str:
     """A code not about to expire (the enrolment used a step a minute ago)."""
     now = time.time()
     if 30 - now % 30 < 3:
@@ -108,7 +118,7 @@ def _open_console(browser: Browser, server: LiveServer, desk: tuple[str, str]) -
     if saved is None:
         _sign_in(page, server, desk[0], DESK_PASSWORD)
         expect(page.locator("h1")).to_have_text("两步验证")
-        page.get_by_label("动态验证码").fill(_fresh_code(desk[1]))
+        page.get_by_label("动态验证码").fill(fresh_code(desk[1]))
         page.get_by_role("button", name="验证").click()
         expect(page.locator("h1")).not_to_have_text("两步验证")
         _desk_states[(server.url, desk[0])] = context.storage_state()
