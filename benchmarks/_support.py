@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -226,3 +227,38 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         if "gunicorn" in cmdline(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def start_gunicorn(
+    env: dict[str, str],
+    workers: int,
+    port: int,
+    log: Path,
+    *,
+    threads: int = 4,
+    max_requests: int | None = None,
+) -> subprocess.Popen[bytes]:
+    """The IdP under gunicorn with deploy/gunicorn.conf.py, as its systemd unit runs it:
+    ``workers`` gthread workers with ``threads`` threads each and keep-alive.
+
+    ``max_requests`` overrides the worker recycling of the deploy settings (2000 requests): a
+    run that serves more than that per worker would otherwise also measure workers restarting.
+    """
+    root = Path(__file__).resolve().parents[1]
+    server_env = {
+        **env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+    }
+    if max_requests is not None:
+        server_env["GUNICORN_MAX_REQUESTS"] = str(max_requests)
+    config = str(root / "deploy" / "gunicorn.conf.py")
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", config, "idp:create_app()"],
+            cwd=root,
+            env=server_env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )

@@ -10,13 +10,16 @@ What it measures
     the app's config) is measured in this process on one core while the others idle, and again
     with one process per core verifying at once, as the server's cores do under load (argon2 is
     memory-hard: cores that verify at the same time share caches and memory bandwidth, and on
-    a virtual machine two "cores" are often one physical core's hyperthreads). Both are
-    measured before and after the load, and pooled.
+    a virtual machine two "cores" are often one physical core's hyperthreads). The load runs in
+    slices (``--rounds``), each between two readings of the every-core rate, all pooled: a
+    virtual machine's speed drifts by 10 % and more within a minute, and a baseline read only
+    before and after one long window can be off either way. The one-core rate is read before
+    and after.
 
 How to read it
     * ``bare verify/s/core`` — a sign-in cannot cost less than one verify. Counted per
-      CPU-second of the verifying processes, like the server figure below, and measured both
-      before and after the load, pooled (a virtual machine's CPU speed drifts within a run).
+      CPU-second of the verifying processes, like the server figure below, and read between
+      the load slices, pooled (a virtual machine's CPU speed drifts within a run).
       With every core verifying at once it is the ceiling for a server whose cores are all
       busy, which they are under this load; with the other cores idle it is higher (the
       "idle-core" figure, printed for comparison).
@@ -87,6 +90,7 @@ from _support import (
     percentile,
     recreate_database,
     redis_servers,
+    start_gunicorn,
     stop_processes,
     stop_server,
     tail,
@@ -268,47 +272,6 @@ def verify_in_parallel(prepared: Prepared, processes: int, seconds: float) -> tu
     return sum(count for count, _ in results), sum(cpu for _, cpu in results)
 
 
-def verify_with_every_core(
-    prepared: Prepared, cores: int, seconds: float, alone: tuple[int, float]
-) -> tuple[int, float]:
-    """Every core verifying at once, as under the load; on one core that is ``alone``."""
-    return verify_in_parallel(prepared, cores, seconds) if cores > 1 else alone
-
-
-# --- the server ---------------------------------------------------------------------------------
-
-
-def start_gunicorn(
-    env: dict[str, str], workers: int, port: int, log: Path
-) -> subprocess.Popen[bytes]:
-    """gunicorn with deploy/gunicorn.conf.py as the IdP's systemd unit runs it: ``workers``
-    gthread workers with 4 threads each and keep-alive."""
-    server_env = {
-        **env,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": str(workers),
-        "GUNICORN_THREADS": "4",
-    }
-    with log.open("wb") as handle:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                str(ROOT / "deploy" / "gunicorn.conf.py"),
-                "idp:create_app()",
-            ],
-            cwd=ROOT,
-            env=server_env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-
-
-# --- CPU accounting from /proc ------------------------------------------------------------------
-
-
 # --- load clients (separate processes) ----------------------------------------------------------
 
 
@@ -487,6 +450,26 @@ def run_load(
     )
 
 
+def combine(slices: Sequence[LoadResult]) -> LoadResult:
+    """Several load slices as one run: counts, latencies and CPU added up."""
+    failures: Counter[str] = Counter()
+    for one in slices:
+        failures.update(one.failures)
+    return LoadResult(
+        successes=sum(one.successes for one in slices),
+        failures=failures,
+        latencies=[latency for one in slices for latency in one.latencies],
+        window=sum(one.window for one in slices),
+        server_cpu=sum(one.server_cpu for one in slices),
+        database_cpu=sum(one.database_cpu for one in slices),
+        redis_cpu=sum(one.redis_cpu for one in slices),
+        client_cpu=sum(one.client_cpu for one in slices),
+        machine_busy=sum(one.machine_busy for one in slices),
+        machine_total=sum(one.machine_total for one in slices),
+        worker_restarts=any(one.worker_restarts for one in slices),
+    )
+
+
 # --- where the time goes (--profile) -----------------------------------------------------------
 
 #: What the profile shows: the app, the libraries a sign-in leans on, not the WSGI plumbing.
@@ -557,8 +540,8 @@ def report(
         f"argon2id m={p.memory_kib} KiB t={p.time_cost} p={p.parallelism}; {cores} cores; "
         f"gunicorn {args.workers} gthread workers (deploy/gunicorn.conf.py); "
         f"{args.clients} client processes with "
-        f"{args.concurrency} virtual users in all; {load.window:.0f} s measured after "
-        f"{args.warmup:.0f} s of warm-up"
+        f"{args.concurrency} virtual users in all; {load.window:.0f} s measured in "
+        f"{args.rounds} slices, each after {args.warmup:.0f} s of warm-up"
     )
     _line(
         "bare argon2id verify, 1 core, the others idle:",
@@ -655,13 +638,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="afterwards, profile N sign-ins in-process (Flask test client) and print top costs",
     )
     parser.add_argument(
-        "--verify-seconds", type=float, default=5.0, help="bare argon2 measurement (5)"
+        "--verify-seconds", type=float, default=4.0, help="each bare argon2 reading (4)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="load slices, each between two bare readings (4); --seconds is split among them",
     )
     args = parser.parse_args(argv)
     args.concurrency = args.concurrency or 2 * args.workers
     args.clients = max(1, min(args.clients, args.concurrency))
     if min(args.seconds, args.verify_seconds) <= 0 or min(args.workers, args.users) < 1:
         parser.error("durations, workers and users must be positive")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
@@ -706,45 +697,55 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prepared.sample_password,
                 args.verify_seconds,
             )
-            bare = count / cpu
             bare_noise = machine_busy_seconds()[0] - busy_before - cpu  # what others used
-            all_count, all_cpu = verify_with_every_core(
-                prepared, cores, args.verify_seconds, (count, cpu)
-            )
             port, log = free_port(), Path(tmp) / "gunicorn.log"
             base_url = f"http://127.0.0.1:{port}"
             server = start_gunicorn(env, args.workers, port, log)
             wait_until_ready(base_url + "/healthz", server, log, "login benchmark: gunicorn")
-            load = run_load(
-                base_url,
-                server,
-                prepared.accounts,
-                clients=args.clients,
-                virtual_users=args.concurrency,
-                warmup=args.warmup,
-                seconds=args.seconds,
-            )
+            # A virtual machine's CPU speed drifts by 10 % and more within a minute, so the load
+            # is measured in slices, each between two readings of the every-core verify rate,
+            # and both are pooled: the baseline sees the same drift as the load.
+            every = [verify_in_parallel(prepared, cores, args.verify_seconds)]
+            slices: list[LoadResult] = []
+            for _ in range(args.rounds):
+                slices.append(
+                    run_load(
+                        base_url,
+                        server,
+                        prepared.accounts,
+                        clients=args.clients,
+                        virtual_users=args.concurrency,
+                        warmup=args.warmup,
+                        seconds=args.seconds / args.rounds,
+                    )
+                )
+                every.append(verify_in_parallel(prepared, cores, args.verify_seconds))
             if server.poll() is not None:
                 print(f"gunicorn exited during the run:\n{tail(log)}")
-            # Measured again after the load and pooled with the first: a virtual machine's CPU
-            # speed drifts, and one reading taken before the load can be far off either way.
             count_after, cpu_after = verify_for(
                 prepared.hasher,
                 prepared.sample_hash,
                 prepared.sample_password,
                 args.verify_seconds,
             )
-            all_count_after, all_cpu_after = verify_with_every_core(
-                prepared, cores, args.verify_seconds, (count_after, cpu_after)
-            )
+            rates = [n / c for n, c in every]
             print(
-                f"bare argon2id verifies per CPU-second before / after the load: "
-                f"{bare:.1f} / {count_after / cpu_after:.1f} on one core, "
-                f"{all_count / all_cpu:.1f} / {all_count_after / all_cpu_after:.1f} with every "
-                "core verifying (pooled below)"
+                "bare argon2id verifies per CPU-second with every core verifying, between the "
+                f"{args.rounds} load slices: {' / '.join(f'{r:.1f}' for r in rates)}; on one "
+                f"core, before / after: {count / cpu:.1f} / {count_after / cpu_after:.1f}"
             )
             bare = (count + count_after) / (cpu + cpu_after)
-            every_core = (all_count + all_count_after) / (all_cpu + all_cpu_after)
+            every_core = sum(n for n, _ in every) / sum(c for _, c in every)
+            load = combine(slices)
+            if args.rounds > 1:
+                print(
+                    "ratio of each slice against the verify rates either side of it: "
+                    + " / ".join(
+                        f"{one.successes / one.server_cpu / ((a + b) / 2):.2f}"
+                        for one, a, b in zip(slices, rates, rates[1:], strict=False)
+                        if one.server_cpu
+                    )
+                )
             ok = report(args, prepared, bare, every_core, load, cores, bare_noise)
             if load.failures:
                 print(f"last lines of the gunicorn log:\n{tail(log, 10)}")

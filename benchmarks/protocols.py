@@ -1,8 +1,10 @@
 """CAS ticket validations and OIDC refresh grants per server CPU-second, against a Node OP.
 
 What it measures
-    The IdP as deployed (gunicorn sync workers, PostgreSQL, Redis) answering two protocol calls
-    that relying parties make all day, from real HTTP clients in separate processes:
+    The IdP as deployed (gunicorn with deploy/gunicorn.conf.py: gthread workers, 4 threads,
+    keep-alive, as the systemd unit runs it; worker recycling off for the run; PostgreSQL,
+    Redis) answering two protocol calls that relying parties make all day, from real HTTP
+    clients (each a keep-alive connection, as nginx's upstream pool) in separate processes:
 
     * CAS ``GET /cas/p3/serviceValidate?service=…&ticket=ST-…`` that must answer
       ``cas:authenticationSuccess`` for the benchmark account. Service tickets are single-use,
@@ -91,6 +93,7 @@ from _support import (
     percentile,
     recreate_database,
     redis_servers,
+    start_gunicorn,
     stop_processes,
     stop_server,
     tail,
@@ -224,24 +227,6 @@ def register_clients(env: dict[str, str]) -> Registrations:
 
 
 # --- the servers --------------------------------------------------------------------------------
-
-
-def start_gunicorn(
-    env: dict[str, str], workers: int, port: int, log: Path
-) -> subprocess.Popen[bytes]:
-    """gunicorn with ``workers`` sync workers, the way production runs the IdP."""
-    with log.open("wb") as handle:
-        return subprocess.Popen(
-            [
-                *(sys.executable, "-m", "gunicorn", "--workers", str(workers)),
-                *("--bind", f"127.0.0.1:{port}", "--timeout", "60", "--graceful-timeout", "5"),
-                "idp:create_app()",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def node_ready() -> bool:
@@ -816,8 +801,9 @@ def report(
     """Print every figure and the verdicts; True when both targets are met."""
     print()
     print(
-        f"{os.cpu_count()} cores; gunicorn {args.workers} sync workers; {args.clients} client "
-        f"processes with {args.concurrency} virtual users; {args.seconds:.0f} s measured after "
+        f"{os.cpu_count()} cores; gunicorn {args.workers} workers × {args.threads} threads "
+        f"(deploy/gunicorn.conf.py); {args.clients} client processes with "
+        f"{args.concurrency} virtual users; {args.seconds:.0f} s measured after "
         f"{args.warmup:.0f} s of warm-up"
     )
     describe(cas, "validations", "gunicorn master + workers", stack=True)
@@ -859,6 +845,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured load first")
     parser.add_argument("--workers", type=int, default=cores, help="gunicorn workers (nproc)")
     parser.add_argument("--clients", type=int, default=cores, help="client processes (nproc)")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (4, as deployed)"
+    )
     parser.add_argument(
         "--concurrency", type=int, help="virtual users in all (default 2 × workers)"
     )
@@ -923,7 +912,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"in {time.perf_counter() - started:.1f} s"
             )
             log = Path(tmp) / "gunicorn.log"
-            gunicorn = start_gunicorn(env, args.workers, port, log)
+            # Each worker serves thousands of requests in the window: no recycling inside it.
+            gunicorn = start_gunicorn(
+                env, args.workers, port, log, threads=args.threads, max_requests=0
+            )
             servers.append(gunicorn)
             wait_until_ready(base_url + "/healthz", gunicorn, log, "protocols benchmark: gunicorn")
 

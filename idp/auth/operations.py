@@ -23,6 +23,7 @@ from idp.directory.identifiers import (
 )
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
+from idp.mfa.models import WITH_TOTP_FLAG
 from shared.factory import insert_plain
 
 
@@ -68,19 +69,26 @@ def find_user_by_identifier(identifier: str) -> User | None:
     if phone:
         return find_user_by_security_phone(phone)
     digest = hash_identifier(normalise_id_number(value), data_key(current_app.config))
-    matches = db.session.scalars(db.select(User).where(User.id_number_hash == digest)).all()
+    matches = db.session.scalars(
+        db.select(User).where(User.id_number_hash == digest).options(WITH_TOTP_FLAG)
+    ).all()
     return matches[0] if len(matches) == 1 else None
 
 
 # Built once with a bound parameter: every sign-in runs it, and building a statement costs
 # more than running it.
-_USER_BY_ACCOUNT = db.select(User).where(User.account == bindparam("account"))
+_USER_BY_ACCOUNT = (
+    db.select(User).where(User.account == bindparam("account")).options(WITH_TOTP_FLAG)
+)
 
 
 def find_user_by_security_phone(phone: str) -> User | None:
     """The one account whose *verified* security phone is ``phone`` (a shared number: none)."""
     matches = db.session.scalars(
-        db.select(User).where(User.phone == phone, User.phone_verified_at.is_not(None)).limit(2)
+        db.select(User)
+        .where(User.phone == phone, User.phone_verified_at.is_not(None))
+        .options(WITH_TOTP_FLAG)
+        .limit(2)
     ).all()
     return matches[0] if len(matches) == 1 else None
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, exists
+from sqlalchemy.orm import Mapped, column_property, mapped_column, undefer
 
-from idp.directory.models import utcnow
+from idp.directory.models import User, utcnow
 from idp.extensions import db
 
 
@@ -26,6 +26,17 @@ class TotpCredential(db.Model):  # type: ignore[name-defined]
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: The last accepted 30-second time step: a code (or an earlier one) is never accepted twice.
     last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+#: Whether the account has a confirmed authenticator app, as a deferred column of ``users``.
+#: Password sign-in loads it with the account (``undefer``), so every sign-in asks the database
+#: once instead of twice; everywhere else it is not loaded, and :func:`totp_enabled` asks.
+User.totp_confirmed = column_property(
+    exists().where(TotpCredential.user_id == User.id, TotpCredential.confirmed_at.is_not(None)),
+    deferred=True,
+)
+#: The loader option for account lookups that lead to a sign-in.
+WITH_TOTP_FLAG = undefer(User.totp_confirmed)
 
 
 class RecoveryCode(db.Model):  # type: ignore[name-defined]

@@ -21,6 +21,7 @@ import segno
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, or_
+from sqlalchemy import inspect as sa_inspect
 
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth.models import SsoSession
@@ -465,8 +466,14 @@ def device_trusted(user: User, token: str | None) -> bool:
 
 
 def second_factor_due(user: User, trust_token: str | None) -> bool:
-    """True when signing in must ask for a code: TOTP is on and this browser is not trusted."""
-    return totp_enabled(user) and not device_trusted(user, trust_token)
+    """True when signing in must ask for a code: TOTP is on and this browser is not trusted.
+
+    Uses the ``totp_confirmed`` column when the sign-in loaded it with the account (in this
+    transaction: a commit expires it), else asks the database.
+    """
+    loaded = sa_inspect(user).dict.get("totp_confirmed")
+    enabled = bool(loaded) if loaded is not None else totp_enabled(user)
+    return enabled and not device_trusted(user, trust_token)
 
 
 @dataclass(frozen=True)

@@ -271,6 +271,37 @@ def test_password_sign_in_asks_for_the_code(idp_app: Flask, make_user: MakeUser)
     assert client.get("/login/verify").location == "/login"  # the pending sign-in is used up
 
 
+def test_sign_in_lookup_loads_the_totp_flag_with_the_account(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """The account lookup of a sign-in carries "has a confirmed authenticator" in the same
+    query, for each identifier; an enrolment not yet confirmed does not count."""
+    from sqlalchemy import inspect
+
+    from idp.auth.operations import find_user_by_identifier
+
+    on = make_user("2024000001", verified_phone="13900000001", id_number="11010519491231002X")
+    off = make_user("2024000002", verified_phone="13900000002", id_number="110105194912310038")
+    _enable(idp_app, on)
+    with idp_app.test_request_context():
+        mfa.enrolment_secret(db.session.get(User, off.id))  # started, never confirmed
+        db.session.commit()
+    with idp_app.test_request_context():
+        for identifier, expected in [
+            ("2024000001", True),
+            ("13900000001", True),
+            ("11010519491231002X", True),
+            ("2024000002", False),
+            ("13900000002", False),
+        ]:
+            db.session.expunge_all()
+            user = find_user_by_identifier(identifier)
+            assert user is not None
+            assert inspect(user).dict["totp_confirmed"] is expected, identifier
+            assert mfa.second_factor_due(user, None) is expected
+            assert mfa.totp_enabled(user) is expected  # the query agrees with the column
+
+
 def test_sms_sign_in_asks_for_the_code(idp_app: Flask, make_user: MakeUser) -> None:
     """短信登录 is a first factor too: the code is asked for afterwards."""
     user = make_user("2024000001")
