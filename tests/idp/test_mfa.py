@@ -13,9 +13,11 @@ import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import inspect
 
 from idp.audit.models import AuditEvent
 from idp.auth.models import SsoSession
+from idp.auth.operations import find_user_by_identifier
 from idp.directory.models import User, utcnow
 from idp.extensions import db
 from idp.mfa import operations as mfa
@@ -276,10 +278,6 @@ def test_sign_in_lookup_loads_the_totp_flag_with_the_account(
 ) -> None:
     """The account lookup of a sign-in carries "has a confirmed authenticator" in the same
     query, for each identifier; an enrolment not yet confirmed does not count."""
-    from sqlalchemy import inspect
-
-    from idp.auth.operations import find_user_by_identifier
-
     on = make_user("2024000001", verified_phone="13900000001", id_number="11010519491231002X")
     off = make_user("2024000002", verified_phone="13900000002", id_number="110105194912310038")
     _enable(idp_app, on)
