@@ -27,6 +27,19 @@ import requests
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def stand_aside() -> None:
+    """Make this load-client process yield to the server it drives (Linux; elsewhere nothing).
+
+    The clients stand for browsers and relying parties on other machines, but on a small box
+    they share the server's cores. Under SCHED_BATCH they still get their fair share of CPU,
+    but their wake-ups do not preempt whatever runs: without it, every answer that wakes a
+    client can interrupt a server process mid-request — an argon2 verify loses its caches that
+    way — which no external client would do. It needs no privileges.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
 class Unreachable(Exception):
     """Something the run needs (PostgreSQL, Redis, Node) is missing; the message says what."""
 

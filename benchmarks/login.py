@@ -25,7 +25,10 @@ How to read it
       "idle-core" figure, printed for comparison).
     * ``sign-ins/s`` — successful sign-ins per second, all workers together; ``per core`` divides
       by the cores the workers can use, min(workers, nproc). On a small box the load clients run
-      on the same cores and take CPU from the server, so this figure is pessimistic.
+      on the same cores and take CPU from the server, so this figure is pessimistic. They run
+      under SCHED_BATCH (``stand_aside`` in _support.py): their wake-ups do not preempt the
+      server mid-request, as clients on other machines would not; measured on a 2-core VM,
+      without it an argon2 verify interrupted that way costs the server 2–4 ms more per sign-in.
     * ``sign-ins per server CPU-second`` — successes divided by the CPU time the gunicorn master
       and workers actually consumed (utime + stime from /proc over the measured window): the
       fairest "per core" figure. Time other processes take is not counted, but their cache and
@@ -90,6 +93,7 @@ from _support import (
     percentile,
     recreate_database,
     redis_servers,
+    stand_aside,
     start_gunicorn,
     stop_processes,
     stop_server,
@@ -351,6 +355,7 @@ def _client_process(
     url: str, users: list[list[Account]], start_at: float, window: tuple[float, float], out: Any
 ) -> None:
     """One load-generating process: a thread (and a requests.Session) per virtual user."""
+    stand_aside()
     tally, lock = Tally(), threading.Lock()
     threads = [
         threading.Thread(target=_virtual_user, args=(url, accounts, window, tally, lock))

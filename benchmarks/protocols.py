@@ -26,6 +26,7 @@ How to read it
       the server used over the measured window: gunicorn master + workers, or the node
       process. The fair "per core" figure, and the one the targets apply to. ``/s`` is the
       plain rate; on a small box the load clients share the cores, so it understates capacity.
+      The clients run under SCHED_BATCH, so that their wake-ups do not preempt the servers.
     * CAS target: at least 500 validations per server CPU-second.
     * Refresh target: ratio = Hongliu refreshes per server CPU-second ÷ Node refreshes per
       CPU-second of the node process, at least 0.5. Hongliu's refresh answer carries a new
@@ -93,6 +94,7 @@ from _support import (
     percentile,
     recreate_database,
     redis_servers,
+    stand_aside,
     start_gunicorn,
     stop_processes,
     stop_server,
@@ -512,6 +514,7 @@ def _client_process(
     job: Job, payloads: list[Any], start_at: float, window: tuple[float, float], out: Any
 ) -> None:
     """One load-generating process: a thread (and a requests.Session) per virtual user."""
+    stand_aside()
     tally, lock = Tally(), threading.Lock()
     threads = [
         threading.Thread(target=_virtual_user, args=(job, payload, window, tally, lock))

@@ -255,6 +255,18 @@ def insert_plain(session: Session | scoped_session[Any], obj: Any) -> None:
 _INSERTS: dict[Any, Any] = {}
 
 
+def autocommit(session: Session | scoped_session[Any]) -> None:
+    """Let each statement of ``session``'s next transaction commit on its own.
+
+    For requests whose database work is reads and at most one write that needs no partner,
+    such as a CAS validation (read the session, write its audit row): no BEGIN and no COMMIT
+    round trips (about 5 % of a validation's CPU, measured in-process). Call it before the
+    request's first query. The pool restores the connection's isolation level when it is
+    returned, so the next request on it is transactional again.
+    """
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def get_store() -> Store:
     """The current app's ephemeral store."""
     store: Store = current_app.extensions[STORE_EXTENSION]

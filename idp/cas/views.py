@@ -37,7 +37,7 @@ from idp.cas.tickets import (
 from idp.clients.operations import find_cas_service, policy_admits
 from idp.directory.models import utcnow
 from idp.extensions import db
-from shared.factory import get_store, insert_plain
+from shared.factory import autocommit, get_store, insert_plain
 
 bp = Blueprint(
     "cas",
@@ -221,6 +221,7 @@ def _guarded(handler: Callable[[str], Response], failure: Callable[..., Response
 
 def _validate(*, allow_proxy: bool, with_attributes: bool) -> Response:
     def handle(fmt: str) -> Response:
+        autocommit(db.session)  # reads, then one audit row: no transaction needed
         ticket, service = request.args.get("ticket"), request.args.get("service")
         if not ticket or not service:
             _audit(FAILURE, None, INVALID_REQUEST)
@@ -261,6 +262,7 @@ def _validate(*, allow_proxy: bool, with_attributes: bool) -> Response:
 @bp.get("/validate")
 def validate() -> ResponseReturnValue:
     """CAS 1.0 validation: ``yes`` and the account, or ``no``; proxy tickets always fail."""
+    autocommit(db.session)  # reads, then one audit row: no transaction needed
     ticket, service = request.args.get("ticket"), request.args.get("service")
     try:
         if not ticket or not service:

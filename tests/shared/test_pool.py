@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, exc, text
+from sqlalchemy.orm import Session
 
 from shared import factory
 from tests.conftest import MakeDatabaseUrl
@@ -47,3 +48,23 @@ def test_connection_used_moments_ago_is_trusted_without_a_round_trip(engine: Eng
     _kill_pooled_connection(engine)
     with pytest.raises(exc.DBAPIError), engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def test_autocommit_lasts_one_transaction_then_the_connection_is_transactional_again(
+    engine: Engine,
+) -> None:
+    """``autocommit`` commits each statement alone; the pooled connection then comes back
+    in its usual mode, so the next request on it can still roll back."""
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (body VARCHAR(20))"))
+    with Session(engine) as session:
+        factory.autocommit(session)
+        session.execute(text("INSERT INTO notes VALUES ('kept')"))
+        used = session.connection().connection.dbapi_connection
+        session.rollback()  # too late: the INSERT committed on its own
+    with Session(engine) as session:
+        session.execute(text("INSERT INTO notes VALUES ('undone')"))
+        assert session.connection().connection.dbapi_connection is used  # the same connection
+        session.rollback()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT body FROM notes")).scalars().all() == ["kept"]
