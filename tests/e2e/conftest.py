@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -55,6 +56,20 @@ def free_port() -> int:
             except OSError:
                 continue  # taken: try another
             return port
+
+
+def fresh_code(secret: str, *, steps_back: int = 0) -> str:
+    """An authenticator app's code that stays valid while the browser submits it.
+
+    ``steps_back=1`` is the previous 30-second step's code, as a phone that scanned the QR code
+    a moment ago still shows it: the server accepts it only until the next step begins, so a
+    code is never taken in the last 5 seconds of a step (a loaded machine can take that long
+    to type and submit it).
+    """
+    left = 30 - time.time() % 30
+    if left < 5:
+        time.sleep(left + 0.2)
+    return pyotp.TOTP(secret).at(time.time() - 30 * steps_back)
 
 
 @dataclass

@@ -10,8 +10,8 @@ import pytest
 from cas import CASClient
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.e2e.conftest import LiveServer
-from tests.e2e.test_console import console_account, fresh_code
+from tests.e2e.conftest import LiveServer, fresh_code
+from tests.e2e.test_console import console_account
 
 ADMIN = "C2EADMIN"
 ADMIN_PASSWORD = "Admin-2025-hongliu"
