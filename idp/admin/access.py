@@ -23,6 +23,7 @@ from idp.auth.sessions import current_session, current_user
 from idp.directory.models import User
 from idp.directory.roles import Role, has_role, user_roles
 from idp.extensions import db
+from idp.mfa.operations import totp_enabled
 
 View = Callable[..., ResponseReturnValue]
 
@@ -70,15 +71,6 @@ def console_sections(user: User | None = None) -> list[ConsoleSection]:
         if allowed and section.endpoint in current_app.view_functions:
             shown.append(section)
     return shown
-
-
-def totp_enabled(user: User) -> bool:
-    """Whether ``user`` has a confirmed authenticator app (False until the mfa feature exists)."""
-    try:
-        from idp.mfa.operations import totp_enabled as enabled
-    except ImportError:  # pragma: no cover - only while the mfa feature is being built
-        return False
-    return bool(enabled(user))
 
 
 def totp_setup_url() -> str:

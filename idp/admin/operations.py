@@ -237,13 +237,6 @@ def failed_attempts(user: User) -> int:
     return throttle.failures(lock_subject(user))
 
 
-def totp_enabled(user: User) -> bool:
-    """Whether ``user`` has two-step verification on."""
-    from idp.admin.access import totp_enabled as enabled
-
-    return enabled(user)
-
-
 def social_identities(user: User) -> dict[str, Any]:
     """The user's WeChat / WeCom bindings by provider (empty until that feature exists)."""
     try:

@@ -47,7 +47,6 @@ from idp.admin.operations import (
     search_accounts,
     social_identities,
     take_nonce,
-    totp_enabled,
 )
 from idp.audit.models import AuditEvent
 from idp.audit.operations import FAILURE, recent_sign_ins
@@ -56,6 +55,7 @@ from idp.directory.identifiers import mask_email, mask_phone
 from idp.directory.models import User, UserKind, UserStatus
 from idp.directory.roles import Role, has_role
 from idp.extensions import db
+from idp.mfa.operations import totp_enabled
 from idp.security.operations import campus_time, describe_device
 
 bp = Blueprint(

@@ -73,15 +73,14 @@ def _credential(user: User) -> TotpCredential | None:
     return credential
 
 
-# Every sign-in asks this: one prebuilt statement reading one column, not a whole credential.
-_CONFIRMED_CREDENTIAL = db.select(TotpCredential.id).where(
-    TotpCredential.user_id == bindparam("user_id"), TotpCredential.confirmed_at.is_not(None)
-)
+# One prebuilt statement reading the same EXISTS as the ``totp_confirmed`` column (one rule for
+# "confirmed"), for the callers whose account lookup did not load that column.
+_CONFIRMED_CREDENTIAL = db.select(User.totp_confirmed).where(User.id == bindparam("user_id"))
 
 
 def totp_enabled(user: User) -> bool:
     """True when the user has a confirmed authenticator app (sign-in then asks for a code)."""
-    return db.session.scalar(_CONFIRMED_CREDENTIAL, {"user_id": user.id}) is not None
+    return bool(db.session.scalar(_CONFIRMED_CREDENTIAL, {"user_id": user.id}))
 
 
 def session_has_totp(sso: SsoSession) -> bool:
