@@ -235,9 +235,10 @@ def ping_idle_connections(engine: Engine) -> None:
 def insert_plain(session: Session | scoped_session[Any], obj: Any) -> None:
     """INSERT a new mapped object's row with one plain statement, in ``session``'s transaction.
 
-    For rows a request writes and never reads back (audit events): the object is not added to
-    the session, so the unit of work — which costs several times the INSERT itself — is
-    skipped. Column defaults still apply; a generated primary key is not read back.
+    For a row that needs nothing from the unit of work (the SSO session row, written once per
+    sign-in): the object is not added to the session, so the unit of work — which costs
+    several times the INSERT itself — is skipped. Column defaults still apply; a generated
+    primary key is not read back.
     """
     mapper = sa_inspect(obj).mapper
     values = {}

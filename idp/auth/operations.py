@@ -10,7 +10,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam
 
-from idp.audit.operations import DENIED, FAILURE, SUCCESS, client_ip, record
+from idp.audit.operations import DENIED, FAILURE, SUCCESS, client_ip, record, write
 from idp.auth import throttle
 from idp.auth.passwords import PasswordHasher, dummy_verify, hasher_from_config
 from idp.auth.policy import PersonalInfo
@@ -24,7 +24,6 @@ from idp.directory.identifiers import (
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
 from idp.mfa.models import WITH_TOTP_FLAG
-from shared.factory import insert_plain
 
 
 class SignInOutcome(enum.Enum):
@@ -104,9 +103,7 @@ def _audit_sign_in(outcome: str = SUCCESS, **fields: Any) -> None:
     Not left pending in the session: the queries that follow in the sign-in would otherwise
     each flush it first, and every sign-in pays for the unit of work on top of argon2.
     """
-    event = record("login", outcome, **fields)
-    db.session.expunge(event)
-    insert_plain(db.session, event)
+    write("login", outcome, **fields)
 
 
 def sign_in_with_password(identifier: str, password: str, user: User | None) -> SignInResult:

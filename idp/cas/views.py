@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from idp.audit.operations import DENIED, FAILURE, SUCCESS, record
+from idp.audit.operations import DENIED, FAILURE, SUCCESS, record, write
 from idp.auth.models import SsoSession
 from idp.auth.sessions import current_session, end_session
 from idp.cas import responses
@@ -37,7 +37,7 @@ from idp.cas.tickets import (
 from idp.clients.operations import find_cas_service, policy_admits
 from idp.directory.models import utcnow
 from idp.extensions import db
-from shared.factory import autocommit, get_store, insert_plain
+from shared.factory import autocommit, get_store
 
 bp = Blueprint(
     "cas",
@@ -192,17 +192,15 @@ def _audit(outcome: str, grant: Grant | None, code: str | None) -> None:
     service = request.args.get("service") or request.args.get("targetService")
     if service:
         detail["service"] = service[:300]
-    event = record(
+    # Written with one plain INSERT rather than a flush: validations are the IdP's most
+    # frequent request, and this row is never read back here.
+    write(
         "cas.validate",
         outcome,
         target=grant.user if grant else None,
         subject=f"cas:{grant.service_id}" if grant else None,
         detail=detail,
     )
-    # Written with one plain INSERT rather than a flush: validations are the IdP's most
-    # frequent request, and this row is never read back here.
-    db.session.expunge(event)
-    insert_plain(db.session, event)
     db.session.commit()
 
 

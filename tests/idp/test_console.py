@@ -572,6 +572,41 @@ def test_audit_events_cannot_be_changed_or_deleted_by_the_application(
         assert db.session.scalars(db.select(AuditEvent.outcome)).all() == ["success"]
 
 
+def test_written_events_match_recorded_ones_and_roll_back_with_the_caller(
+    idp_app: Flask, student: User
+) -> None:
+    """``write`` (one plain INSERT, for sign-in and CAS validation) leaves the same row as
+    ``record``, request details included, and in the caller's transaction: a rollback takes it."""
+    from idp.audit.operations import record, write
+
+    columns = ("action", "outcome", "actor_id", "target_id", "subject", "method", "detail")
+    columns += ("ip", "user_agent", "request_id")
+    headers = {"User-Agent": "Probe/1.0", "X-Request-ID": "req-0001"}
+    environ = {"REMOTE_ADDR": "10.1.2.3"}
+    with idp_app.test_request_context(
+        "/cas/serviceValidate", headers=headers, environ_base=environ
+    ):
+        idp_app.preprocess_request()  # the request id is assigned before the view
+        user = db.session.get(User, student.id)
+        write("cas.validate", "failure", target=user, subject="cas:1", detail={"code": "X"})
+        db.session.rollback()
+        assert db.session.scalars(db.select(AuditEvent)).all() == []
+        write("login", "denied", target=user, method="password", detail={"reason": "已停用"})
+        record("login", "denied", target=user, method="password", detail={"reason": "已停用"})
+        db.session.commit()
+        written, recorded = db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id))
+    assert [getattr(written, name) for name in columns] == [
+        getattr(recorded, name) for name in columns
+    ]
+    assert (written.target_id, written.ip, written.user_agent, written.request_id) == (
+        student.id,
+        "10.1.2.3",
+        "Probe/1.0",
+        "req-0001",
+    )
+    assert written.detail == '{"reason": "已停用"}' and written.at <= recorded.at
+
+
 def test_pending_account_is_pointed_to_self_service_activation(
     idp_app: Flask, desk: tuple[FlaskClient, User], make_user: MakeUser
 ) -> None:
