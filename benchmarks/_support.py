@@ -252,7 +252,8 @@ def start_gunicorn(
     max_requests: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """The IdP under gunicorn with deploy/gunicorn.conf.py, as its systemd unit runs it:
-    ``workers`` gthread workers with ``threads`` threads each and keep-alive.
+    ``workers`` gthread workers with ``threads`` threads each and keep-alive (gthread with one
+    thread too, where the config alone would pick sync workers).
 
     ``max_requests`` overrides the worker recycling of the deploy settings (2000 requests): a
     run that serves more than that per worker would otherwise also measure workers restarting.
@@ -263,6 +264,7 @@ def start_gunicorn(
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
+        "GUNICORN_WORKER_CLASS": "gthread",
     }
     if max_requests is not None:
         server_env["GUNICORN_MAX_REQUESTS"] = str(max_requests)

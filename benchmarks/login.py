@@ -49,8 +49,12 @@ How to read it
       4 × its warm CPU; in the server that is every part of a sign-in besides argon2, which is
       why the overhead under load is about twice an in-process profile with cheap parameters.
 
-Run: ``.venv/bin/python benchmarks/login.py [--seconds 20] [--workers N] [--clients N]``
-(also by ``make bench``); ``--profile 50`` then profiles 50 sign-ins in this process through
+Run: ``.venv/bin/python benchmarks/login.py [--seconds 20] [--workers N] [--threads N]
+[--clients N]`` (also by ``make bench``); ``--threads 1`` runs one request at a time per worker
+(gthread, keep-alive kept), so an argon2 verify never shares its core with another request of
+the same worker — measured 2026-12-07, it raised the ratio from 0.66 to 0.74, but the deployed
+IdP keeps 4 threads: SMS-gateway and WeChat calls happen inside requests, and one slow gateway
+would then hold a whole worker; ``--profile 50`` then profiles 50 sign-ins in this process through
 the Flask test client (cProfile) and prints the top costs. Needs PostgreSQL
 (``BENCH_DATABASE_URL``, an admin URL of the server, default
 ``postgresql://postgres@127.0.0.1:5432``; the database ``hongliu_bench`` is dropped and
@@ -590,7 +594,8 @@ def report(
     print()
     print(
         f"argon2id m={p.memory_kib} KiB t={p.time_cost} p={p.parallelism}; {cores} cores; "
-        f"gunicorn {args.workers} gthread workers (deploy/gunicorn.conf.py); "
+        f"gunicorn {args.workers} gthread workers × {args.threads} threads "
+        "(deploy/gunicorn.conf.py); "
         f"{args.clients} client processes with "
         f"{args.concurrency} virtual users in all; {load.window:.0f} s measured in "
         f"{args.rounds} slices, each after {args.warmup:.0f} s of warm-up"
@@ -684,6 +689,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=cores, help="gunicorn workers (nproc)")
     parser.add_argument("--clients", type=int, default=cores, help="client processes (nproc)")
     parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (4, as deployed)"
+    )
+    parser.add_argument(
         "--concurrency", type=int, help="virtual users in all (default 2 × workers)"
     )
     parser.add_argument("--users", type=int, default=200, help="benchmark accounts (200)")
@@ -708,6 +716,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.clients = max(1, min(args.clients, args.concurrency))
     if min(args.seconds, args.verify_seconds) <= 0 or min(args.workers, args.users) < 1:
         parser.error("durations, workers and users must be positive")
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args
@@ -757,7 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bare_noise = machine_busy_seconds()[0] - busy_before - cpu  # what others used
             port, log = free_port(), Path(tmp) / "gunicorn.log"
             base_url = f"http://127.0.0.1:{port}"
-            server = start_gunicorn(env, args.workers, port, log)
+            server = start_gunicorn(env, args.workers, port, log, threads=args.threads)
             wait_until_ready(base_url + "/healthz", server, log, "login benchmark: gunicorn")
             # A virtual machine's CPU speed drifts by 10 % and more within a minute, so the load
             # is measured in slices, each between two readings of the every-core verify rate,
