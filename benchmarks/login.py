@@ -496,7 +496,7 @@ class Aftermath:
     after_verify: float
 
 
-def argon2_aftermath(app: Any, prepared: Prepared, samples: int = 300) -> Aftermath:
+def argon2_aftermath(prepared: Prepared, samples: int = 300) -> Aftermath:
     """What one argon2 verify costs the Python work that follows it.
 
     A verify sweeps ``memory_kib`` (19 MiB) through the core's caches twice, evicting the
@@ -507,7 +507,7 @@ def argon2_aftermath(app: Any, prepared: Prepared, samples: int = 300) -> Afterm
     argon2, which is why its overhead is larger than an in-process profile with cheap hash
     parameters suggests.
     """
-    client = app.test_client()
+    client = prepared.app.test_client()
 
     def one() -> float:
         started = time.thread_time()
@@ -815,7 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             stop_server(server)
             server = None
-            aftermath = argon2_aftermath(prepared.app, prepared)
+            aftermath = argon2_aftermath(prepared)
             ok = report(args, prepared, bare, every_core, load, cores, bare_noise, aftermath)
             if load.failures:
                 print(f"last lines of the gunicorn log:\n{tail(log, 10)}")
