@@ -44,18 +44,21 @@ How to read it
     * The CPU of PostgreSQL (this database's backends), Redis (the whole server) and the load
       clients over the same window is printed too, so one can see where the machine went.
     * ``one small request … warm / right after an argon2 verify`` — measured in this process
-      after the load: a verify sweeps 19 MiB through the core's caches, so the Python that
-      follows it runs cold. On the 2-core VM measured (2026-12-07) it cost a small request
-      4 × its warm CPU; in the server that is every part of a sign-in besides argon2, which is
-      why the overhead under load is about twice an in-process profile with cheap parameters.
+      after the load: a verify sweeps its memory (7 MiB by default) through the core's caches,
+      so the Python that follows it runs cold. On a 2-core VM (2026-12-07) it cost a small
+      request 3–4 × its warm CPU; in the server that is every part of a sign-in besides
+      argon2, which is why the overhead under load is about twice an in-process profile with
+      cheap parameters.
 
 Run: ``.venv/bin/python benchmarks/login.py [--seconds 20] [--workers N] [--threads N]
 [--clients N]`` (also by ``make bench``); ``--threads 1`` runs one request at a time per worker
 (gthread, keep-alive kept), so an argon2 verify never shares its core with another request of
 the same worker — measured 2026-12-07, it raised the ratio from 0.66 to 0.74, but the deployed
 IdP keeps 4 threads: SMS-gateway and WeChat calls happen inside requests, and one slow gateway
-would then hold a whole worker; ``--profile 50`` then profiles 50 sign-ins in this process through
-the Flask test client (cProfile) and prints the top costs. Needs PostgreSQL
+would then hold a whole worker; ``--argon2 19456,2`` measures other hash parameters than the
+app's default (here OWASP's 19 MiB × 2, the default until 2026-12-07); ``--profile 50`` then
+profiles 50 sign-ins in this process through the Flask test client (cProfile) and prints the
+top costs. Needs PostgreSQL
 (``BENCH_DATABASE_URL``, an admin URL of the server, default
 ``postgresql://postgres@127.0.0.1:5432``; the database ``hongliu_bench`` is dropped and
 created) and Redis (``BENCH_REDIS_URL``, default ``redis://127.0.0.1:6379/14``; its ``idp:``
@@ -130,8 +133,13 @@ Account = tuple[str, str]  # (account number, password)
 # --- setup: database, Redis, migrations, users --------------------------------------------------
 
 
-def app_environment(database_url: str, redis_url: str, outbox: Path) -> dict[str, str]:
-    """The process environment for every app process: ours, without any inherited IDP_*."""
+def app_environment(
+    database_url: str, redis_url: str, outbox: Path, argon2: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """The process environment for every app process: ours, without any inherited IDP_*.
+
+    ``argon2`` (memory in KiB, passes) replaces the app's default hash parameters.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     env.update(
         {
@@ -146,6 +154,8 @@ def app_environment(database_url: str, redis_url: str, outbox: Path) -> dict[str
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if argon2 is not None:
+        env["IDP_ARGON2_MEMORY_KIB"], env["IDP_ARGON2_TIME_COST"] = map(str, argon2)
     return env
 
 
@@ -499,13 +509,13 @@ class Aftermath:
 def argon2_aftermath(prepared: Prepared, samples: int = 300) -> Aftermath:
     """What one argon2 verify costs the Python work that follows it.
 
-    A verify sweeps ``memory_kib`` (19 MiB) through the core's caches twice, evicting the
-    interpreter's working set; whatever runs next — the rest of the sign-in, the next request —
-    refetches it from memory. Measured here with ``GET /healthz`` through the Flask test client
-    in this process (no database, no Redis): its median CPU after another request like it, and
-    right after a verify. The server pays the difference on everything a sign-in does besides
-    argon2, which is why its overhead is larger than an in-process profile with cheap hash
-    parameters suggests.
+    A verify sweeps ``memory_kib`` (7 MiB by default) through the core's caches ``time_cost``
+    times, evicting the interpreter's working set; whatever runs next — the rest of the
+    sign-in, the next request — refetches it from memory. Measured here with ``GET /healthz``
+    through the Flask test client in this process (no database, no Redis): its median CPU after
+    another request like it, and right after a verify. The server pays the difference on
+    everything a sign-in does besides argon2, which is why its overhead is larger than an
+    in-process profile with cheap hash parameters suggests.
     """
     client = prepared.app.test_client()
 
@@ -703,6 +713,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="afterwards, profile N sign-ins in-process (Flask test client) and print top costs",
     )
     parser.add_argument(
+        "--argon2",
+        type=_argon2_params,
+        metavar="KIB,PASSES",
+        help="other argon2id parameters than the app's default, e.g. 19456,2 (OWASP's 19 MiB × 2)",
+    )
+    parser.add_argument(
         "--verify-seconds", type=float, default=4.0, help="each bare argon2 reading (4)"
     )
     parser.add_argument(
@@ -721,6 +737,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args
+
+
+def _argon2_params(text: str) -> tuple[int, int]:
+    try:
+        memory_kib, passes = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected KIB,PASSES, e.g. 19456,2") from None
+    if memory_kib < 1024 or passes < 1:
+        raise argparse.ArgumentTypeError("at least 1024 KiB and 1 pass")
+    return memory_kib, passes
 
 
 def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -748,7 +774,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="hongliu-login-bench-") as tmp:
             env = app_environment(
-                bench_database_url(admin_url, DB_NAME), redis_url, Path(tmp) / "outbox"
+                bench_database_url(admin_url, DB_NAME),
+                redis_url,
+                Path(tmp) / "outbox",
+                args.argon2,
             )
             load_before = os.getloadavg()[0]
             migrate(env)

@@ -22,8 +22,8 @@ GUNICORN_PROC_NAME       process title (ps, top)                      hongliu
 GUNICORN_WORKER_TMP_DIR  worker heartbeat files                       /dev/shm if writable
 
 Workers. The classic "2 x cores + 1" suits sync workers that mostly wait on the database: it is
-the default for the hall. The IdP is different: every password login runs argon2 (about 19 MiB
-and tens of milliseconds of pure CPU), so more processes than cores only queue hashing behind
+the default for the hall. The IdP is different: every password login runs argon2 (about 7 MiB
+and 15-20 milliseconds of pure CPU), so more processes than cores only queue hashing behind
 each other while multiplying memory. Run the IdP with GUNICORN_THREADS=4 (gthread): then the
 default becomes one worker per core, and the threads absorb waits on the database, Redis and SMS
 gateways. The computed default is capped at 16 per instance; to go further, run more instances

@@ -78,8 +78,8 @@ SETTINGS = (
         parse_int(2, 4),
         "character classes (upper, lower, digit, symbol) a password needs, 2-4",
     ),
-    Setting("ARGON2_MEMORY_KIB", 19456, parse_int(1024), "OWASP: 19456 KiB with time cost 2"),
-    Setting("ARGON2_TIME_COST", 2, parse_int(1)),
+    Setting("ARGON2_MEMORY_KIB", 7168, parse_int(1024), "OWASP: 7168 KiB with time cost 5"),
+    Setting("ARGON2_TIME_COST", 5, parse_int(1)),
     Setting("ARGON2_PARALLELISM", 1, parse_int(1, 16)),
     # Brute-force protection
     Setting("LOGIN_CAPTCHA_AFTER", 3, parse_int(1), "failures before a CAPTCHA is required"),

@@ -159,9 +159,21 @@ def test_openldap_argon2_value_verifies_and_is_rewritten_without_prefix(
 
 
 def test_default_params_are_owasp_and_reach_the_hash() -> None:
-    """Without settings the hasher uses OWASP's 19 MiB, 2 passes, 1 lane — not argon2-cffi's."""
+    """Without settings the hasher uses OWASP's 7 MiB, 5 passes, 1 lane — not argon2-cffi's."""
     stored = hasher_from_config({}).hash(PASSWORD)
-    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert stored.startswith("$argon2id$v=19$m=7168,t=5,p=1$")
+
+
+def test_hashes_of_the_earlier_default_verify_and_move_to_the_current_one() -> None:
+    """Hashes made with the earlier default (OWASP's 19 MiB × 2) still sign in, once rehashed."""
+    earlier = PasswordHasher(Argon2Params(memory_kib=19456, time_cost=2, parallelism=1))
+    stored = earlier.hash(PASSWORD)
+    current = hasher_from_config({})
+    assert current.verify(stored, PASSWORD) == VerifyResult(ok=True, needs_rehash=True)
+    assert current.verify(stored, WRONG) == VerifyResult(ok=False, needs_rehash=False)
+    assert current.verify(current.hash(PASSWORD), PASSWORD) == VerifyResult(
+        ok=True, needs_rehash=False
+    )
 
 
 def test_hasher_from_config_reads_the_argon2_settings() -> None:
