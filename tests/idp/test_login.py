@@ -316,6 +316,26 @@ def test_legacy_password_is_upgraded_on_first_sign_in(
         assert db.session.get(User, user.id).password_hash.startswith("$argon2id$")
 
 
+def test_hash_with_other_argon2_parameters_moves_to_the_configured_ones_at_sign_in(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """A hash of the earlier default (19 MiB × 2) signs in and is stored again with today's."""
+    from idp.auth.passwords import Argon2Params, PasswordHasher, hasher_from_config
+
+    user = make_user("2024000001")
+    earlier = PasswordHasher(Argon2Params(memory_kib=19456, time_cost=2, parallelism=1))
+    with idp_app.app_context():
+        db.session.get(User, user.id).password_hash = earlier.hash("OldDefault-2024")
+        db.session.commit()
+    assert sign_in(idp_client, "2024000001", "OldDefault-2024").status_code == 302
+    current = hasher_from_config(idp_app.config)
+    p = current.params
+    with idp_app.app_context():
+        stored = db.session.get(User, user.id).password_hash
+    assert stored.startswith(f"$argon2id$v=19$m={p.memory_kib},t={p.time_cost},p={p.parallelism}$")
+    assert current.verify(stored, "OldDefault-2024").needs_rehash is False
+
+
 def test_every_sign_in_attempt_is_audited(
     idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
 ) -> None:
