@@ -1,7 +1,10 @@
 """Every setting of the IdP, read from ``IDP_*`` environment variables (see README)."""
 
+from idp.auth.passwords import Argon2Params
 from shared.config import Setting, parse_bool, parse_choice, parse_int, parse_url
 from shared.factory import common_settings
+
+_ARGON2 = Argon2Params()
 
 
 def parse_seconds_list(raw: str) -> tuple[int, ...]:
@@ -78,9 +81,10 @@ SETTINGS = (
         parse_int(2, 4),
         "character classes (upper, lower, digit, symbol) a password needs, 2-4",
     ),
-    Setting("ARGON2_MEMORY_KIB", 7168, parse_int(1024), "OWASP: 7168 KiB with time cost 5"),
-    Setting("ARGON2_TIME_COST", 5, parse_int(1)),
-    Setting("ARGON2_PARALLELISM", 1, parse_int(1, 16)),
+    # The defaults are Argon2Params' own (OWASP's 7 MiB × 5 passes), kept in one place.
+    Setting("ARGON2_MEMORY_KIB", _ARGON2.memory_kib, parse_int(1024), "memory per hash (KiB)"),
+    Setting("ARGON2_TIME_COST", _ARGON2.time_cost, parse_int(1), "passes over that memory"),
+    Setting("ARGON2_PARALLELISM", _ARGON2.parallelism, parse_int(1, 16)),
     # Brute-force protection
     Setting("LOGIN_CAPTCHA_AFTER", 3, parse_int(1), "failures before a CAPTCHA is required"),
     Setting("LOGIN_IP_CAPTCHA_AFTER", 20, parse_int(1), "failures per IP per hour before CAPTCHA"),
