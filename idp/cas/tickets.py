@@ -24,6 +24,7 @@ import requests
 from flask import current_app
 from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
+from werkzeug.urls import iri_to_uri
 
 from idp.auth.models import SsoSession
 from idp.clients.models import CasService, SessionParticipant
@@ -103,7 +104,10 @@ def is_web_url(url: str | None) -> bool:
         return False
     try:
         parts = urlsplit(url)
-    except ValueError:
+        # What Werkzeug does to a Location header: a port out of range or a host label IDNA
+        # refuses (over 63 characters) would otherwise fail there, after the ticket is issued.
+        iri_to_uri(url)
+    except (ValueError, UnicodeError):
         return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 

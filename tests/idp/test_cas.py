@@ -238,6 +238,29 @@ def test_unregistered_or_malformed_service_is_refused_without_redirect(
         assert "无法访问该应用" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    "service",
+    [
+        "https://app.example.edu:99999/x",  # a port no URL can have
+        "https://" + "a" * 64 + ".example.edu/x",  # a host label IDNA refuses (over 63)
+    ],
+)
+def test_service_no_location_header_can_carry_is_refused_not_a_500(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser, service: str
+) -> None:
+    """A pattern allowing ports and subdomains still never leads to a 500 or a ticket."""
+    add_service(idp_app, r"https://([a-z0-9-]+\.)*example\.edu(:\d+)?/.*")
+    gateway = idp_client.get("/cas/login", query_string={"service": service, "gateway": "true"})
+    assert gateway.status_code == 400 and "Location" not in gateway.headers
+    user = make_user()
+    sign_in(idp_client, user.account)
+    response = idp_client.get("/cas/login", query_string={"service": service})
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "应用地址不正确" in response.get_data(as_text=True)
+    page = idp_client.get("/cas/logout", query_string={"service": service})
+    assert page.status_code == 200 and "已退出登录" in page.get_data(as_text=True)
+
+
 def test_access_policy_refusal_issues_no_ticket(
     idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
 ) -> None:
