@@ -13,7 +13,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -53,6 +62,9 @@ FRESH_PARAM = "fresh"
 #: How long a sign-in started by /cas/login may take and still count as "fresh".
 FRESH_TTL = 1800
 _FRESH = re.compile(r"[0-9a-f]{32}")
+#: Where this browser's markers are kept (the signed Flask session cookie), and how many.
+_FRESH_SESSION_KEY = "cas_fresh"
+_FRESH_PER_BROWSER = 5
 
 
 @bp.after_request
@@ -90,6 +102,10 @@ def _ask_credentials(sso: SsoSession | None) -> ResponseReturnValue:
     marker = secrets.token_hex(16)
     state = {"at": utcnow().isoformat(), "session_id": sso.id if sso else None}
     get_store().set(f"cas:fresh:{marker}", json.dumps(state), FRESH_TTL)
+    # The marker counts only in the browser it was made for (a link carrying it proves nothing
+    # elsewhere); a few are kept, for sign-ins started in several tabs.
+    mine = [m for m in session.get(_FRESH_SESSION_KEY, []) if isinstance(m, str)]
+    session[_FRESH_SESSION_KEY] = [*mine[-(_FRESH_PER_BROWSER - 1) :], marker]
     keep = ("service", "renew", "warn", "method")
     params: dict[str, Any] = {name: request.values[name] for name in keep if name in request.values}
     params[FRESH_PARAM] = marker
@@ -102,6 +118,10 @@ def _is_fresh(sso: SsoSession | None) -> bool:
     marker = request.values.get(FRESH_PARAM) or ""
     if sso is None or not _FRESH.fullmatch(marker):
         return False
+    mine = session.get(_FRESH_SESSION_KEY)
+    if not isinstance(mine, list) or marker not in mine:
+        return False  # made in another browser
+    session[_FRESH_SESSION_KEY] = [m for m in mine if m != marker]
     raw = get_store().take(f"cas:fresh:{marker}")
     if raw is None:
         return False

@@ -321,6 +321,20 @@ def test_renew_marker_cannot_be_replayed(
     assert replay.status_code == 302 and replay.location.startswith("/login")
 
 
+def test_renew_marker_made_in_another_browser_does_not_count(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """A renew return address from another browser asks this one for credentials again."""
+    add_service(idp_app)
+    user = make_user()
+    stranger = idp_app.test_client()
+    asked = stranger.get("/cas/login", query_string={"service": SERVICE, "renew": "true"})
+    next_url = parse_qs(urlsplit(asked.location).query)["next"][0]
+    sign_in(idp_client, user.account)  # the owner signed in a moment later, without renew
+    response = idp_client.get(next_url)
+    assert response.status_code == 302 and response.location.startswith("/login")
+
+
 def test_warn_asks_before_single_sign_on(
     idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
 ) -> None:
