@@ -3,6 +3,8 @@ CAPTCHA image and the password-strength meter."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime
 from typing import Any
 
@@ -109,6 +111,7 @@ def continue_sign_in(user: User, methods: list[str], remember: bool, target: str
                 "remember": remember,
                 "next": target,
                 "auth_time": utcnow().isoformat(),
+                "stamp": _password_stamp(user),
             },
         )
         db.session.commit()
@@ -126,8 +129,8 @@ def finish_pending_sign_in() -> Response | None:
     if state is None:
         return None
     user = db.session.get(User, state["user_id"])
-    if user is None or user.status != UserStatus.ACTIVE:
-        return None
+    if user is None or user.status != UserStatus.ACTIVE or required_step(user) is not None:
+        return None  # the step the sign-in waited for was not done after all
     start_session(
         user,
         state["methods"],
@@ -138,10 +141,25 @@ def finish_pending_sign_in() -> Response | None:
     return redirect(state["next"] if is_local_path(state["next"]) else url_for("portal.home"))
 
 
+def _password_stamp(user: User) -> str:
+    """Changes whenever the password does (recovery, a help-desk reset, another tab)."""
+    return hashlib.sha256((user.password_hash or "-").encode()).hexdigest()
+
+
 def pending_sign_in_user() -> User | None:
-    """The user part-way through sign-in (password proven, a required step not yet done)."""
+    """The user part-way through sign-in (password proven, a required step not yet done).
+
+    A sign-in parked before the password changed is void: recovering the account must shut
+    out whoever held the old password, half-way through sign-in included.
+    """
     state = flows.load_flow(SIGNIN_FLOW)
-    return db.session.get(User, state["user_id"]) if state else None
+    if not state:
+        return None
+    user = db.session.get(User, state["user_id"])
+    if user is None or not hmac.compare_digest(str(state.get("stamp")), _password_stamp(user)):
+        flows.discard_flow(SIGNIN_FLOW)
+        return None
+    return user
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -304,6 +322,12 @@ def logout() -> ResponseReturnValue:
 def change_password() -> ResponseReturnValue:
     """修改密码: forced after sign-in (must-change flag), or from the security centre."""
     pending = pending_sign_in_user()
+    if pending is not None and (step := required_step(pending)) != "password":
+        # Only a must-change sign-in skips the current password here; any other parked
+        # sign-in goes on with the step it is waiting for.
+        if step == "complete":
+            return redirect(url_for("account.complete"))
+        return finish_pending_sign_in() or redirect(url_for("auth.login"))
     user = pending or current_user()
     if user is None:
         return redirect(url_for("auth.login", next=request.full_path))

@@ -617,3 +617,35 @@ def test_wizard_post_without_csrf_token_is_refused(
     )
     assert response.status_code == 400 and "页面已过期" in response.get_data(as_text=True)
     assert idp_client.get("/activate/phone").location == "/activate"
+
+
+def test_parked_sign_in_cannot_skip_completion_through_password_change(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """Without a security phone, /password/change sends the sign-in back to 信息完善."""
+    user = make_user("2024000001", verified_phone=None)
+    assert sign_in(idp_client, "2024000001").location == "/complete"
+    token = csrf_token(idp_client, "/complete?start=1")
+    data = {"csrf_token": token, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    skipped = idp_client.post("/password/change", data=data)
+    assert skipped.status_code == 302 and skipped.location == "/complete"
+    assert session_count(idp_app, user) == 0
+    assert _user(idp_app, user).password_hash == user.password_hash
+
+
+def test_recovery_voids_a_sign_in_parked_with_the_old_password(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """Whoever parked at the forced password change with the old password is shut out."""
+    user = make_user("2024000001", verified_phone="13800138000", must_change_password=True)
+    intruder = idp_app.test_client()
+    assert sign_in(intruder, "2024000001").location == "/password/change"
+    token = csrf_token(intruder, "/password/change")
+    owner = idp_app.test_client()
+    _recover_until_password(idp_app, owner, "2024000001", "13800138000")
+    assert _new_password(owner, "/recover/password").location == "/login"
+    data = {"csrf_token": token, "password": "Intruder-Owns-2026", "confirm": "Intruder-Owns-2026"}
+    taken = intruder.post("/password/change", data=data)
+    assert taken.status_code == 302 and taken.location.startswith("/login")
+    assert session_count(idp_app, user) == 0
+    assert sign_in(idp_app.test_client(), "2024000001", NEW_PASSWORD).status_code == 302
