@@ -34,9 +34,21 @@ def account_key(subject: str) -> str:
     return hashlib.sha256(subject.encode()).hexdigest()[:32]
 
 
-def _keys(subject: str) -> tuple[str, str, str]:
+def _keys(subject: str, every: int | None = None) -> tuple[str, str, str]:
+    """The account's failure count, lock and lock level.
+
+    The count and the level are kept per ``LOCKOUT_EVERY`` value: they only make sense in its
+    blocks, and an administrator changing it mid-window must not strand an account between
+    blocks (a lock due that is never set). A lock in place stays until it expires.
+    """
+    if every is None:
+        every = int(effective_config()["LOCKOUT_EVERY"])
     key = account_key(subject)
-    return f"login-fail:{key}", f"login-lock:{key}", f"login-level:{key}"
+    return f"login-fail:{every}:{key}", _lock_key(subject), f"login-level:{every}:{key}"
+
+
+def _lock_key(subject: str) -> str:
+    return f"login-lock:{account_key(subject)}"
 
 
 def _ip_key(ip: str) -> str:
@@ -45,8 +57,7 @@ def _ip_key(ip: str) -> str:
 
 def is_locked(subject: str) -> bool:
     """True while a temporary lock holds for this account."""
-    _, lock, _ = _keys(subject)
-    return get_store().get(lock) is not None
+    return get_store().get(_lock_key(subject)) is not None
 
 
 def reserve_attempt(subject: str) -> Attempt:
@@ -61,7 +72,7 @@ def reserve_attempt(subject: str) -> Attempt:
     every: int = config["LOCKOUT_EVERY"]
     durations: tuple[int, ...] = config["LOCKOUT_DURATIONS"]
     window: int = config["LOCKOUT_WINDOW"]
-    fail, lock, level = _keys(subject)
+    fail, lock, level = _keys(subject, every)
     counted = store.hit_unless(fail, window, lock)  # a lock in place: refused, not counted
     if counted is None:
         return Attempt(False)
@@ -101,7 +112,8 @@ def captcha_required(subject: str | None, ip: str | None) -> bool:
     config = effective_config()
     limits: list[tuple[str, int]] = []
     if subject:
-        limits.append((_keys(subject)[0], config["LOGIN_CAPTCHA_AFTER"]))
+        fail = _keys(subject, config["LOCKOUT_EVERY"])[0]
+        limits.append((fail, config["LOGIN_CAPTCHA_AFTER"]))
     if ip:
         limits.append((_ip_key(ip), config["LOGIN_IP_CAPTCHA_AFTER"]))
     if not limits:

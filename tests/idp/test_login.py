@@ -132,6 +132,24 @@ def test_account_locks_after_five_failures_even_for_right_password(
     assert response.status_code == 401 and REFUSED in response.get_data(as_text=True)
 
 
+def test_changing_the_lockout_threshold_mid_window_strands_no_account(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """Four failures, then 每失败几次暂停 lowered to 3: the owner still signs in, and the new
+    setting then counts from the start (it used to refuse every attempt for a day)."""
+    make_user("2024000001")
+    idp_app.config["LOGIN_CAPTCHA_AFTER"] = 100
+    client = idp_app.test_client()
+    for _ in range(4):
+        assert sign_in(client, "2024000001", "Wrong-password-1").status_code == 401
+    idp_app.config["LOCKOUT_EVERY"] = 3
+    assert sign_in(client, "2024000001").status_code == 302
+    other = idp_app.test_client()
+    for _ in range(3):
+        assert sign_in(other, "2024000001", "Wrong-password-1").status_code == 401
+    assert sign_in(other, "2024000001").status_code == 401  # locked under the new setting
+
+
 def test_parallel_guesses_cannot_exceed_the_limit(idp_app: Flask, make_user: MakeUser) -> None:
     """20 simultaneous guesses get at most 5 password checks; the rest are refused unchecked."""
     user = make_user("2024000001")
