@@ -8,6 +8,7 @@ from flask import Flask
 
 from hall.extensions import extensions
 from hall.settings import SETTINGS
+from shared import web
 from shared.factory import create_flask_app
 
 
@@ -45,4 +46,5 @@ def setup_hall(app: Flask) -> None:
     setup_forms(app)
     app.register_blueprint(manage)
     app.register_blueprint(manage_definitions)
+    web.setup_input_guard(app)
     cli.register(app)

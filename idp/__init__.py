@@ -9,6 +9,7 @@ from flask import Flask
 
 from idp.extensions import extensions
 from idp.settings import SETTINGS
+from shared import web
 from shared.factory import create_flask_app
 
 
@@ -58,4 +59,6 @@ def setup_idp(app: Flask) -> None:
     setup_scim(app)
     setup_session_cookie(app)
     setup_auth(app)
+    # CAS, OIDC and SCIM answer bad parameters in their protocols' own error formats.
+    web.setup_input_guard(app, exempt=("cas", "oidc", "scim"))
     cli.register(app)

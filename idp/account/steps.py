@@ -31,7 +31,7 @@ from idp.account.operations import (
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha, throttle
 from idp.auth.operations import personal_info
-from idp.auth.policy import PasswordPolicy, check_password
+from idp.auth.policy import N_, PasswordPolicy, check_password
 from idp.auth.views import no_store
 from idp.directory.identifiers import mask_phone, normalise_phone
 from idp.directory.models import User
@@ -41,8 +41,8 @@ from idp.policy_settings import effective_config
 ACTIVATE = "activate"
 RECOVER = "recover"
 COMPLETE = "complete"
-MISMATCH = "您输入的信息与学校登记的信息不一致，请核对后重试。"
-EXPIRED = "操作已超时或已在其他页面完成，请重新开始。"
+MISMATCH = N_("您输入的信息与学校登记的信息不一致，请核对后重试。")
+EXPIRED = N_("操作已超时或已在其他页面完成，请重新开始。")
 
 
 def render_step(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:

@@ -272,6 +272,10 @@ def recover_verify() -> ResponseReturnValue:
         flash(_(EXPIRED), "error")
         return redirect(url_for("account.recover"))
     channels = _recovery_channels(user)
+    if not channels:  # unbound by the help desk since step 1
+        flows.discard_flow(RECOVER)
+        flash(_("您未绑定安全手机或安全邮箱，无法自助找回密码，请联系管理员处理。"), "error")
+        return redirect(url_for("account.recover"))
     form = VerifyForm()
     labels = {SMS: _("安全手机"), EMAIL: _("安全邮箱")}
     form.method.choices = [(k, f"{labels[k]} {c.masked}") for k, c in channels.items()]

@@ -50,7 +50,7 @@ from idp.auth.operations import (
     sign_in_with_password,
     throttle_subject,
 )
-from idp.auth.policy import PasswordPolicy, check_password, password_strength
+from idp.auth.policy import N_, PasswordPolicy, check_password, password_strength
 from idp.auth.sessions import (
     current_session,
     current_user,
@@ -74,7 +74,7 @@ bp = Blueprint(
 )
 
 SIGNIN_FLOW = "signin"
-REFUSED_MESSAGE = "账号或密码错误；多次输错后账号将暂时锁定。可改用短信验证码登录，或找回密码。"
+REFUSED_MESSAGE = N_("账号或密码错误；多次输错后账号将暂时锁定。可改用短信验证码登录，或找回密码。")
 
 
 def _next_target() -> str:

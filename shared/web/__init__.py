@@ -10,7 +10,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -284,6 +284,28 @@ def setup_error_pages(app: Flask) -> None:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         title, message = _error_texts()[500]
         return error_response(500, title, message)
+
+
+def setup_input_guard(app: Flask, *, exempt: Collection[str] = ()) -> None:
+    """Refuse a NUL character in the query or a submitted form with a 400 page.
+
+    No keyboard types one, PostgreSQL cannot store one in text (the query would fail with a
+    500), and SQLite would keep it silently. Protocol blueprints answering in their own
+    formats (``exempt``) check their parameters themselves.
+    """
+
+    @app.before_request
+    def refuse_nul() -> ResponseReturnValue | None:
+        if request.blueprint in exempt:
+            return None
+        fields = [*request.args.items(multi=True), *request.form.items(multi=True)]
+        if any("\x00" in value for _, value in fields):
+            return error_response(
+                400,
+                gettext("请求有误"),
+                gettext("提交的内容含有无法识别的字符，请检查后重新输入。"),
+            )
+        return None
 
 
 def setup_health(app: Flask, checks: Mapping[str, Callable[[], None]]) -> None:

@@ -649,3 +649,19 @@ def test_recovery_voids_a_sign_in_parked_with_the_old_password(
     assert taken.status_code == 302 and taken.location.startswith("/login")
     assert session_count(idp_app, user) == 0
     assert sign_in(idp_app.test_client(), "2024000001", NEW_PASSWORD).status_code == 302
+
+
+def test_recovery_channels_unbound_after_step_one_are_explained_not_a_500(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """The help desk unbinds the phone mid-recovery: back to step 1 with the reason."""
+    user = make_user("2024000001", verified_phone="13800138000")
+    assert _identify(idp_client, "/recover", "2024000001").location == "/recover/verify"
+    with idp_app.app_context():
+        stored = db.session.get(User, user.id)
+        assert stored is not None
+        stored.phone, stored.phone_verified_at = None, None
+        db.session.commit()
+    response = idp_client.get("/recover/verify")
+    assert response.status_code == 302 and response.location == "/recover"
+    assert "无法自助找回密码" in idp_client.get("/recover").get_data(as_text=True)

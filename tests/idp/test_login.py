@@ -132,6 +132,24 @@ def test_account_locks_after_five_failures_even_for_right_password(
     assert response.status_code == 401 and REFUSED in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/login", {"identifier": "2024\x00001", "password": "Wrong-password-1"}),
+        ("/recover", {"account": "2024\x00001", "name": "张三", "id_number": ID_NUMBER}),
+        ("/activate", {"account": "2024000001", "name": "张\x00三", "id_number": ID_NUMBER}),
+    ],
+)
+def test_nul_character_in_a_sign_in_form_is_refused_not_a_500(
+    idp_client: FlaskClient, make_user: MakeUser, url: str, data: dict[str, str]
+) -> None:
+    """PostgreSQL refuses NUL in text; the form gets a clear 400 instead of a failed query."""
+    make_user("2024000001")
+    response = post_form(idp_client, url, data)
+    assert response.status_code == 400
+    assert "含有无法识别的字符" in response.get_data(as_text=True)
+
+
 def test_changing_the_lockout_threshold_mid_window_strands_no_account(
     idp_app: Flask, make_user: MakeUser
 ) -> None:

@@ -83,6 +83,18 @@ def test_api_clients_get_json_errors(factory: AppFactory) -> None:
     assert response.json["request_id"] == response.headers["X-Request-ID"]
 
 
+def test_nul_character_in_query_or_form_is_a_400_page(factory: AppFactory) -> None:
+    """PostgreSQL cannot store a NUL: a query or form carrying one is refused, never a 500."""
+    client = factory().test_client()
+    for response in (
+        client.get("/?q=a%00b"),
+        client.post("/", data={"x": "1", "name": "张\x00三"}),
+    ):
+        assert response.status_code == 400
+        assert "含有无法识别的字符" in response.get_data(as_text=True)
+    assert client.get("/?q=ab").status_code == 200
+
+
 def test_405_keeps_allow_header(factory: AppFactory) -> None:
     """A wrong method gets 405 with the Allow header intact."""
     response = factory().test_client().delete("/healthz")
