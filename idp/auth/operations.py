@@ -93,8 +93,19 @@ def find_user_by_security_phone(phone: str) -> User | None:
 
 
 def throttle_subject(identifier: str, user: User | None) -> str:
-    """Counters follow the account, whichever identifier was typed; unknown ones count alike."""
+    """Lock counters follow the account, whichever identifier was typed; unknown ones alike."""
     return f"user:{user.id}" if user else f"ident:{identifier.strip().lower()}"
+
+
+def captcha_subject(identifier: str) -> str:
+    """What the sign-in CAPTCHA counter follows: the identifier as typed, in canonical form.
+
+    Never the account it names: a counter shared by an account's spellings (account number,
+    phone, ID number, with or without +86 or spaces) would show whoever tries them which ones
+    are on file and belong together. Locks, which nobody can see, still follow the account.
+    """
+    value = identifier.strip()
+    return f"typed:{normalise_phone(value) or normalise_id_number(value)}"
 
 
 def _audit_sign_in(outcome: str = SUCCESS, **fields: Any) -> None:
@@ -113,23 +124,26 @@ def sign_in_with_password(identifier: str, password: str, user: User | None) -> 
     The same work (one argon2 verification) is done whether or not the account exists or is
     locked, so neither the answer nor its timing tells them apart.
     """
-    subject = throttle_subject(identifier, user)
+    subject, typed = throttle_subject(identifier, user), captcha_subject(identifier)
     attempt = throttle.reserve_attempt(subject)
     if not attempt.allowed:
         dummy_verify(hasher())
+        throttle.record_failure(typed)
         _audit_sign_in(FAILURE, target=user, method="password", detail={"reason": "locked"})
         return SignInResult(SignInOutcome.REFUSED)
     if user is None:
         dummy_verify(hasher())
+        throttle.record_failure(typed)
         throttle.record_ip_failure(client_ip())
         _audit_sign_in(FAILURE, method="password", detail={"reason": "unknown-account"})
         return SignInResult(SignInOutcome.REFUSED)
     result = hasher().verify(user.password_hash, password)
     if not result.ok:
+        throttle.record_failure(typed)
         throttle.record_ip_failure(client_ip())
         _audit_sign_in(FAILURE, target=user, method="password", detail={"reason": "password"})
         return SignInResult(SignInOutcome.REFUSED)
-    throttle.record_success(subject)
+    throttle.record_success(subject, typed)
     if user.status in (UserStatus.DISABLED, UserStatus.LOCKED):
         _audit_sign_in(DENIED, target=user, method="password", detail={"reason": user.status})
         return SignInResult(SignInOutcome.DISABLED, user)

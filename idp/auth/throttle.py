@@ -3,8 +3,9 @@
 Per account: attempts are *reserved* atomically before the password is checked, so parallel
 guesses cannot get past the limit. Every ``LOCKOUT_EVERY`` failures the account's password
 sign-in pauses, longer each time (``LOCKOUT_DURATIONS``). SMS sign-in and recovery are not
-affected, so a lock never keeps the owner out. After ``LOGIN_CAPTCHA_AFTER`` failures a CAPTCHA
-is required.
+affected, so a lock never keeps the owner out. After ``LOGIN_CAPTCHA_AFTER`` failures with the
+same identifier as typed a CAPTCHA is required: counted per identifier, not per account, so that
+whether a CAPTCHA appears tells nothing about which identifiers are on file.
 
 Per IP: failures only, and only ever lead to a CAPTCHA — a whole campus signs in from behind a
 few NAT addresses, so an IP is never locked or slowed.
@@ -90,9 +91,13 @@ def reserve_attempt(subject: str) -> Attempt:
     return Attempt(True, number)
 
 
-def record_success(subject: str) -> None:
-    """A correct password clears the account's counters and any pre-set lock."""
-    get_store().delete(*_keys(subject))
+def record_success(subject: str, *also: str) -> None:
+    """A correct password clears the account's counters and any pre-set lock.
+
+    ``also``: other subjects whose failure counts (:func:`record_failure`) go with them.
+    """
+    every = int(effective_config()["LOCKOUT_EVERY"])
+    get_store().delete(*_keys(subject, every), *(_keys(other, every)[0] for other in also))
 
 
 def failures(subject: str) -> int:

@@ -40,6 +40,7 @@ from idp.auth.forms import ChangePasswordForm, LoginForm, SmsLoginForm
 from idp.auth.operations import (
     PasswordCheck,
     SignInOutcome,
+    captcha_subject,
     confirm_password,
     find_user_by_identifier,
     find_user_by_security_phone,
@@ -48,7 +49,6 @@ from idp.auth.operations import (
     required_step,
     set_password,
     sign_in_with_password,
-    throttle_subject,
 )
 from idp.auth.policy import N_, PasswordPolicy, check_password, password_strength
 from idp.auth.sessions import (
@@ -177,7 +177,7 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         identifier = form.identifier.data or ""
         user = find_user_by_identifier(identifier)
-        subject = throttle_subject(identifier, user)
+        subject = captcha_subject(identifier)
         if throttle.captcha_required(subject, client_ip()) and not captcha.check_answer(
             form.captcha.data
         ):

@@ -150,6 +150,32 @@ def test_nul_character_in_a_sign_in_form_is_refused_not_a_500(
     assert "含有无法识别的字符" in response.get_data(as_text=True)
 
 
+def test_captcha_shows_nothing_about_which_identifiers_are_on_file(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """The CAPTCHA follows the identifier as typed (in canonical form), not the account: a
+    registered phone and an unregistered one behave alike, and failures with an account
+    number do not bring a CAPTCHA to its phone."""
+    make_user("2024000001", verified_phone="13800138000")
+
+    def asks_captcha(client: FlaskClient, identifier: str) -> bool:
+        page = sign_in(client, identifier, "Wrong-password-1")
+        assert page.status_code == 401
+        return "请输入正确的图形验证码" in page.get_data(as_text=True)
+
+    for phone in ("13800138000", "13900139000"):  # on file, not on file
+        client = idp_app.test_client()
+        for _ in range(3):
+            asks_captcha(client, phone)
+        assert asks_captcha(client, f"+86 {phone[:3]} {phone[3:7]} {phone[7:]}")
+    idp_app.config["LOGIN_IP_CAPTCHA_AFTER"] = 100  # the address has failed often by now
+    client = idp_app.test_client()
+    make_user("2024000002", verified_phone="13700137000")
+    for _ in range(3):
+        asks_captcha(client, "2024000002")
+    assert not asks_captcha(client, "13700137000")
+
+
 def test_changing_the_lockout_threshold_mid_window_strands_no_account(
     idp_app: Flask, make_user: MakeUser
 ) -> None:
