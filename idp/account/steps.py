@@ -131,11 +131,18 @@ def phone_step(form: PhoneForm, user: User, purpose: str) -> str | None:
         owner_id = verify_code(purpose, Channel(SMS, phone), form.code.data)
     except CodeError as exc:
         form.code.errors = [exc.message]
-        return None
-    if owner_id != user.id:
+    else:
+        if owner_id == user.id:
+            return phone
         form.code.errors = [_("验证码错误或已过期，请重新获取。")]
-        return None
-    return phone
+    code_refused(f"{purpose}.code", user, SMS)
+    return None
+
+
+def code_refused(action: str, user: User, channel_kind: str) -> None:
+    """Audit a wrong, expired or void code in a wizard (every use of a code is audited)."""
+    record(action, FAILURE, target=user, method=channel_kind, detail={"reason": "code"})
+    db.session.commit()
 
 
 def final_password_step(

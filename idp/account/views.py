@@ -42,6 +42,7 @@ from idp.account.steps import (
     RECOVER,
     bind_phone_step,
     code_failed,
+    code_refused,
     final_password_step,
     flow_user,
     identity_needs_captcha,
@@ -312,6 +313,7 @@ def recover_verify() -> ResponseReturnValue:
                     flows.save_flow(RECOVER, {**state, "step": "password", "method": channel.kind})
                     return redirect(url_for("account.recover_password"))
                 form.code.errors = [_("验证码错误或已过期，请重新获取。")]
+            code_refused("recovery.code", user, channel.kind)
     return render_step(
         "account/recover.html",
         400 if form.errors else 200,

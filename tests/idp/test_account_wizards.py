@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.audit.models import AuditEvent
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from tests.idp.conftest import (
@@ -665,3 +666,25 @@ def test_recovery_channels_unbound_after_step_one_are_explained_not_a_500(
     response = idp_client.get("/recover/verify")
     assert response.status_code == 302 and response.location == "/recover"
     assert "无法自助找回密码" in idp_client.get("/recover").get_data(as_text=True)
+
+
+def test_wrong_codes_in_the_wizards_are_audited(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """Every use of a code is audited: a wrong one in recovery and in activation too."""
+    make_user("2024000001", verified_phone="13800138000")
+    assert _identify(idp_client, "/recover", "2024000001").location == "/recover/verify"
+    post_form(idp_client, "/recover/verify", {"method": "sms", "send": "1"})
+    wrong = "000000" if last_code(idp_app, to="13800138000") != "000000" else "111111"
+    assert post_form(idp_client, "/recover/verify", {"method": "sms", "code": wrong}).status_code
+    make_user("2024000002", verified_phone=None, pending=True, password=None)
+    client = idp_app.test_client()
+    assert _identify(client, "/activate", "2024000002").location == "/activate/phone"
+    post_form(client, "/activate/phone", {"phone": "13900001111", "send": "1"})
+    wrong = "000000" if last_code(idp_app, to="13900001111") != "000000" else "111111"
+    post_form(client, "/activate/phone", {"phone": "13900001111", "code": wrong})
+    with idp_app.app_context():
+        refused = db.session.scalars(
+            db.select(AuditEvent.action).where(AuditEvent.outcome == "failure")
+        ).all()
+    assert "recovery.code" in refused and "activation.code" in refused
