@@ -13,9 +13,13 @@ import hmac
 import json
 import logging
 import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import gettext as _
 
 from idp.audit.operations import FAILURE, client_ip, record
@@ -69,11 +73,56 @@ class Channel:
         return f"{purpose}:{digest}"
 
 
-def setup_senders(app: object) -> None:
-    """Build the SMS and mail senders once, at start: a misconfiguration fails there."""
-    from flask import Flask
+#: Where the app keeps its :class:`BackgroundDelivery`.
+DELIVERY = "idp_code_delivery"
 
-    assert isinstance(app, Flask)
+
+class BackgroundDelivery:
+    """Sends codes off the request thread, for pages whose answer must not depend on the send.
+
+    SMS sign-in answers the same whether or not the number is on file, and sends only when it
+    is: waiting for the gateway would make the two answers differ in time (and a gateway
+    outage would show in one only). A failed send is logged and lifts the resend wait, so the
+    user can ask again at once.
+    """
+
+    def __init__(self, app: Flask, workers: int = 4) -> None:
+        self._app = app
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idp-codes")
+        self._pending: set[Future[None]] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, send: Callable[[], None], wait_key: str, what: str) -> None:
+        """Run ``send`` soon; on failure log ``what`` and delete the resend wait ``wait_key``."""
+        future = self._executor.submit(self._run, send, wait_key, what)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _run(self, send: Callable[[], None], wait_key: str, what: str) -> None:
+        try:
+            send()
+        except (SmsError, MailError) as exc:
+            log.warning("sending %s failed: %s", what, exc)
+            with self._app.app_context():
+                get_store().delete(wait_key)
+        except Exception:
+            log.exception("sending %s failed", what)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every send submitted so far has finished; False on timeout."""
+        with self._lock:
+            pending = set(self._pending)
+        return not wait_for(pending, timeout).not_done
+
+
+def setup_senders(app: Flask) -> None:
+    """Build the SMS and mail senders once, at start: a misconfiguration fails there."""
+    app.extensions[DELIVERY] = BackgroundDelivery(app)
     config = app.config
     app.extensions["idp_sms"] = build_sms_sender(config["SMS_PROVIDER"], config)
     production = config["ENV"] == "production"
@@ -106,11 +155,20 @@ def ip_needs_captcha() -> bool:
     return count >= effective_config()["CODE_IP_CAPTCHA_AFTER"]
 
 
-def send_code(purpose: str, channel: Channel, user: User | None, *, deliver: bool = True) -> None:
+def send_code(
+    purpose: str,
+    channel: Channel,
+    user: User | None,
+    *,
+    deliver: bool = True,
+    background: bool = False,
+) -> None:
     """Issue a code for ``purpose`` to ``channel`` and send it.
 
     ``deliver=False`` goes through every limit and answers exactly as a real send would, but
-    sends nothing: for targets not on file, so that the response reveals nothing.
+    sends nothing: for targets not on file, so that the response reveals nothing. Pages that
+    do so pass ``background=True`` too, so that a real send does not keep the answer waiting
+    on the gateway either (:class:`BackgroundDelivery`).
     """
     config = effective_config()
     store = get_store()
@@ -153,7 +211,7 @@ def send_code(purpose: str, channel: Channel, user: User | None, *, deliver: boo
     )
     store.delete(f"code-tries:{key}")
     if deliver:
-        _deliver(purpose, channel, code, ttl)
+        _deliver(purpose, channel, code, ttl, background=background)
     record(
         "code.send",
         target=user,
@@ -163,32 +221,38 @@ def send_code(purpose: str, channel: Channel, user: User | None, *, deliver: boo
     )
 
 
-def _deliver(purpose: str, channel: Channel, code: str, ttl: int) -> None:
+def _deliver(purpose: str, channel: Channel, code: str, ttl: int, *, background: bool) -> None:
     locale = current_locale()
     minutes = max(1, ttl // 60)
     site = current_app.config["SITE_NAME"]
     text = verification_code_text(code, purpose, minutes, locale, site)
+    send: Callable[[], None]
+    if channel.kind == SMS:
+        sender: SmsSender = current_app.extensions["idp_sms"]
+        sms = SmsMessage(
+            to=channel.target, text=text, code=code, template_params=(code, str(minutes))
+        )
+        send = lambda: sender.send(sms)  # noqa: E731
+    else:
+        mail: MailSender = current_app.extensions["idp_mail"]
+        message = MailMessage(
+            to=channel.target,
+            subject=verification_code_subject(purpose, locale, site),
+            text=text,
+            code=code,
+        )
+        send = lambda: mail.send(message)  # noqa: E731
+    wait_key = f"code-wait:{channel.key(purpose)}"
+    what = f"a {purpose} code by {channel.kind}"
+    if background:
+        delivery: BackgroundDelivery = current_app.extensions[DELIVERY]
+        delivery.submit(send, wait_key, what)
+        return
     try:
-        if channel.kind == SMS:
-            sender: SmsSender = current_app.extensions["idp_sms"]
-            sender.send(
-                SmsMessage(
-                    to=channel.target, text=text, code=code, template_params=(code, str(minutes))
-                )
-            )
-        else:
-            mail: MailSender = current_app.extensions["idp_mail"]
-            mail.send(
-                MailMessage(
-                    to=channel.target,
-                    subject=verification_code_subject(purpose, locale, site),
-                    text=text,
-                    code=code,
-                )
-            )
+        send()
     except (SmsError, MailError) as exc:
-        log.warning("sending a %s code by %s failed: %s", purpose, channel.kind, exc)
-        get_store().delete(f"code-wait:{channel.key(purpose)}")
+        log.warning("sending %s failed: %s", what, exc)
+        get_store().delete(wait_key)
         raise CodeError(_("验证码发送失败，请稍后再试。"), 502) from None
 
 

@@ -263,8 +263,9 @@ def _send_login_code(form: SmsLoginForm, phone: str, need_captcha: bool) -> int:
         return 400
     owner = find_user_by_security_phone(phone)
     try:
-        # Unknown numbers go through every limit too, but nothing is sent: same answer.
-        send_code("login", Channel(SMS, phone), owner, deliver=owner is not None)
+        # Unknown numbers go through every limit too, but nothing is sent; known ones are sent
+        # in the background: the same answer, in the same time, gateway up or down.
+        send_code("login", Channel(SMS, phone), owner, deliver=owner is not None, background=True)
     except CodeError as exc:
         db.session.commit()
         form.code.errors = [exc.message]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,9 +56,15 @@ def add_user(live_idp: LiveServer) -> Callable[..., tuple[str, str]]:
 
 
 def _code(server: LiveServer, to: str, mail: bool = False) -> str:
-    records = [
-        r for r in read_records(server.outbox, MAIL_FILE if mail else SMS_FILE) if r["to"] == to
-    ]
+    # SMS sign-in sends in the background: give the first code a moment to land.
+    deadline = time.monotonic() + 10
+    while True:
+        records = [
+            r for r in read_records(server.outbox, MAIL_FILE if mail else SMS_FILE) if r["to"] == to
+        ]
+        if records or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert records, f"no code sent to {to}"
     return str(records[-1]["code"])
 

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.account.codes import DELIVERY
 from idp.directory.models import User, utcnow
 from idp.directory.operations import create_user
 from idp.extensions import db
@@ -72,8 +73,18 @@ def sign_in(client: FlaskClient, identifier: str, password: str = PASSWORD, **ex
     return post_form(client, "/login", {"identifier": identifier, "password": password, **extra})
 
 
+def _settle(app: Flask) -> None:
+    delivery = app.extensions.get(DELIVERY)
+    if delivery is not None:
+        assert delivery.wait_idle(10), "a code is still being sent after 10 s"
+
+
 def last_code(app: Flask, kind: str = "sms", to: str | None = None) -> str:
-    """The newest code sent by SMS (or mail) to ``to``, read from the outbox."""
+    """The newest code sent by SMS (or mail) to ``to``, read from the outbox.
+
+    Codes sent in the background (SMS sign-in) are waited for first.
+    """
+    _settle(app)
     records = read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE)
     if to is not None:
         records = [r for r in records if r["to"] == to]
@@ -82,7 +93,8 @@ def last_code(app: Flask, kind: str = "sms", to: str | None = None) -> str:
 
 
 def outbox_count(app: Flask, kind: str = "sms") -> int:
-    """How many messages of ``kind`` the outbox holds."""
+    """How many messages of ``kind`` the outbox holds (once background sends are done)."""
+    _settle(app)
     return len(read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE))
 
 

@@ -8,9 +8,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.account.codes import DELIVERY
 from idp.audit.models import AuditEvent
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
+from tests.conftest import AppFactory
+from tests.fakes.sms_gateways import FakeAliyunSms
 from tests.idp.conftest import (
     ID_NUMBER,
     PASSWORD,
@@ -256,6 +259,37 @@ def test_sms_code_to_unknown_number_answers_alike_and_sends_nothing(
     assert response.status_code == 200
     assert "如果该手机号已绑定为安全手机" in response.get_data(as_text=True)
     assert outbox_count(idp_app) == before
+
+
+def test_sms_code_answer_does_not_wait_on_the_gateway_or_show_its_failure(
+    make_idp: AppFactory, make_user: MakeUser
+) -> None:
+    """SMS sign-in sends in the background (a real gateway, faked over HTTP): a number on file
+    and one not on file get the same 200 even while the gateway refuses, and the failed send
+    lifts the 60 s wait so the owner can ask again at once."""
+    with FakeAliyunSms() as gateway:
+        app = make_idp(SMS_PROVIDER="aliyun", **gateway.settings())
+        make_user("2024000001", verified_phone="13800138000")
+        gateway.fail_next("isv.BUSINESS_LIMIT_CONTROL")
+        answers = []
+        for phone in ("13800138000", "13811112222"):  # on file, not on file
+            response = post_form(app.test_client(), "/login?tab=sms", {"phone": phone, "send": "1"})
+            answers.append(
+                (
+                    response.status_code,
+                    "如果该手机号已绑定为安全手机" in response.get_data(as_text=True),
+                )
+            )
+        assert answers == [(200, True), (200, True)]
+        assert app.extensions[DELIVERY].wait_idle(10)
+        assert gateway.received == [] and gateway.errors == ["isv.BUSINESS_LIMIT_CONTROL"]
+        again = post_form(
+            app.test_client(), "/login?tab=sms", {"phone": "13800138000", "send": "1"}
+        )
+        assert again.status_code == 200
+        assert app.extensions[DELIVERY].wait_idle(10)
+        [sms] = gateway.received
+        assert sms.phone == "13800138000"
 
 
 def test_sms_code_resend_waits_sixty_seconds(idp_client: FlaskClient, make_user: MakeUser) -> None:
