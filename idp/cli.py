@@ -19,7 +19,10 @@ def register(app: Flask) -> None:
     @app.cli.command("purge")
     @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
     def purge(as_json: bool) -> None:
-        """Delete dead SSO sessions and long-expired OAuth tokens (run it daily)."""
+        """End dead SSO sessions (their clients are told) and delete long-expired OAuth tokens.
+
+        Run it daily. The process exits once the logout messages are delivered or given up.
+        """
         from idp.housekeeping import purge_expired
 
         report = purge_expired()

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.directory.models import User, utcnow
 from idp.extensions import db
+
+
+def _own_id(context: Any) -> str:
+    # A session that continues no earlier one begins its own lineage. (``context`` is the
+    # insert's DefaultExecutionContext, whose method mypy sees as untyped.)
+    return str(context.get_current_parameters()["id"])
 
 
 class SsoSession(db.Model):  # type: ignore[name-defined]
@@ -19,6 +26,10 @@ class SsoSession(db.Model):  # type: ignore[name-defined]
 
     #: SHA-256 of the cookie value: a database leak does not hand out live sessions.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Carried over when the same user signs in again in this browser (CAS ``renew``, OIDC
+    #: ``prompt=login``): the new session gets a new id but keeps this. CAS tickets name it, so
+    #: they outlive re-authentication and still end at sign-out. Never sent to a browser.
+    lineage: Mapped[str] = mapped_column(String(64), index=True, default=_own_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     user: Mapped[User] = relationship()
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

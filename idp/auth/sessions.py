@@ -50,17 +50,20 @@ def start_session(
 ) -> str:
     """Create a session for ``user`` and arrange for its cookie; returns the cookie value.
 
-    Always a new id (no fixation): any session the browser held before is replaced.
+    Always a new id (no fixation): any session the browser held before is replaced. When it
+    was the same user's, the new session continues its lineage (see ``SsoSession.lineage``).
     """
     config = current_app.config
     previous = current_session()
     token = secrets.token_hex(32)
+    sso_id = _digest(token)
     now = utcnow()
     lifetime = (
         config["SESSION_REMEMBER_TIMEOUT"] if remember else config["SESSION_ABSOLUTE_TIMEOUT"]
     )
     sso = SsoSession(
-        id=_digest(token),
+        id=sso_id,
+        lineage=sso_id,  # its own, unless it continues the previous session's (below)
         user_id=user.id,
         user=user,
         created_at=now,
@@ -80,7 +83,8 @@ def start_session(
         db.session.add(sso)
     elif previous.user_id == user.id:
         # Re-authentication (CAS renew, OIDC prompt=login): a new id, but the systems the
-        # user already signed in to stay signed in.
+        # user already signed in to stay signed in, and the CAS tickets issued stay valid.
+        sso.lineage = previous.lineage
         db.session.add(sso)
         db.session.flush()
         db.session.execute(
@@ -132,10 +136,18 @@ def current_user() -> User | None:
     return sso.user if sso else None
 
 
+def end_sessions(sessions: list[SsoSession]) -> None:
+    """End ``sessions`` (the caller commits); their clients are told (single logout)."""
+    if not sessions:
+        return
+    session_ending.send(current_app._get_current_object(), sessions=sessions)
+    for sso in sessions:
+        db.session.delete(sso)
+
+
 def end_session(sso: SsoSession) -> None:
     """End one session (the caller commits); its clients are told (single logout)."""
-    session_ending.send(current_app._get_current_object(), sessions=[sso])
-    db.session.delete(sso)
+    end_sessions([sso])
     if g.get("sso_session") is sso:
         g.sso_session = None
         g.sso_cookie = ("", 0)
@@ -147,10 +159,7 @@ def end_all_sessions(user: User, keep: SsoSession | None = None) -> int:
     if keep is not None:
         query = query.where(SsoSession.id != keep.id)
     ending = list(db.session.scalars(query))
-    if ending:
-        session_ending.send(current_app._get_current_object(), sessions=ending)
-    for sso in ending:
-        db.session.delete(sso)
+    end_sessions(ending)
     if keep is None and g.get("sso_session") is not None and g.sso_session.user_id == user.id:
         g.sso_session = None
         g.sso_cookie = ("", 0)

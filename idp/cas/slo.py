@@ -93,7 +93,7 @@ def on_session_ending(app: Flask, sessions: list[SsoSession], **_: Any) -> None:
         return
     try:
         session_ids = [sso.id for sso in sessions]
-        forget_session_tickets(session_ids)
+        forget_session_tickets([sso.lineage for sso in sessions])
         targets = _cas_participants(session_ids)
         options = {
             "timeout": app.config["CAS_SLO_TIMEOUT"],

@@ -5,6 +5,11 @@
 * PGT — reusable until its SSO session ends; the PGTIOU is an unrelated random value.
 * TGT — the SSO session itself (``idp.auth.sessions``); CAS clients never see it.
 
+Tickets name the session's lineage, not its id: signing in again in the same browser (say for
+a service asking for ``renew``) replaces the session by one with a new id but the same lineage,
+and the PGTs and not yet validated STs issued before must go on working (CAS ends a PGT when
+the user signs out, not when they re-authenticate).
+
 Every ticket is ``PREFIX-`` followed by 43 characters of ``[A-Za-z0-9]`` (≈ 256 random bits):
 the protocol allows only ``[A-Za-z0-9-]``, which ``secrets.token_urlsafe`` does not respect.
 """
@@ -116,6 +121,15 @@ def _key(ticket: str) -> str:
     return f"cas:ticket:{ticket}"
 
 
+def _pgt_index(lineage: str) -> str:
+    return f"cas:session-pgts:{lineage}"
+
+
+def _lineage_of(record: dict[str, Any]) -> str:
+    # Records written before sessions had lineages name the session, whose lineage is its id.
+    return str(record.get("lineage") or record["session_id"])
+
+
 def as_utc(moment: datetime) -> datetime:
     """An aware datetime: SQLite hands back naive ones for aware columns (stored as UTC)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -143,7 +157,7 @@ def _save_ticket(
         "service": url,
         "service_id": service.id,
         "user_id": sso.user_id,
-        "session_id": sso.id,
+        "lineage": sso.lineage,
         "new_login": new_login,
         "auth_time": as_utc(sso.auth_time).isoformat(),
         "remember": bool(sso.remember),
@@ -201,7 +215,8 @@ def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bo
     if registered is None or registered.id != record["service_id"]:
         raise CasError(INVALID_SERVICE, "The service is no longer registered with this server")
     with_department = bool(DEPARTMENT_ATTRIBUTES.intersection(registered.attributes or ()))
-    sso = db.session.scalar(_SESSION_WITH_USER[with_department], {"id": record["session_id"]})
+    query = _SESSION_WITH_USER[with_department]
+    sso = db.session.scalar(query, {"lineage": _lineage_of(record)})
     if sso is None or not session_is_live(sso):
         raise CasError(INVALID_TICKET, "The single sign-on session of this ticket has ended")
     return Grant(
@@ -218,15 +233,16 @@ def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bo
     )
 
 
-# One query: the session and its user, with the user's department only when the service is
-# released department attributes (a join and an entity less on every other validation). Built
-# once, with a bound parameter: building a statement costs more than running it.
+# One query: the lineage's session and its user, with the user's department only when the
+# service is released department attributes (a join and an entity less on every other
+# validation). Built once, with a bound parameter: building a statement costs more than running
+# it. A lineage has one session at a time (start_session deletes the one it continues).
 _SESSION_WITH_USER = {
     False: db.select(SsoSession)
-    .where(SsoSession.id == bindparam("id"))
+    .where(SsoSession.lineage == bindparam("lineage"))
     .options(joinedload(SsoSession.user)),
     True: db.select(SsoSession)
-    .where(SsoSession.id == bindparam("id"))
+    .where(SsoSession.lineage == bindparam("lineage"))
     .options(joinedload(SsoSession.user).joinedload(User.department)),
 }
 
@@ -253,7 +269,8 @@ def check_proxy_callback(service: CasService, pgt_url: str) -> None:
 def issue_proxy_granting_ticket(grant: Grant, pgt_url: str) -> str | None:
     """Hand a new PGT to ``pgt_url``; returns its PGTIOU, or None when the callback failed.
 
-    The PGT is kept only when the callback answered 200, and lives as long as the session.
+    The PGT is kept only when the callback answered 200, and lives as long as the session's
+    lineage, at most until the end the session has now.
     """
     pgt, iou = new_ticket_id("PGT"), new_ticket_id("PGTIOU")
     try:
@@ -272,14 +289,14 @@ def issue_proxy_granting_ticket(grant: Grant, pgt_url: str) -> str | None:
     remaining = (as_utc(grant.session.expires_at) - utcnow()).total_seconds()
     record = {
         "user_id": grant.user.id,
-        "session_id": grant.session.id,
+        "lineage": grant.session.lineage,
         "service_id": grant.service_id,
         "proxies": [pgt_url, *grant.proxies],
     }
     store = get_store()
     store.set(_key(pgt), json.dumps(record), max(remaining, 1))
-    # Remember the session's PGTs so that ending the session can delete them.
-    index = f"cas:session-pgts:{grant.session.id}"
+    # Remember the lineage's PGTs so that ending its session can delete them.
+    index = _pgt_index(grant.session.lineage)
     known = json.loads(store.get(index) or "[]")
     store.set(index, json.dumps([*known, pgt]), max(remaining, 1))
     return iou
@@ -291,7 +308,7 @@ def issue_proxy_ticket(pgt: str, target_url: str) -> tuple[str, User, CasService
     if raw is None:
         raise CasError(INVALID_TICKET, "Proxy-granting ticket not recognized or expired")
     record: dict[str, Any] = json.loads(raw)
-    sso = db.session.get(SsoSession, record["session_id"])
+    sso = db.session.scalar(_SESSION_WITH_USER[False], {"lineage": _lineage_of(record)})
     if sso is None or not session_is_live(sso):
         get_store().delete(_key(pgt))
         raise CasError(INVALID_TICKET, "The single sign-on session of this ticket has ended")
@@ -307,10 +324,10 @@ def issue_proxy_ticket(pgt: str, target_url: str) -> tuple[str, User, CasService
     return ticket, sso.user, target
 
 
-def forget_session_tickets(session_ids: list[str]) -> None:
-    """Delete the PGTs of sessions that are ending (their STs and PTs simply expire)."""
+def forget_session_tickets(lineages: list[str]) -> None:
+    """Delete the PGTs of the lineages of sessions that are ending (STs and PTs simply expire)."""
     store = get_store()
-    for session_id in session_ids:
-        raw = store.take(f"cas:session-pgts:{session_id}")
+    for lineage in lineages:
+        raw = store.take(_pgt_index(lineage))
         for pgt in json.loads(raw) if raw else []:
             store.delete(_key(pgt))

@@ -125,13 +125,17 @@ class PresentedToken(TokenMixin):  # type: ignore[misc]
     def __init__(self, row: OAuthToken, kind: str) -> None:
         self.row = row
         self.kind = kind
-        self.scope = row.scope
+        self.scope = self.get_scope()
 
     def check_client(self, client: RelyingParty) -> bool:
         return self.row.client_id == client.model.id
 
     def get_scope(self) -> str:
-        return self.row.scope
+        """An access token's own scope; for a refresh token, the whole grant (RFC 6749 §6)."""
+        row = self.row
+        if self.kind == "refresh_token" and row.granted_scope is not None:
+            return row.granted_scope
+        return row.scope
 
     def get_expires_in(self) -> int:
         return max(0, timestamp(self.expires_at) - timestamp(utcnow()))
@@ -146,7 +150,8 @@ class PresentedToken(TokenMixin):  # type: ignore[misc]
 
     def is_revoked(self) -> bool:
         row = self.row
-        if row.revoked_at is not None:
+        # A disabled client's tokens stop working with it (and work again if it is enabled).
+        if row.revoked_at is not None or not row.client.enabled:
             return True
         if self.kind == "refresh_token" and row.refresh_used_at is not None:
             return True
@@ -174,11 +179,11 @@ def find_token(token_string: Any, hint: str | None = None) -> PresentedToken | N
     return None
 
 
-# The user comes in the same query: every caller checks their status.
+# The user and the client come in the same query: every caller checks their status.
 _TOKEN_BY_DIGEST = {
     kind: db.select(OAuthToken)
     .where(column == bindparam("digest"))
-    .options(joinedload(OAuthToken.user))
+    .options(joinedload(OAuthToken.user), joinedload(OAuthToken.client))
     for kind, column in (
         ("access_token", OAuthToken.access_token_hash),
         ("refresh_token", OAuthToken.refresh_token_hash),

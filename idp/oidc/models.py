@@ -68,7 +68,12 @@ class OAuthToken(db.Model):  # type: ignore[name-defined]
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     user: Mapped[User | None] = relationship()
+    #: What this access token was issued for (a refresh may have narrowed it).
     scope: Mapped[str] = mapped_column(Text, default="")
+    #: What the authorization granted, passed along the family: a refresh may ask for any part
+    #: of it, and one that names no scope gets all of it (RFC 6749 §6). None on rows issued
+    #: before it was kept; their ``scope`` stands in.
+    granted_scope: Mapped[str | None] = mapped_column(Text)
     #: Shared by every token descending from one authorization (code or first token).
     family_id: Mapped[str] = mapped_column(String(32), index=True)
     #: The row whose refresh token was exchanged for this one.

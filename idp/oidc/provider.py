@@ -312,7 +312,7 @@ class TokenIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
             "active": True,
             "client_id": row.client.client_id,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
-            "scope": row.scope,
+            "scope": token.get_scope(),
             "iss": issuer(),
             "iat": timestamp(row.issued_at),
             "exp": timestamp(token.expires_at),
@@ -412,6 +412,8 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
                 client_id=request.client.model.id,
                 user_id=request.user.id if request.user is not None else None,
                 scope=token.get("scope") or "",
+                # A narrowing refresh does not shrink the grant: a later one may ask for it all.
+                granted_scope=previous.get_scope() if previous else (token.get("scope") or ""),
                 family_id=previous.row.family_id if previous else secrets.token_hex(16),
                 rotated_from_id=previous.row.id if previous else None,
                 authorization_code_hash=code.code_hash if code else None,

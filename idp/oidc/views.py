@@ -4,11 +4,22 @@ views add what a person sees: sign-in, re-authentication, access policy and cons
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf.csrf import validate_csrf
@@ -43,6 +54,8 @@ bp = Blueprint("oidc", __name__, template_folder="templates")
 
 #: Fields of the consent form that are not part of the authorization request.
 FORM_FIELDS = ("csrf_token", "decision", "confirm")
+#: Seconds a browser may reuse a CORS preflight answer.
+PREFLIGHT_MAX_AGE = 3600
 
 
 @bp.before_request
@@ -63,6 +76,31 @@ def _public_json(document: dict[str, Any]) -> Response:
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
+
+
+def _cross_origin(view: Callable[[], ResponseReturnValue]) -> Callable[[], Response]:
+    """Let browser-based clients (public, with PKCE) call ``view`` from their own origin.
+
+    Any origin, without credentials: these endpoints authenticate by client credentials, PKCE
+    or a bearer token, never by a cookie. The route must list OPTIONS: the view then answers
+    the preflight itself, with the route's methods.
+    """
+
+    @functools.wraps(view)
+    def cross_origin_view() -> Response:
+        if request.method == "OPTIONS":
+            assert request.url_rule is not None and request.url_rule.methods is not None
+            methods = sorted(request.url_rule.methods - {"HEAD", "OPTIONS"})
+            response = Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+        else:
+            response = make_response(view())
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    return cross_origin_view
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -253,7 +291,8 @@ def _endpoint(name: str) -> Response:
     return response
 
 
-@bp.post("/oauth2/token")
+@bp.route("/oauth2/token", methods=["POST", "OPTIONS"])
+@_cross_origin
 def token() -> ResponseReturnValue:
     """The token endpoint (codes, refresh tokens, client credentials)."""
     response = _endpoint("token")
@@ -262,7 +301,8 @@ def token() -> ResponseReturnValue:
     return response
 
 
-@bp.route("/oauth2/userinfo", methods=["GET", "POST"])
+@bp.route("/oauth2/userinfo", methods=["GET", "POST", "OPTIONS"])
+@_cross_origin
 def userinfo() -> ResponseReturnValue:
     """Claims about the token's user (Bearer token in the Authorization header)."""
     return _endpoint("userinfo")
@@ -274,7 +314,8 @@ def introspect() -> ResponseReturnValue:
     return _endpoint("introspection")
 
 
-@bp.post("/oauth2/revoke")
+@bp.route("/oauth2/revoke", methods=["POST", "OPTIONS"])
+@_cross_origin
 def revoke() -> ResponseReturnValue:
     """RFC 7009 token revocation."""
     response = _endpoint("revocation")

@@ -335,6 +335,24 @@ def test_renew_marker_made_in_another_browser_does_not_count(
     assert response.status_code == 302 and response.location.startswith("/login")
 
 
+def test_ticket_from_single_sign_on_survives_a_renew_sign_in_until_validated(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """A service ticket not yet validated when the user signs in again for renew: valid once."""
+    add_service(idp_app)
+    user = make_user()
+    sign_in(idp_client, user.account)
+    pending = get_ticket(idp_client, user.account)  # by single sign-on
+    before = idp_client.get_cookie("hongliu_sso")
+    get_ticket(idp_client, user.account, renew="true")  # another service asks for renew
+    after = idp_client.get_cookie("hongliu_sso")
+    assert before is not None and after is not None and before.value != after.value
+    answer = validate(idp_client, "p3/serviceValidate", pending)
+    assert xml(answer).findtext(f"{NS}authenticationSuccess/{NS}user") == user.account
+    assert attributes_of(answer)["isFromNewLogin"] == ["false"]
+    assert failure_code(validate(idp_client, "serviceValidate", pending)) == "INVALID_TICKET"
+
+
 def test_warn_asks_before_single_sign_on(
     idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
 ) -> None:
@@ -571,6 +589,64 @@ def test_proxy_flow_end_to_end(make_idp: Any, make_user: MakeUser, recorder: Rec
 def _proxy_ticket(client: FlaskClient, pgt: str, target: str) -> str:
     response = client.get("/cas/proxy", query_string={"pgt": pgt, "targetService": target})
     return xml(response).findtext(f"{NS}proxySuccess/{NS}proxyTicket") or ""
+
+
+def _portal_pgt(client: FlaskClient, account: str, recorder: Recorder) -> str:
+    """Sign in to the recorder's portal, which validates with a pgtUrl; returns its PGT."""
+    portal = recorder.url + "/portal"
+    ticket = get_ticket(client, account, portal)
+    validate(client, "serviceValidate", ticket, portal, pgtUrl=recorder.url + "/pgt")
+    return str(recorder.requests[-1]["query"]["pgtId"][0])
+
+
+def test_renew_sign_in_keeps_proxy_granting_ticket_until_sign_out(
+    make_idp: Any, make_user: MakeUser, recorder: Recorder
+) -> None:
+    """Signing in again (renew) keeps the portal's PGT and its PTs; signing out deletes it."""
+    app = make_idp(CAS_PROXY_HTTPS_ONLY=False)
+    client = app.test_client()
+    add_service(app, re.escape(recorder.url) + "/.*", proxy_allowed=True, single_logout=False)
+    add_service(app)
+    user = make_user()
+    pgt = _portal_pgt(client, user.account, recorder)
+    pending = _proxy_ticket(client, pgt, SERVICE)
+    for _ in range(2):  # two renew sign-ins, each with a new session id
+        renewed = get_ticket(client, user.account, renew="true")
+        answer = validate(client, "p3/serviceValidate", renewed, renew="true")
+        assert attributes_of(answer)["isFromNewLogin"] == ["true"]
+        pt = _proxy_ticket(client, pgt, SERVICE)
+        assert pt.startswith("PT-"), "the PGT died with the session id"
+        answer = validate(client, "proxyValidate", pt)
+        assert xml(answer).findtext(f"{NS}authenticationSuccess/{NS}user") == user.account
+    answer = validate(client, "proxyValidate", pending)
+    assert xml(answer).findtext(f"{NS}authenticationSuccess/{NS}user") == user.account
+
+    client.get("/cas/logout")
+    with app.app_context():
+        assert get_store().get(f"cas:ticket:{pgt}") is None  # deleted, not merely refused
+    dead = client.get("/cas/proxy", query_string={"pgt": pgt, "targetService": SERVICE})
+    assert failure_code(dead) == "INVALID_TICKET"
+
+
+def test_another_user_signing_in_in_the_browser_inherits_no_tickets(
+    make_idp: Any, make_user: MakeUser, recorder: Recorder
+) -> None:
+    """Someone else signing in in the same browser ends the first user's PGT and tickets."""
+    app = make_idp(CAS_PROXY_HTTPS_ONLY=False)
+    client = app.test_client()
+    add_service(app, re.escape(recorder.url) + "/.*", proxy_allowed=True, single_logout=False)
+    add_service(app)
+    first, second = make_user(), make_user()
+    pgt = _portal_pgt(client, first.account, recorder)
+    pending = get_ticket(client, first.account)  # by single sign-on, not yet validated
+    get_ticket(client, second.account, renew="true")  # the second person signs in
+    with app.app_context():
+        assert get_store().get(f"cas:ticket:{pgt}") is None
+    dead = client.get("/cas/proxy", query_string={"pgt": pgt, "targetService": SERVICE})
+    assert failure_code(dead) == "INVALID_TICKET"
+    assert failure_code(validate(client, "serviceValidate", pending)) == "INVALID_TICKET"
+    own = xml(validate(client, "serviceValidate", get_ticket(client, second.account)))
+    assert own.findtext(f"{NS}authenticationSuccess/{NS}user") == second.account
 
 
 def test_proxy_chain_lists_most_recent_proxy_first(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from flask import Flask
 
+from idp import housekeeping
 from idp.auth.models import SsoSession
+from idp.auth.sessions import session_ending
 from idp.clients.models import OidcClient
 from idp.directory.models import utcnow
 from idp.extensions import db
-from idp.housekeeping import TOKEN_RETENTION
+from idp.housekeeping import TOKEN_RETENTION, purge_expired
 from idp.oidc.models import OAuthToken
 from tests.idp.conftest import MakeUser
 from tests.idp.oidc_support import register
@@ -66,3 +70,38 @@ def test_purge_removes_dead_sessions_and_old_tokens_only(
         tokens = {t.family_id for t in db.session.scalars(db.select(OAuthToken))}
     assert sessions == {"live", "remembered"}
     assert tokens == {"fresh", "refreshable", "recent"}
+
+
+def test_purge_ends_expired_sessions_like_a_sign_out_in_batches_once(
+    idp_app: Flask, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Expired sessions end through ``session_ending``, each batch committed; a rerun sends none."""
+    monkeypatch.setattr(housekeeping, "SESSION_BATCH", 2)
+    user = make_user("2024000778")
+    now = utcnow()
+    expired = {f"expired{n}".ljust(64, "0") for n in range(5)}
+    ends = {sid: now - timedelta(seconds=1) for sid in expired}
+    ends["live".ljust(64, "0")] = now + timedelta(hours=1)
+    with idp_app.app_context():
+        for sid, end in ends.items():
+            db.session.add(
+                SsoSession(
+                    id=sid, user_id=user.id, expires_at=end, last_seen_at=now, methods="password"
+                )
+            )
+        db.session.commit()
+
+    announced: list[set[str]] = []
+    left_in_database: list[int] = []
+
+    def listener(sender: Flask, sessions: list[SsoSession], **_: Any) -> None:
+        announced.append({s.id for s in sessions})
+        with db.engine.connect() as other:  # what earlier batches committed
+            left_in_database.append(len(other.execute(SsoSession.__table__.select()).all()))
+
+    with idp_app.app_context(), session_ending.connected_to(listener):
+        first, second = purge_expired(), purge_expired()
+    assert [len(batch) for batch in announced] == [2, 2, 1]
+    assert set().union(*announced) == expired
+    assert left_in_database == [6, 4, 2]
+    assert (first.sessions, second.sessions) == (5, 0)

@@ -3,10 +3,12 @@ real HTTP server whenever an SSO session ends."""
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -17,6 +19,9 @@ from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from idp.auth.models import SsoSession
+from idp.directory.models import utcnow
+from idp.extensions import db
 from idp.oidc.backchannel import wait_for_deliveries
 from tests.fakes import QuietHTTPServer
 from tests.idp.conftest import MakeUser, post_form, sign_in
@@ -29,6 +34,7 @@ from tests.idp.oidc_support import (
     exchange,
     redirect_params,
     register,
+    token_request,
     verify_id_token,
 )
 
@@ -227,3 +233,34 @@ def test_unreachable_backchannel_endpoint_does_not_block(
     assert post_form(browser, "/logout", {}).status_code == 302
     assert time.monotonic() - started < 2
     assert wait_for_deliveries(10)
+
+
+def test_backchannel_logout_when_the_session_times_out(
+    browser: FlaskClient, idp_app: Flask, receiver: Receiver
+) -> None:
+    """A session that ends idle is ended by ``purge`` like a sign-out: told once, tokens die."""
+    rp = register(idp_app, require_pkce=False, backchannel_logout_uri=receiver.url)
+    tokens = id_token_for(browser, idp_app, rp)
+    id_claims = verify_id_token(browser, idp_app, rp, tokens["id_token"])
+    idle = timedelta(seconds=idp_app.config["SESSION_IDLE_TIMEOUT"] + 1)
+    with idp_app.app_context():
+        db.session.execute(db.update(SsoSession).values(last_seen_at=utcnow() - idle))
+        db.session.commit()
+
+    purge = idp_app.test_cli_runner().invoke(args=["purge", "--json"])
+    assert json.loads(purge.stdout)["sessions"] == 1, purge.output
+    claims = verify_logout_token(browser, idp_app, receiver.next_token())
+    assert (claims["aud"], claims["sid"], claims["sub"]) == (
+        rp.client_id,
+        id_claims["sid"],
+        id_claims["sub"],
+    )
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert token_request(browser, rp, refresh).get_json()["error"] == "invalid_grant"
+    assert (
+        browser.get("/oauth2/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
+    )
+
+    again = idp_app.test_cli_runner().invoke(args=["purge", "--json"])
+    assert json.loads(again.stdout)["sessions"] == 0
+    assert wait_for_deliveries(10) and receiver.tokens.empty()

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.clients.models import OidcClient
 from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc.adapters import PresentedToken, code_key
@@ -283,6 +284,29 @@ def test_refresh_cannot_widen_scope(browser: FlaskClient, rp: RelyingParty) -> N
     assert wider.status_code == 400 and wider.get_json()["error"] == "invalid_scope"
 
 
+def test_narrowed_refresh_keeps_the_original_grant(browser: FlaskClient, rp: RelyingParty) -> None:
+    """RFC 6749 §6: after a refresh that asked for less, one without scope gets all back."""
+    tokens = tokens_for(browser, rp, scope="openid profile email")
+
+    def refresh(token: str, scope: str | None = None) -> dict[str, str]:
+        data = {"grant_type": "refresh_token", "refresh_token": token, "scope": scope}
+        response = token_request(browser, rp, {k: v for k, v in data.items() if v is not None})
+        return dict(response.get_json())
+
+    narrowed = refresh(tokens["refresh_token"], "openid")
+    assert narrowed["scope"] == "openid"
+    claims = browser.get("/oauth2/userinfo", headers=bearer(narrowed["access_token"])).get_json()
+    assert "name" not in claims
+    restored = refresh(narrowed["refresh_token"])
+    assert restored["scope"] == "openid profile email"
+    subset = refresh(restored["refresh_token"], "email openid")
+    assert set(subset["scope"].split()) == {"openid", "email"}
+    introspected = browser.post(
+        "/oauth2/introspect", data={"token": narrowed["access_token"]}, headers=basic(rp)
+    ).get_json()
+    assert introspected["scope"] == "openid"
+
+
 def test_client_credentials_within_registered_scopes(idp_app: Flask) -> None:
     """A directory client gets a token for directory.read, never for user scopes."""
     service = register(
@@ -355,6 +379,104 @@ def test_revoking_an_access_token(browser: FlaskClient, rp: RelyingParty) -> Non
         "/oauth2/introspect", data={"token": tokens["access_token"]}, headers=basic(rp)
     )
     assert found.get_json() == {"active": False}
+
+
+def set_client_enabled(app: Flask, rp: RelyingParty, enabled: bool) -> None:
+    """Disable or enable ``rp`` in the registry (what 停用/启用 in the console does)."""
+    with app.app_context():
+        model = db.session.scalar(db.select(OidcClient).filter_by(client_id=rp.client_id))
+        model.enabled = enabled
+        db.session.commit()
+
+
+def test_tokens_of_a_disabled_client_are_inactive(
+    browser: FlaskClient, idp_app: Flask, rp: RelyingParty
+) -> None:
+    """A disabled client's access and refresh tokens stop working until it is enabled again."""
+    resource_server = register(idp_app, scopes=["openid", "introspect"], name="资源服务")
+    tokens = tokens_for(browser, rp)
+    set_client_enabled(idp_app, rp, False)
+
+    userinfo = browser.get("/oauth2/userinfo", headers=bearer(tokens["access_token"]))
+    assert userinfo.status_code == 401 and userinfo.get_json()["error"] == "invalid_token"
+    for kind in ("access_token", "refresh_token"):
+        found = browser.post(
+            "/oauth2/introspect", data={"token": tokens[kind]}, headers=basic(resource_server)
+        )
+        assert found.get_json() == {"active": False}, kind
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    refused = token_request(browser, rp, refresh)
+    assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_client"
+
+    set_client_enabled(idp_app, rp, True)
+    assert userinfo_status(browser, tokens["access_token"]) == 200
+    assert token_request(browser, rp, refresh).status_code == 200
+
+
+SPA_ORIGIN = {"Origin": "https://spa.example.edu"}
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [("/oauth2/token", "POST"), ("/oauth2/userinfo", "GET, POST"), ("/oauth2/revoke", "POST")],
+)
+def test_cors_preflight_of_the_endpoints_a_browser_client_calls(
+    idp_client: FlaskClient, path: str, methods: str
+) -> None:
+    """The preflight names the methods and headers; any origin, never with credentials."""
+    ask = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    response = idp_client.options(path, headers={**SPA_ORIGIN, **ask})
+    assert response.status_code == 204
+    headers = response.headers
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Access-Control-Allow-Methods"] == methods
+    assert headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"
+    assert int(headers["Access-Control-Max-Age"]) > 0
+    assert "Access-Control-Allow-Credentials" not in headers
+
+
+def test_public_client_in_a_browser_reads_token_userinfo_and_revocation_answers(
+    browser: FlaskClient, idp_app: Flask
+) -> None:
+    """A single-page app (public client, PKCE) reads these answers cross-origin, errors too."""
+    spa = register(idp_app, public=True)
+    authz = authorize(browser, spa)
+    data = {
+        "grant_type": "authorization_code",
+        "code": authz.code,
+        "redirect_uri": spa.redirect_uri,
+        "code_verifier": authz.verifier,
+        "client_id": spa.client_id,
+    }
+    issued = browser.post("/oauth2/token", data=data, headers=SPA_ORIGIN)
+    replayed = browser.post("/oauth2/token", data=data, headers=SPA_ORIGIN)
+    assert issued.status_code == 200 and replayed.get_json()["error"] == "invalid_grant"
+    tokens = issued.get_json()
+    userinfo = browser.get("/oauth2/userinfo", headers={**SPA_ORIGIN, **bearer("unknown")})
+    revoked = browser.post(
+        "/oauth2/revoke",
+        data={"token": tokens["refresh_token"], "client_id": spa.client_id},
+        headers=SPA_ORIGIN,
+    )
+    assert userinfo.status_code == 401 and revoked.status_code == 200
+    for response in (issued, replayed, userinfo, revoked):
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Access-Control-Allow-Credentials" not in response.headers
+    assert issued.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/oauth2/introspect", "/oauth2/authorize", "/oauth2/logout"])
+def test_no_cors_where_browsers_have_no_business(idp_client: FlaskClient, path: str) -> None:
+    """Introspection (resource servers), authorization and logout (top-level pages): no CORS."""
+    ask = {"Access-Control-Request-Method": "POST"}
+    for response in (
+        idp_client.options(path, headers={**SPA_ORIGIN, **ask}),
+        idp_client.post(path, headers=SPA_ORIGIN),
+    ):
+        assert "Access-Control-Allow-Origin" not in response.headers
 
 
 def test_tokens_and_codes_are_stored_only_as_digests(
