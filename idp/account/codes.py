@@ -188,9 +188,12 @@ def send_code(
     if not store.add(f"code-wait:{key}", "1", config["CODE_RESEND_INTERVAL"]):
         wait = int(store.ttl(f"code-wait:{key}") or 1) + 1
         raise CodeError(_("验证码已发送，请 %(seconds)d 秒后再重新获取。", seconds=wait), 429)
-    target_key = (
-        f"code-day:{channel.kind}:{hashlib.sha256(channel.target.encode()).hexdigest()[:32]}"
-    )
+    # SMS sign-in codes can be asked for by anyone who knows the number; the others only after
+    # the account is proven (identity data, a session). Each kind has its own daily ration, so
+    # using up the first cannot keep the owner from recovering the account.
+    ration = "login" if purpose == "login" else "account"
+    digest = hashlib.sha256(channel.target.encode()).hexdigest()[:32]
+    target_key = f"code-day:{ration}:{channel.kind}:{digest}"
     if store.hit(target_key, DAY) > config["CODE_DAILY_LIMIT"]:
         record(
             "code.send",

@@ -8,10 +8,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.account.codes import DELIVERY
+from idp.account.codes import DELIVERY, SMS, Channel, CodeError, send_code
 from idp.audit.models import AuditEvent
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
+from shared.factory import get_store
 from tests.conftest import AppFactory
 from tests.fakes.sms_gateways import FakeAliyunSms
 from tests.idp.conftest import (
@@ -290,6 +291,30 @@ def test_sms_code_answer_does_not_wait_on_the_gateway_or_show_its_failure(
         assert app.extensions[DELIVERY].wait_idle(10)
         [sms] = gateway.received
         assert sms.phone == "13800138000"
+
+
+def test_daily_code_ration_per_phone_and_sign_in_codes_cannot_use_up_recovery(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """At most CODE_DAILY_LIMIT codes a day to one phone; sign-in codes, which anyone who
+    knows the number can ask for, have their own ration, so they cannot block recovery."""
+    user = make_user("2024000001", verified_phone="13800138000")
+    idp_app.config["CODE_DAILY_LIMIT"] = 3
+    channel = Channel(SMS, "13800138000")
+    with idp_app.test_request_context("/login"):
+        stored = db.session.get(User, user.id)
+
+        def send(purpose: str) -> int:
+            get_store().delete(f"code-wait:{channel.key(purpose)}")  # the 60 s wait, elapsed
+            try:
+                send_code(purpose, channel, stored)
+            except CodeError as exc:
+                assert "今日获取验证码次数已达上限" in exc.message
+                return exc.status
+            return 200
+
+        assert [send("login") for _ in range(4)] == [200, 200, 200, 429]
+        assert [send("recovery") for _ in range(4)] == [200, 200, 200, 429]
 
 
 def test_sms_code_resend_waits_sixty_seconds(idp_client: FlaskClient, make_user: MakeUser) -> None:
