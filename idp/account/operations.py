@@ -9,9 +9,8 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from idp.audit.operations import record
-from idp.auth.operations import set_password
+from idp.auth.operations import clear_sign_in_counters, set_password
 from idp.auth.sessions import end_all_sessions
-from idp.auth.throttle import record_success
 from idp.directory.identifiers import data_key, hash_identifier, normalise_id_number
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
@@ -79,7 +78,7 @@ def activate_account(user: User, password: str) -> None:
 
 def reset_password(user: User, password: str, method: str) -> None:
     """找回密码: set the new password, end every session and lift any sign-in lock."""
-    record_success(f"user:{user.id}")  # store first: see shared.store on SQLite writers
+    clear_sign_in_counters(user)  # store first: see shared.store on SQLite writers
     set_password(user, password)
     end_all_sessions(user)
     record("password.reset", actor=user, method=method)

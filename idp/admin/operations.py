@@ -32,7 +32,7 @@ from idp.admin.notices import (
 )
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth import throttle
-from idp.auth.operations import personal_info, set_password
+from idp.auth.operations import clear_sign_in_counters, personal_info, set_password
 from idp.auth.policy import PasswordPolicy, check_password
 from idp.auth.sessions import end_all_sessions
 from idp.directory.identifiers import (
@@ -354,7 +354,7 @@ def _sign_out_for_reset(target: User, *, unlock: bool) -> int:
     changes after: on SQLite the store waits while the session holds uncommitted writes.
     """
     if unlock:
-        throttle.record_success(lock_subject(target))
+        clear_sign_in_counters(target)
     return end_all_sessions(target)
 
 
@@ -373,7 +373,7 @@ def _unlock(actor: User, target: User, reason: str, role: Role | None) -> str | 
     was_status = target.status == UserStatus.LOCKED
     if not (was_throttled or was_status or failed_attempts(target)):
         raise ConsoleError(_l("该账号当前没有被锁定。"), 409)
-    throttle.record_success(lock_subject(target))
+    clear_sign_in_counters(target)
     if was_status:
         target.status = UserStatus.ACTIVE
     _audit(actor, target, Action.UNLOCK, reason, throttle=was_throttled, status=was_status)

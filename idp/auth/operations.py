@@ -108,6 +108,14 @@ def captcha_subject(identifier: str) -> str:
     return f"typed:{normalise_phone(value) or normalise_id_number(value)}"
 
 
+def clear_sign_in_counters(user: User) -> None:
+    """Lift ``user``'s sign-in lock and clear the failures counted against it (help desk,
+    recovery), those of its own identifiers as typed too, so no CAPTCHA is left behind."""
+    info = personal_info(user)
+    typed = [captcha_subject(i) for i in (info.account, info.phone, info.id_number) if i]
+    throttle.record_success(throttle_subject(user.account, user), *typed)
+
+
 def _audit_sign_in(outcome: str = SUCCESS, **fields: Any) -> None:
     """The ``login`` audit event, written at once with a plain INSERT in this transaction.
 
