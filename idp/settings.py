@@ -60,6 +60,13 @@ SETTINGS = (
         str,
         "vendor template of the help desk's activation notice SMS (one parameter: the account)",
     ),
+    Setting(
+        "SMS_SECURITY_NOTICE_TEMPLATE_ID",
+        None,
+        str,
+        "vendor template of the notice that the security phone or email changed "
+        "(one parameter: what changed)",
+    ),
     Setting("SMS_SDK_APP_ID", None, str),
     Setting("SMS_REGION", "ap-guangzhou", str),
     Setting("SMS_ENDPOINT", None, str, "host[:port] of the vendor API"),

@@ -53,8 +53,12 @@ def record_sign_in(claims: dict[str, Any]) -> HallUser:
         "email": ("email", 255),
         "phone": ("phone_number", 32),
     }
+    released = set(claims)
+    if "kind" in released:
+        # The campus claims came: the IdP leaves out the department of someone in none.
+        released |= {"department", "department_name"}
     for attribute, (claim, limit) in fields.items():
-        if claim in claims:
+        if claim in released:
             setattr(user, attribute, _text(claims, claim, limit))
     user.updated_at = now
     user.last_sign_in_at = now

@@ -107,19 +107,25 @@ def find_session(token: str | None) -> SsoSession | None:
     if not token or len(token) != 64:
         return None
     sso = db.session.get(SsoSession, _digest(token))
-    if sso is None:
+    if sso is None or not session_is_live(sso):
         return None
     now = utcnow()
-    idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
-    expired = _aware(sso.expires_at) <= now
-    if not sso.remember and _aware(sso.last_seen_at) + idle <= now:
-        expired = True
-    if expired or sso.user.status in (UserStatus.DISABLED, UserStatus.LOCKED):
-        return None
     if _aware(sso.last_seen_at) + TOUCH_INTERVAL <= now:
         sso.last_seen_at = now
         db.session.commit()
     return sso
+
+
+def session_is_live(sso: SsoSession) -> bool:
+    """Whether ``sso`` still signs its user in: not past its end, not idle too long, and the
+    user neither disabled nor locked (a purge has not necessarily removed it yet)."""
+    now = utcnow()
+    idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
+    if _aware(sso.expires_at) <= now:
+        return False
+    if not sso.remember and _aware(sso.last_seen_at) + idle <= now:
+        return False
+    return sso.user.status not in (UserStatus.DISABLED, UserStatus.LOCKED)
 
 
 def current_session() -> SsoSession | None:

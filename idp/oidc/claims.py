@@ -11,7 +11,7 @@ email    ``email``, ``email_verified`` (true once the owner proved the address w
 phone    ``phone_number`` (E.164, ``+8613800138000``), ``phone_number_verified``; only when a
          number is on record
 campus   ``account`` (学工号), ``kind`` (``student``, ``staff`` or ``visitor``), ``department``
-         (the department's code) and ``department_name``
+         (the department's code) and ``department_name``; these two only for someone in one
 ======== =======================================================================================
 
 ID tokens also carry ``iss``, ``aud`` (the client_id, a single string), ``exp``, ``iat``,
@@ -122,8 +122,9 @@ def user_claims(user: User, scope: str | None) -> dict[str, Any]:
         kind = user.kind.value if isinstance(user.kind, UserKind) else str(user.kind)
         claims["account"] = user.account
         claims["kind"] = kind
-        claims["department"] = user.department.code if user.department else None
-        claims["department_name"] = user.department.name if user.department else None
+        if user.department is not None:  # a claim without a value is left out (Core §5.3.2)
+            claims["department"] = user.department.code
+            claims["department_name"] = user.department.name
     return claims
 
 

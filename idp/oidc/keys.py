@@ -3,7 +3,8 @@
 The newest key that is not retired signs ID tokens and logout tokens. Rotating creates a new
 key and retires the others; a retired key stays in the JWKS until every token it signed has
 expired (the longest token lifetime after its retirement), so relying parties still verify
-those tokens, and then leaves the JWKS (its row stays, for the record). Private keys are
+those tokens, and then leaves the JWKS. Its row stays: the provider still recognises what it
+signed, such as an ``id_token_hint`` a relying party kept since sign-in. Private keys are
 stored encrypted with the data key, like national ID numbers.
 """
 
@@ -120,9 +121,15 @@ def jwks() -> dict[str, Any]:
     return {"keys": [dict(k.public_jwk) for k in published_keys()]}
 
 
-def public_keyset() -> KeySet:
-    """The published keys, for verifying our own tokens (``id_token_hint``)."""
-    return KeySet.import_key_set(jwks())  # type: ignore[arg-type]
+def verification_keyset() -> KeySet:
+    """Every key this provider has signed with, retired and unpublished ones included.
+
+    For its own tokens coming back (``id_token_hint``): an ID token kept since a sign-in that
+    outlived the key's time in the JWKS (a remembered session lasts weeks) is still ours.
+    """
+    rows = db.session.scalars(db.select(SigningKey).order_by(SigningKey.created_at.desc()))
+    document = {"keys": [dict(k.public_jwk) for k in rows]}
+    return KeySet.import_key_set(document)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=16)

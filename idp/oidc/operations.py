@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from flask import session
 from sqlalchemy import bindparam
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp.audit.operations import DENIED, record
 from idp.auth.models import SsoSession
+from idp.auth.sessions import session_is_live
 from idp.clients.models import OidcClient, SessionParticipant
 from idp.clients.operations import hash_secret
 from idp.directory.models import User, utcnow
@@ -69,6 +71,29 @@ def remember_participant(sso: SsoSession, client: OidcClient, sid: str) -> None:
                 session_id=sso.id, protocol="oidc", oidc_client_id=client.id, session_index=sid
             )
         )
+
+
+def session_of_sid(sid: Any, sub: str, client: OidcClient) -> SsoSession | None:
+    """The live SSO session of user ``sub`` whose sign-in gave ``client`` the ``sid``, or None.
+
+    Found through the participant record rather than by recomputing the sid from session ids:
+    re-authentication (same user, ``prompt=login``, CAS ``renew``) gives the session a new id,
+    and its participants, old sids included, move to it.
+    """
+    if not isinstance(sid, str) or not sub.isascii() or not sub.isdigit():
+        return None
+    sso = db.session.scalar(
+        db.select(SsoSession)
+        .join(SessionParticipant, SessionParticipant.session_id == SsoSession.id)
+        .where(
+            SsoSession.user_id == int(sub),
+            SessionParticipant.protocol == "oidc",
+            SessionParticipant.oidc_client_id == client.id,
+            SessionParticipant.session_index == sid,
+        )
+        .limit(1)
+    )
+    return sso if sso is not None and session_is_live(sso) else None
 
 
 def revoke_families(family_ids: Iterable[str]) -> int:

@@ -29,6 +29,7 @@ from authlib.oauth2.rfc6749.errors import (
     InvalidRequestError,
     InvalidScopeError,
 )
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -43,7 +44,7 @@ from authlib.oidc.core.errors import (
 )
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 from flask import Response, current_app, redirect
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -71,7 +72,7 @@ from idp.oidc.claims import (
     timestamp,
     user_claims,
 )
-from idp.oidc.keys import ALGORITHMS, current_key, public_keyset, signing_keyset
+from idp.oidc.keys import ALGORITHMS, current_key, signing_keyset, verification_keyset
 from idp.oidc.models import OAuthToken
 from shared.factory import get_store
 
@@ -278,10 +279,20 @@ class IssuerInResponse(IssuerParameter):  # type: ignore[misc]
         return issuer()
 
 
+def _require_token(request: OAuth2Request) -> None:
+    """``token`` is required; ``token_type_hint`` only says where to look first, so a value we
+    do not know is ignored rather than refused (RFC 7009 §2.1, RFC 7662 §2.1)."""
+    if "token" not in request.form:
+        raise InvalidRequestError()
+
+
 class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]
     """RFC 7009. Revoking a refresh token revokes its whole family, access tokens included."""
 
     CLIENT_AUTH_METHODS: ClassVar[list[str]] = [*SECRET_METHODS, "none"]
+
+    def check_params(self, request: OAuth2Request, client: RelyingParty) -> None:
+        _require_token(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         return find_token(token_string, token_type_hint)
@@ -297,6 +308,9 @@ class TokenIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
     """RFC 7662: a client may introspect its own tokens; one with ``introspect``, any token."""
 
     CLIENT_AUTH_METHODS: ClassVar[list[str]] = SECRET_METHODS
+
+    def check_params(self, request: OAuth2Request, client: RelyingParty) -> None:
+        _require_token(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         return find_token(token_string, token_type_hint)
@@ -344,13 +358,29 @@ class ClaimsEndpoint(UserInfoEndpoint):  # type: ignore[misc]
 
 
 def verify_id_token_hint(hint: str) -> dict[str, Any] | None:
-    """The claims of an ID token this provider signed (expired or not), or None."""
+    """The claims of an ID token this provider issued to a registered client, or None.
+
+    Expired or not (RP-Initiated Logout §2 asks to accept expired ones), and whichever of our
+    keys signed it, even one long gone from the JWKS; ``iss`` and the signature must hold.
+    """
     try:
-        token = jwt.decode(hint, public_keyset(), algorithms=list(ALGORITHMS))
+        token = jwt.decode(hint, verification_keyset(), algorithms=list(ALGORITHMS))
     except (JoseError, ValueError, TypeError, KeyError):
         return None
     claims = dict(token.claims)
-    return claims if claims.get("iss") == issuer() and isinstance(claims.get("sub"), str) else None
+    if claims.get("iss") != issuer() or not isinstance(claims.get("sub"), str):
+        return None
+    return claims if find_client(claims.get("aud")) is not None else None
+
+
+def _is_signed_token(hint: str) -> bool:
+    """Whether ``hint`` is at least a JWT signed with an algorithm we use, whoever signed it."""
+    try:
+        token = jws.extract_compact(hint.encode())
+        payload = json.loads(token.payload)
+    except (JoseError, ValueError):
+        return False
+    return token.protected.get("alg") in ALGORITHMS and isinstance(payload, dict)
 
 
 def error_redirect(redirect_uri: str, error: OAuth2Error, state: str | None) -> Response:
@@ -368,19 +398,31 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
     """RP-initiated logout: ends the SSO session, which tells every participant."""
 
     def validate_request(self, request: OAuth2Request) -> EndSessionRequest:
-        hint = request.payload.data.get("id_token_hint")
+        data = request.payload.data
+        hint = data.get("id_token_hint")
         if hint and verify_id_token_hint(hint) is None:
-            raise InvalidRequestError("The id_token_hint is not an ID token of this provider.")
+            if not _is_signed_token(hint):
+                raise InvalidRequestError("The id_token_hint is not an ID token.")
+            # Signed by no key we hold, or for a client gone: nothing to dead-end the person
+            # on. The request goes on as one without a hint (confirmation, no redirection).
+            request.payload = BasicOAuth2Payload(
+                {k: v for k, v in data.items() if k != "id_token_hint"}
+            )
         return super().validate_request(request)
 
     def get_server_jwks(self) -> KeySet:
-        return public_keyset()
+        return verification_keyset()
 
     def end_session(self, end_session_request: EndSessionRequest) -> None:
         sso = current_session()
+        client = end_session_request.client
+        claims = end_session_request.id_token_claims
+        if sso is None and claims is not None and client is not None:
+            # No cookie (a cross-site POST leaves the SameSite=Lax one behind): the verified
+            # hint names the session, by the sid it gave this client.
+            sso = operations.session_of_sid(claims.get("sid"), claims["sub"], client.model)
         if sso is None:
             return
-        client = end_session_request.client
         record(
             "logout",
             target=sso.user,

@@ -27,17 +27,29 @@ CAMPUS_TIME = timezone(timedelta(hours=8), "CST")
 
 
 def reverify_channels(user: User, *, for_change: str) -> dict[str, Channel]:
-    """Where a ``verify`` code may go before changing ``for_change`` (``phone`` or ``email``).
+    """Where a ``verify`` code may go before changing ``for_change`` (``phone``, ``email`` or
+    another setting such as ``unbind_wechat``).
 
-    Changing the phone: the old phone, or the security email when the phone is lost (FAQ 5).
-    Changing the email: the security phone (the password is offered beside it).
+    Changing the phone or the email: the security phone, or the security email (for the phone,
+    when it is lost: FAQ 5). Anything else: the security phone.
     """
     channels: dict[str, Channel] = {}
     if user.has_security_phone and user.phone:
         channels[SMS] = Channel(SMS, user.phone)
-    if for_change == "phone" and user.has_security_email and user.email:
+    if for_change in ("phone", "email") and user.has_security_email and user.email:
         channels[EMAIL] = Channel(EMAIL, user.email)
     return channels
+
+
+def password_may_reverify(user: User, *, for_change: str) -> bool:
+    """Whether the login password alone proves it is you before changing ``for_change``.
+
+    Only to bind a first security email (FAQ 5: bind one, then change a lost phone through
+    it). The phone, or an email already bound, are how a lost password is recovered, so
+    replacing either takes a code sent to one of them: a stolen password or session must not
+    be enough to take both away.
+    """
+    return for_change == "email" and not user.has_security_email
 
 
 def record_reverified(user: User, method: str, purpose: str) -> None:
@@ -57,10 +69,17 @@ def sign_out_session(user: User, sso: SsoSession, *, current: bool) -> None:
     end_session(sso)
 
 
-def sign_out_other_devices(user: User, keep: SsoSession | None) -> int:
-    """退出其他设备: end every session of ``user`` but ``keep``; returns how many ended."""
+def sign_out_other_devices(user: User, keep: SsoSession | None, *, after: str | None = None) -> int:
+    """退出其他设备: end every session of ``user`` but ``keep``; returns how many ended.
+
+    ``after`` names the change that asks for it (``phone.bind``, ``email.bind``) when it is not
+    the user's own click: as after a password change, whoever made it stays signed in only here.
+    """
     ended = end_all_sessions(user, keep=keep)
-    record("session.end_others", actor=user, detail={"ended": ended})
+    detail: dict[str, object] = {"ended": ended}
+    if after is not None:
+        detail["after"] = after
+    record("session.end_others", actor=user, detail=detail)
     return ended
 
 

@@ -43,9 +43,9 @@ from idp.security.operations import (
     reverify_channels,
 )
 
+#: 身份验证 counts for this long: long enough to fetch a code, short for an unattended screen.
 FLOW_TTL = 600
 EXPIRED = _l("操作已超时或已在其他页面完成，请重新开始。")
-#: After a phone or email change: only a password change signs other devices out.
 
 CHANNEL_LABELS = {SMS: _l("安全手机"), EMAIL: _l("安全邮箱")}
 #: The audit action a wrong code is recorded under, by code purpose.

@@ -1,6 +1,7 @@
 """安全中心 (/security): account overview, sign-in history, devices, and changing the security
 phone or email. Each change first asks 身份验证 again and keeps its steps server-side
-(:mod:`idp.account.flows`), so a second tab or a replayed form cannot skip one."""
+(:mod:`idp.account.flows`), so a second tab or a replayed form cannot skip one; once made, it
+signs the other devices out and tells the old phone and email (:mod:`idp.security.notices`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
+from idp.account import flows
 from idp.account.codes import (
     EMAIL,
     SMS,
@@ -45,10 +47,13 @@ from idp.security.forms import (
     NewEmailForm,
     NewPhoneForm,
 )
+from idp.security.notices import contacts_on_file, notify_security_change
 from idp.security.operations import (
+    PASSWORD,
     campus_time,
     describe_device,
     own_session,
+    password_may_reverify,
     sign_out_other_devices,
     sign_out_session,
 )
@@ -66,8 +71,9 @@ bp = Blueprint("security", __name__, template_folder="templates")
 
 EMAIL_FLOW = "security_email"
 PHONE_FLOW = "security_phone"
-#: 身份验证 counts for this long: long enough to fetch a code, short for an unattended screen.
-KEPT_SESSIONS = _l("其他设备上的登录不受影响；如发现不认识的设备，请在“登录设备”中将其退出。")
+#: After a phone or email change, as after a password change: whoever made it stays signed in
+#: only here.
+OTHERS_SIGNED_OUT = _l("为保障账号安全，其他设备上的登录已退出。")
 
 KIND_LABELS = {
     UserKind.STUDENT: _l("学生"),
@@ -188,12 +194,17 @@ def end_one_session(user: User) -> ResponseReturnValue:
 @bp.route("/security/email", methods=["GET", "POST"])
 @user_needed
 def email(user: User) -> ResponseReturnValue:
-    """绑定或更换安全邮箱: 身份验证 (password or phone), then a code mailed to the new address."""
+    """绑定或更换安全邮箱: 身份验证, then a code mailed to the new address.
+
+    Binding a first email may be proven by the password (FAQ 5); replacing one takes a code
+    to the security phone or to the email itself.
+    """
     state = flow_state(EMAIL_FLOW, user)
     if state is None:
         return expired("security.email")
+    allow_password = password_may_reverify(user, for_change="email")
     if state["step"] == "verify":
-        outcome = reverify(user, state, EMAIL_FLOW, "email", allow_password=True)
+        outcome = reverify(user, state, EMAIL_FLOW, "email", allow_password=allow_password)
         if isinstance(outcome, Response):
             return outcome
         form, status = outcome
@@ -203,8 +214,14 @@ def email(user: User) -> ResponseReturnValue:
             form=form,
             step=1,
             user=user,
+            allow_password=allow_password,
             need_captcha=ip_needs_captcha(),
         )
+    if state.get("verified_by") == PASSWORD and not allow_password:
+        # An email was bound (in another tab) since this flow's password check: replacing it
+        # needs a code now.
+        flows.discard_flow(EMAIL_FLOW)
+        return expired("security.email")
     return _new_email(user)
 
 
@@ -226,15 +243,15 @@ def _new_email(user: User) -> ResponseReturnValue:
             if refused is None:
                 if finish_flow(EMAIL_FLOW, user, "new") is None:
                     return expired("security.email")
+                before = contacts_on_file(user)
                 bind_security_email(user, address)
-                db.session.commit()
-                flash(
-                    _("安全邮箱已绑定为 %(email)s。", email=mask_email(address))
-                    + " "
-                    + str(KEPT_SESSIONS),
-                    "success",
+                return _changed(
+                    user,
+                    "email",
+                    Channel(EMAIL, address),
+                    before,
+                    _("安全邮箱已绑定为 %(email)s。", email=mask_email(address)),
                 )
-                return redirect(url_for("security.index"))
             status = refused
     elif request.method == "POST":
         status = 400
@@ -256,7 +273,8 @@ def phone(user: User) -> ResponseReturnValue:
     if state is None:
         return expired("security.phone")
     if state["step"] == "verify":
-        outcome = reverify(user, state, PHONE_FLOW, "phone", allow_password=False)
+        allow_password = password_may_reverify(user, for_change="phone")
+        outcome = reverify(user, state, PHONE_FLOW, "phone", allow_password=allow_password)
         if isinstance(outcome, Response):
             return outcome
         form, status = outcome
@@ -310,15 +328,30 @@ def _bind_new_phone(form: NewPhoneForm, user: User, number: str) -> Response | i
         return 400
     if finish_flow(PHONE_FLOW, user, "new") is None:
         return expired("security.phone")
+    before = contacts_on_file(user)
     try:
         bind_security_phone(user, number)
     except AccountError as exc:  # bound to another account a moment ago
         db.session.rollback()
         form.phone.errors = [str(exc)]
         return 400
-    db.session.commit()
-    flash(
-        _("安全手机已更换为 %(phone)s。", phone=mask_phone(number)) + " " + str(KEPT_SESSIONS),
-        "success",
+    return _changed(
+        user,
+        "phone",
+        Channel(SMS, number),
+        before,
+        _("安全手机已更换为 %(phone)s。", phone=mask_phone(number)),
     )
+
+
+def _changed(
+    user: User, change: str, new_target: Channel, before: tuple[Channel, ...], done: str
+) -> Response:
+    """After a bind (not yet committed): sign the other devices out, commit, then tell the
+    phone and email that were on file (``before``) what changed."""
+    sign_out_other_devices(user, keep=current_session(), after=f"{change}.bind")
+    db.session.commit()
+    notify_security_change(user, change, new_target, before)
+    db.session.commit()
+    flash(f"{done} {OTHERS_SIGNED_OUT}", "success")
     return redirect(url_for("security.index"))

@@ -1,4 +1,4 @@
-"""Wording of the verification-code messages, in Chinese (the default) and English.
+"""Wording of the verification codes and notices we send, in Chinese (the default) and English.
 
 The same text goes into an SMS, a mail body and the development outbox, so people see one
 wording whichever channel carries the code. Vendors' SMS templates carry their own approved
@@ -119,3 +119,41 @@ def activation_notice_subject(locale: str, site_name: str) -> str:
     if normalize_locale(locale) == "en":
         return f"[{site_name}] How to activate your account"
     return f"【{site_name}】账号激活通知"
+
+
+#: What a security notice says changed, by the kind of channel (``phone`` or ``email``).
+_ZH_CHANGED = {"phone": "安全手机", "email": "安全邮箱"}
+_EN_CHANGED = {"phone": "security phone", "email": "security email"}
+
+
+def changed_item(change: str, locale: str) -> str:
+    """``安全手机`` / ``security phone`` (or email): the words for what a notice says changed."""
+    if normalize_locale(locale) == "en":
+        return _EN_CHANGED[change]
+    return _ZH_CHANGED[change]
+
+
+def security_change_text(
+    change: str, new_target: str, when: str, help_phone: str, locale: str, site_name: str
+) -> str:
+    """The notice to the old phone and email that the security ``change`` (``phone`` or
+    ``email``) now points at ``new_target`` (masked), since ``when`` (campus time)."""
+    item = changed_item(change, locale)
+    if normalize_locale(locale) == "en":
+        return (
+            f"[{site_name}] The {item} of your account was changed to {new_target} at {when} "
+            "(Beijing time), and other devices were signed out. If this was not you, call the "
+            f"help desk at once: {help_phone}."
+        )
+    return (
+        f"【{site_name}】您账号的{item}已于 {when}（北京时间）更改为 {new_target}，"
+        f"其他设备上的登录已退出。如非本人操作，请立即联系服务台：{help_phone}。"
+    )
+
+
+def security_change_subject(change: str, locale: str, site_name: str) -> str:
+    """The mail subject of a security-change notice."""
+    item = changed_item(change, locale)
+    if normalize_locale(locale) == "en":
+        return f"[{site_name}] Your {item} was changed"
+    return f"【{site_name}】{item}已更改"

@@ -209,7 +209,8 @@ def test_password_recovery(
 def test_lost_phone_is_replaced_through_security_email(
     page: Page, live_idp: LiveServer, add_user: Callable[..., tuple[str, str]]
 ) -> None:
-    """FAQ 5: bind a security email in 安全中心, then change the security phone through it."""
+    """FAQ 5: bind a security email in 安全中心, then change the security phone through it; the
+    old phone is told of each change."""
     n = next(_numbers)
     old_phone, new_phone, email = f"1396666{n:04d}", f"1397777{n:04d}", f"e2e{n}@lut.edu.cn"
     account, _ = add_user("--password", PASSWORD, phone=old_phone)
@@ -234,6 +235,13 @@ def test_lost_phone_is_replaced_through_security_email(
     page.get_by_label("短信验证码", exact=True).fill(_code(live_idp, new_phone))
     page.get_by_role("button", name="完成").click()
     expect(page.locator("main")).to_contain_text(new_phone[:3] + "****" + new_phone[-4:])
+    expect(page.locator("main")).to_contain_text("其他设备上的登录已退出")
+    # The old phone was told both times: the email bound, then the phone changed.
+    notices = [
+        r for r in read_records(live_idp.outbox, SMS_FILE) if r["to"] == old_phone and not r["code"]
+    ]
+    assert len(notices) == 2
+    assert "安全邮箱" in notices[0]["text"] and "安全手机" in notices[1]["text"]
     page.get_by_role("banner").get_by_role("button", name="退出").click()
     _sign_in(page, live_idp, new_phone)
     expect(page.locator(".user-name")).to_have_text("赵六")

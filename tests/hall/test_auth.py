@@ -10,7 +10,7 @@ import requests
 from flask import Flask
 
 from hall.auth.models import HallSession, HallUser
-from hall.auth.operations import safe_next
+from hall.auth.operations import record_sign_in, safe_next
 from hall.auth.sessions import SESSION_KEY, login_required
 from hall.extensions import db
 from tests.conftest import AppFactory
@@ -68,6 +68,18 @@ def test_student_signs_in_through_the_idp_and_lands_on_next(
 
     home = client.get("/")
     assert NAME in home.text and "退出" in home.text
+
+
+def test_sign_in_without_department_claims_clears_the_department(hall_app: Flask) -> None:
+    """The IdP omits the department of someone in none: with the campus claims, that means
+    none; without them (scope dropped), what the hall knew stays."""
+    campus = {"sub": "7", "account": ACCOUNT, "kind": "student"}
+    with hall_app.app_context():
+        user = record_sign_in({**campus, "department": "CS", "department_name": "计算机学院"})
+        record_sign_in({"sub": "7", "name": NAME})
+        assert (user.department_code, user.department_name) == ("CS", "计算机学院")
+        record_sign_in(campus)
+        assert (user.department_code, user.department_name) == (None, None)
 
 
 def test_each_sign_in_starts_a_session_with_a_new_id(sso_hall: Flask) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import pytest
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 
 from idp.account.codes import DELIVERY, SMS, Channel, CodeError, send_code
 from idp.audit.models import AuditEvent
+from idp.auth.models import SsoSession
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from shared.factory import get_store
@@ -508,6 +510,41 @@ def test_change_password_ends_othersession_count(idp_app: Flask, make_user: Make
     assert session_count(idp_app, user) == 1
     assert here.get("/security").status_code == 200
     assert there.get("/security").status_code == 302
+
+
+def test_change_password_gives_this_browser_a_new_session_id(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """After 修改密码 this browser stays signed in under a new SSO session id (no fixation):
+    the response sets the new cookie, the old value signs in nowhere, and the session keeps its
+    lineage, sign-in methods and sign-in time."""
+    user = make_user("2024000001")
+    client = idp_app.test_client()
+    sign_in(client, "2024000001")
+    old_cookie = client.get_cookie("hongliu_sso")
+    assert old_cookie is not None
+    with idp_app.app_context():
+        before = db.session.get(SsoSession, hashlib.sha256(old_cookie.value.encode()).hexdigest())
+        assert before is not None
+        lineage, methods, auth_time = before.lineage, before.methods, before.auth_time
+    response = post_form(
+        client,
+        "/password/change",
+        {"current": PASSWORD, "password": "NewSecret-2025a", "confirm": "NewSecret-2025a"},
+    )
+    assert response.status_code == 302 and response.location == "/security"
+    assert any(h.startswith("hongliu_sso=") for h in response.headers.getlist("Set-Cookie"))
+    new_cookie = client.get_cookie("hongliu_sso")
+    assert new_cookie is not None and new_cookie.value != old_cookie.value
+    assert client.get("/security").status_code == 200
+    stale = idp_app.test_client()
+    stale.set_cookie("hongliu_sso", old_cookie.value)
+    assert stale.get("/security").status_code == 302
+    with idp_app.app_context():
+        after = db.session.get(SsoSession, hashlib.sha256(new_cookie.value.encode()).hexdigest())
+        assert after is not None
+        assert (after.lineage, after.methods, after.auth_time) == (lineage, methods, auth_time)
+    assert session_count(idp_app, user) == 1
 
 
 def test_weak_new_password_gets_one_message_per_rule(

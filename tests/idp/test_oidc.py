@@ -15,6 +15,8 @@ from authlib.oidc.discovery import OpenIDProviderMetadata
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.directory.models import Department
+from idp.extensions import db
 from tests.idp.conftest import PASSWORD, MakeUser, post_form, sign_in
 from tests.idp.oidc_support import (
     REDIRECT_URI,
@@ -162,7 +164,8 @@ def test_oidcc_ensure_request_without_nonce_succeeds(
         ("openid email", {"email", "email_verified"}, {"name"}),
         ("openid phone", {"phone_number", "phone_number_verified"}, {"email"}),
         ("openid address", {"sub"}, {"address", "name"}),
-        ("openid campus", {"account", "kind", "department"}, {"email"}),
+        # The student belongs to no department: no department claims rather than nulls.
+        ("openid campus", {"account", "kind"}, {"email", "department", "department_name"}),
         (
             "openid profile email phone campus address",
             {"name", "email", "phone_number", "kind"},
@@ -186,6 +189,21 @@ def test_oidcc_scope_claims_in_userinfo(
         assert info["phone_number"] == "+8613800138000" and info["phone_number_verified"]
     if "email" in info:
         assert info["email"] == "zhang@lut.edu.cn" and info["email_verified"] is True
+    assert None not in info.values(), info  # OIDC Core §5.3.2: omitted, never null
+
+
+def test_campus_scope_names_the_department_of_someone_in_one(
+    idp_client: FlaskClient, idp_app: Flask, make_user: MakeUser, rp: RelyingParty
+) -> None:
+    """campus releases the department's code and name, in the ID token and from userinfo."""
+    with idp_app.app_context():
+        db.session.add(Department(code="CS", name="计算机学院"))
+        db.session.commit()
+    sign_in(idp_client, make_user(department_code="CS").account)
+    tokens, claims = sign_in_and_get_tokens(idp_client, idp_app, rp, scope="openid campus")
+    info = idp_client.get("/oauth2/userinfo", headers=bearer(tokens["access_token"])).get_json()
+    for released in (claims, info):
+        assert (released["department"], released["department_name"]) == ("CS", "计算机学院")
 
 
 def test_oidcc_scope_order_and_parameter_order_do_not_matter(

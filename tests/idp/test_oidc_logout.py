@@ -16,15 +16,17 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc import jws, jwt
+from joserfc.jwk import KeySet, RSAKey
 
 from idp.auth.models import SsoSession
+from idp.clients.models import OidcClient
 from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc.backchannel import wait_for_deliveries
+from idp.oidc.models import SigningKey
 from tests.fakes import QuietHTTPServer
-from tests.idp.conftest import MakeUser, post_form, sign_in
+from tests.idp.conftest import PASSWORD, MakeUser, post_form, sign_in
 from tests.idp.oidc_support import (
     LOGOUT_URI,
     RelyingParty,
@@ -264,3 +266,134 @@ def test_backchannel_logout_when_the_session_times_out(
     again = idp_app.test_cli_runner().invoke(args=["purge", "--json"])
     assert json.loads(again.stdout)["sessions"] == 0
     assert wait_for_deliveries(10) and receiver.tokens.empty()
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """A JWT's claims as anyone can read them, signature unchecked."""
+    return dict(json.loads(jws.extract_compact(token.encode()).payload))
+
+
+def signed_elsewhere(token: str, *, same_kid: bool) -> str:
+    """``token``'s claims signed by a key this provider never had (naming our kid, or its own)."""
+    foreign = RSAKey.generate_key(2048, private=True)
+    kid = jws.extract_compact(token.encode()).protected["kid"] if same_kid else foreign.thumbprint()
+    return jwt.encode({"alg": "RS256", "kid": kid}, unverified_claims(token), foreign)
+
+
+def sessions_on_record(app: Flask) -> set[str]:
+    """The ids of the SSO sessions in the database."""
+    with app.app_context():
+        return set(db.session.scalars(db.select(SsoSession.id)))
+
+
+def retire_every_key(app: Flask) -> None:
+    """``keys rotate``, then let the retired keys' time in the JWKS run out."""
+    assert app.test_cli_runner().invoke(args=["keys", "rotate"]).exit_code == 0
+    with app.app_context():
+        db.session.execute(
+            db.update(SigningKey)
+            .where(SigningKey.retired_at.is_not(None))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+
+
+def test_expired_hint_signed_by_a_key_gone_from_the_jwks_still_logs_out(
+    browser: FlaskClient, idp_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ID token kept since sign-in, expired, its key rotated out of the JWKS since, still
+    ends the session and returns to the client (RP-Initiated Logout §2: accept expired ones)."""
+    rp = register(idp_app, require_pkce=False)
+    monkeypatch.setitem(idp_app.config, "OIDC_ID_TOKEN_TTL", -60)  # expired when issued
+    hint = id_token_for(browser, idp_app, rp)["id_token"]
+    monkeypatch.undo()
+    retire_every_key(idp_app)
+    published = {key["kid"] for key in browser.get("/oauth2/jwks").get_json()["keys"]}
+    assert jws.extract_compact(hint.encode()).protected["kid"] not in published
+    assert unverified_claims(hint)["exp"] < time.time()
+
+    query = {"id_token_hint": hint, "post_logout_redirect_uri": LOGOUT_URI, "state": "bye"}
+    response = browser.get("/oauth2/logout?" + urlencode(query))
+    assert response.status_code == 302 and response.headers["Location"] == LOGOUT_URI + "?state=bye"
+    assert not still_signed_in(browser, rp)
+
+
+@pytest.mark.parametrize("spoiled", ["foreign key", "bad signature", "client disabled"])
+def test_unverifiable_hint_is_treated_as_absent(
+    browser: FlaskClient, idp_app: Flask, spoiled: str
+) -> None:
+    """A hint no key of ours verifies, or for a client since disabled, neither dead-ends the
+    person nor logs them out unasked: they confirm, and stay here (no post-logout redirect)."""
+    rp, other = register(idp_app, require_pkce=False), register(idp_app, require_pkce=False)
+    hint = id_token_for(browser, idp_app, rp)["id_token"]
+    if spoiled == "client disabled":
+        with idp_app.app_context():
+            db.session.execute(
+                db.update(OidcClient).filter_by(client_id=rp.client_id).values(enabled=False)
+            )
+            db.session.commit()
+    else:
+        hint = signed_elsewhere(hint, same_kid=spoiled == "bad signature")
+    query = {"id_token_hint": hint, "post_logout_redirect_uri": LOGOUT_URI, "state": "s"}
+
+    page = browser.get("/oauth2/logout?" + urlencode(query))
+    assert page.status_code == 200 and "确认退出" in page.get_data(as_text=True)
+    assert still_signed_in(browser, other)
+    done = post_form(browser, "/oauth2/logout", {**query, "confirm": "1"})
+    assert done.status_code == 200 and "Location" not in done.headers
+    assert "您已安全退出" in done.get_data(as_text=True)
+    assert not still_signed_in(browser, other)
+
+
+def test_cross_site_post_logout_ends_the_session_its_hint_names(
+    browser: FlaskClient, idp_app: Flask, receiver: Receiver
+) -> None:
+    """A form POSTed from the client's site comes without the SameSite=Lax cookie: the hint's
+    sid names the session, which ends as at any sign-out; the person's other browser stays."""
+    rp = register(idp_app, require_pkce=False, backchannel_logout_uri=receiver.url)
+    tokens = id_token_for(browser, idp_app, rp)
+    id_claims = verify_id_token(browser, idp_app, rp, tokens["id_token"])
+    laptop = idp_app.test_client()
+    sign_in(laptop, "2024000555")
+    id_token_for(laptop, idp_app, rp)
+
+    form = {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": LOGOUT_URI}
+    response = idp_app.test_client().post("/oauth2/logout", data={**form, "state": "bye"})
+    assert response.status_code == 302 and response.headers["Location"] == LOGOUT_URI + "?state=bye"
+    assert not still_signed_in(browser, rp) and still_signed_in(laptop, rp)
+    claims = verify_logout_token(browser, idp_app, receiver.next_token())
+    assert (claims["sid"], claims["sub"]) == (id_claims["sid"], id_claims["sub"])
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert token_request(browser, rp, refresh).get_json()["error"] == "invalid_grant"
+
+    again = idp_app.test_client().post("/oauth2/logout", data=form)
+    assert again.status_code == 302 and still_signed_in(laptop, rp)  # no live session: redirect
+    assert wait_for_deliveries(10) and receiver.tokens.empty()
+
+
+def test_cross_site_post_logout_finds_the_session_after_a_new_sign_in(
+    browser: FlaskClient, idp_app: Flask
+) -> None:
+    """Signing in again (prompt=login) gives the session a new id; the sid the client holds
+    from before still names it."""
+    rp = register(idp_app, require_pkce=False)
+    hint = id_token_for(browser, idp_app, rp)["id_token"]
+    before = sessions_on_record(idp_app)
+    sign_in(browser, "2024000555", PASSWORD)
+    after = sessions_on_record(idp_app)
+    assert len(after) == 1 and after != before and still_signed_in(browser, rp)
+
+    response = idp_app.test_client().post("/oauth2/logout", data={"id_token_hint": hint})
+    assert response.status_code == 200 and not still_signed_in(browser, rp)
+
+
+def test_cross_site_post_logout_with_an_unverifiable_hint_ends_nothing(
+    browser: FlaskClient, idp_app: Flask
+) -> None:
+    """Without the cookie, only a hint we verify may end a session: a forged one is ignored."""
+    rp = register(idp_app, require_pkce=False)
+    hint = signed_elsewhere(id_token_for(browser, idp_app, rp)["id_token"], same_kid=True)
+    form = {"id_token_hint": hint, "post_logout_redirect_uri": LOGOUT_URI, "state": "s"}
+    response = idp_app.test_client().post("/oauth2/logout", data=form)
+    assert response.status_code == 200 and "Location" not in response.headers
+    assert still_signed_in(browser, rp)

@@ -381,6 +381,27 @@ def test_revoking_an_access_token(browser: FlaskClient, rp: RelyingParty) -> Non
     assert found.get_json() == {"active": False}
 
 
+def test_an_unknown_token_type_hint_is_ignored(browser: FlaskClient, rp: RelyingParty) -> None:
+    """RFC 7009 §2.1, RFC 7662 §2.1: a hint we do not know is ignored; every kind is searched."""
+    tokens = tokens_for(browser, rp)
+    for hint in ("id_token", "urn:x:bogus", "refresh_token"):
+        found = browser.post(
+            "/oauth2/introspect",
+            data={"token": tokens["access_token"], "token_type_hint": hint},
+            headers=basic(rp),
+        )
+        assert found.status_code == 200 and found.get_json()["active"] is True, hint
+    revoked = browser.post(
+        "/oauth2/revoke",
+        data={"token": tokens["refresh_token"], "token_type_hint": "urn:x:bogus"},
+        headers=basic(rp),
+    )
+    assert revoked.status_code == 200
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert token_request(browser, rp, refresh).get_json()["error"] == "invalid_grant"
+    assert userinfo_status(browser, tokens["access_token"]) == 401
+
+
 def set_client_enabled(app: Flask, rp: RelyingParty, enabled: bool) -> None:
     """Disable or enable ``rp`` in the registry (what 停用/启用 in the console does)."""
     with app.app_context():

@@ -1,19 +1,29 @@
 """安全中心: the overview, signing devices out, binding a security email and changing the
-security phone (manual chapter 3, FAQ 4-6)."""
+security phone (manual chapter 3, FAQ 4-6), and what follows a change: the other devices are
+signed out and the old phone and email are told."""
 
 from __future__ import annotations
 
 import hashlib
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from idp.audit.models import AuditEvent
 from idp.auth.models import SsoSession
-from idp.directory.models import User
+from idp.directory.models import User, utcnow
 from idp.extensions import db
+from shared.messaging import MAIL_FILE, SMS_FILE, read_records
+from tests.conftest import AppFactory
+from tests.fakes.sms_gateways import FakeAliyunSms
 from tests.idp.conftest import PASSWORD, MakeUser, csrf_token, last_code, post_form, sign_in
+from tests.idp.console_support import events
 
 OLD_PHONE = "13800138000"
 NEW_PHONE = "13900139000"
@@ -21,6 +31,12 @@ CHROME_ON_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/124.0.0.0 Safari/537.36"
 )
+
+
+@pytest.fixture
+def idp_app(make_idp: AppFactory, tmp_path: Path) -> Flask:
+    """An IdP whose outbox holds only this test's messages, so that notices can be counted."""
+    return make_idp(OUTBOX_DIR=str(tmp_path / "outbox"))
 
 
 def _signed_in(app: Flask, account: str, user_agent: str | None = None) -> FlaskClient:
@@ -84,6 +100,26 @@ def _send_to_new_phone(app: Flask, client: FlaskClient, phone: str) -> str:
     response = post_form(client, "/security/phone", {"phone": phone, "send": "1"})
     assert response.status_code == 200
     return last_code(app, to=phone)
+
+
+def _bind_new_email(app: Flask, client: FlaskClient, address: str) -> Any:
+    """Step 2 of 安全邮箱: a code to ``address``, then the code; returns the last response."""
+    assert post_form(client, "/security/email", {"email": address, "send": "1"}).status_code == 200
+    code = last_code(app, "mail", to=address)
+    return post_form(client, "/security/email", {"email": address, "code": code, "submit": "1"})
+
+
+def _change_phone(app: Flask, client: FlaskClient, method: str, to: str, phone: str) -> Any:
+    """更换安全手机 with a ``verify`` code by ``method`` to ``to``; returns the last response."""
+    _verify_by_code(app, client, "/security/phone", method, to)
+    code = _send_to_new_phone(app, client, phone)
+    return post_form(client, "/security/phone", {"phone": phone, "code": code, "submit": "1"})
+
+
+def _notices(app: Flask, kind: str, to: str) -> list[dict[str, Any]]:
+    """The outbox records without a code (notices, not codes) sent by ``kind`` to ``to``."""
+    records = read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE)
+    return [r for r in records if r["to"] == to and r["code"] is None]
 
 
 # Signing in and the overview ----------------------------------------------------------------
@@ -171,7 +207,8 @@ def test_another_users_session_cannot_be_ended(idp_app: Flask, make_user: MakeUs
 
 
 def test_user_binds_security_email_with_code_from_mail(idp_app: Flask, make_user: MakeUser) -> None:
-    """身份验证 by password, then the code mailed to the new address binds it; devices stay."""
+    """身份验证 by password (no email yet: FAQ 5), then the code mailed to the new address binds
+    it; the other devices are signed out and the security phone is told."""
     user = make_user("2024000001")
     client = _signed_in(idp_app, "2024000001")
     other_device = _signed_in(idp_app, "2024000001")
@@ -185,10 +222,13 @@ def test_user_binds_security_email_with_code_from_mail(idp_app: Flask, make_user
     )
     assert response.status_code == 302 and response.location == "/security"
     page = client.get("/security").get_data(as_text=True)
-    assert "安全邮箱已绑定" in page and "其他设备上的登录不受影响" in page
+    assert "安全邮箱已绑定" in page and "其他设备上的登录已退出" in page
     fresh = _reload(idp_app, user)
     assert fresh.email == "zhang.san@lut.edu.cn" and fresh.has_security_email
-    assert _still_signed_in(other_device)
+    assert _still_signed_in(client) and not _still_signed_in(other_device)
+    [notice] = _notices(idp_app, "sms", OLD_PHONE)
+    assert "安全邮箱" in notice["text"] and "z***n@lut.edu.cn" in notice["text"]
+    assert _notices(idp_app, "mail", "zhang.san@lut.edu.cn") == []  # the new one is not told
     actions = _actions(idp_app, user)
     assert ("security.verify", "success") in actions and ("email.bind", "success") in actions
 
@@ -232,19 +272,19 @@ def test_invalid_address_and_too_early_resend_are_refused(
 def test_replacing_a_security_email_needs_identity_check_first(
     idp_app: Flask, make_user: MakeUser
 ) -> None:
-    """With an email bound, a wrong password is refused and no new address can skip step 1."""
+    """With an email bound, a wrong code is refused and no new address can skip step 1."""
     user = make_user("2024000001", verified_email="old@lut.edu.cn")
     client = _signed_in(idp_app, "2024000001")
     page = client.get("/security/email").get_data(as_text=True)
-    assert "更换安全邮箱" in page and "登录密码" in page and "138****8000" in page
+    assert "更换安全邮箱" in page and "138****8000" in page and "o***d@lut.edu.cn" in page
     skipped = post_form(client, "/security/email", {"email": "new@lut.edu.cn", "send": "1"})
     assert skipped.status_code == 400
-    wrong = post_form(
-        client, "/security/email", {"method": "password", "password": "Wrong-1234", "submit": "1"}
-    )
-    assert wrong.status_code == 400 and "登录密码不正确" in wrong.get_data(as_text=True)
-    assert 'value="Wrong-1234"' not in wrong.get_data(as_text=True)
-    _verify_by_code(idp_app, client, "/security/email", "sms", OLD_PHONE)
+    assert post_form(client, "/security/email", {"method": "sms", "send": "1"}).status_code == 200
+    wrong = post_form(client, "/security/email", {"method": "sms", "code": "000000", "submit": "1"})
+    assert wrong.status_code == 400 and "验证码错误或已过期" in wrong.get_data(as_text=True)
+    code = last_code(idp_app, to=OLD_PHONE)
+    right = post_form(client, "/security/email", {"method": "sms", "code": code, "submit": "1"})
+    assert right.status_code == 302 and right.location == "/security/email"
     post_form(client, "/security/email", {"email": "new@lut.edu.cn", "send": "1"})
     code = last_code(idp_app, "mail", to="new@lut.edu.cn")
     response = post_form(
@@ -253,6 +293,77 @@ def test_replacing_a_security_email_needs_identity_check_first(
     assert response.status_code == 302
     assert _reload(idp_app, user).email == "new@lut.edu.cn"
     assert ("security.verify", "failure") in _actions(idp_app, user)
+
+
+def test_password_alone_cannot_replace_an_existing_security_email(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """With an email bound, the login password is not offered for 身份验证 and is refused when
+    posted anyway: a stolen password or session cannot swap the email for its own."""
+    user = make_user("2024000001", verified_email="owner@lut.edu.cn")
+    client = _signed_in(idp_app, "2024000001")
+    page = client.get("/security/email").get_data(as_text=True)
+    assert 'value="password"' not in page and 'name="password"' not in page
+    refused = post_form(
+        client, "/security/email", {"method": "password", "password": PASSWORD, "submit": "1"}
+    )
+    assert refused.status_code == 400
+    skipped = post_form(client, "/security/email", {"email": "evil@example.com", "send": "1"})
+    assert skipped.status_code == 400
+    mails = read_records(idp_app.config["OUTBOX_DIR"], MAIL_FILE)
+    assert [m for m in mails if m["to"] == "evil@example.com"] == []
+    assert _reload(idp_app, user).email == "owner@lut.edu.cn"
+    assert ("security.verify", "success") not in _actions(idp_app, user)
+
+
+def test_code_to_the_current_email_replaces_it_and_the_old_channels_are_told(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """Replacing the email by a code to the email itself: the old address and the phone get a
+    notice, the other devices are signed out, and the notice is audited."""
+    user = make_user("2024000001", verified_email="owner@lut.edu.cn")
+    client = _signed_in(idp_app, "2024000001")
+    other_device = _signed_in(idp_app, "2024000001")
+    _verify_by_code(idp_app, client, "/security/email", "email", "owner@lut.edu.cn")
+    response = _bind_new_email(idp_app, client, "new@lut.edu.cn")
+    assert response.status_code == 302 and response.location == "/security"
+    assert _reload(idp_app, user).email == "new@lut.edu.cn"
+    assert _still_signed_in(client) and not _still_signed_in(other_device)
+    [mail] = _notices(idp_app, "mail", "owner@lut.edu.cn")
+    assert "安全邮箱已更改" in mail["subject"]
+    assert "安全邮箱" in mail["text"] and "n***w@lut.edu.cn" in mail["text"]
+    assert len(_notices(idp_app, "sms", OLD_PHONE)) == 1
+    [notice] = events(idp_app, "security.notice")
+    assert notice["actor_id"] == user.id and notice["outcome"] == "success"
+    assert notice["detail"] == {
+        "change": "email",
+        "sent": ["138****8000", "o***r@lut.edu.cn"],
+        "failed": [],
+        "not_sent": [],
+    }
+    [ended] = events(idp_app, "session.end_others")
+    assert ended["detail"] == {"ended": 1, "after": "email.bind"}
+
+
+def test_password_check_does_not_cover_an_email_bound_in_the_meantime(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """A password 身份验证 made while no email was bound does not replace one bound since (in
+    another tab): the flow starts over and nothing is sent."""
+    user = make_user("2024000001")
+    client = _signed_in(idp_app, "2024000001")
+    _verify_by_password(client)
+    with idp_app.app_context():
+        fresh = db.session.get(User, user.id)
+        assert fresh is not None
+        fresh.email, fresh.email_verified_at = "owner@lut.edu.cn", utcnow()
+        db.session.commit()
+    response = _post(client, "/security/email", {"email": "evil@example.com", "send": "1"})
+    assert response.status_code == 302 and response.location == "/security/email"
+    mails = read_records(idp_app.config["OUTBOX_DIR"], MAIL_FILE)
+    assert [m for m in mails if m["to"] == "evil@example.com"] == []
+    assert 'name="password"' not in client.get("/security/email").get_data(as_text=True)
+    assert _reload(idp_app, user).email == "owner@lut.edu.cn"
 
 
 def test_repeated_wrong_passwords_lock_the_identity_check(
@@ -274,7 +385,8 @@ def test_repeated_wrong_passwords_lock_the_identity_check(
 def test_user_changes_phone_with_old_phone_code_then_new_phone_code(
     idp_app: Flask, make_user: MakeUser
 ) -> None:
-    """更换安全手机: a code to the old phone, then one to the new phone; devices stay signed in."""
+    """更换安全手机: a code to the old phone, then one to the new phone; the other devices are
+    signed out."""
     user = make_user("2024000001")
     client = _signed_in(idp_app, "2024000001")
     other_device = _signed_in(idp_app, "2024000001")
@@ -285,12 +397,14 @@ def test_user_changes_phone_with_old_phone_code_then_new_phone_code(
     )
     assert response.status_code == 302 and response.location == "/security"
     page = client.get("/security").get_data(as_text=True)
-    assert "安全手机已更换为 139****9000" in page and "其他设备上的登录不受影响" in page
+    assert "安全手机已更换为 139****9000" in page and "其他设备上的登录已退出" in page
     fresh = _reload(idp_app, user)
     assert fresh.phone == NEW_PHONE and fresh.has_security_phone
-    assert _still_signed_in(other_device)
+    assert _still_signed_in(client) and not _still_signed_in(other_device)
     actions = _actions(idp_app, user)
     assert ("security.verify", "success") in actions and ("phone.bind", "success") in actions
+    [ended] = events(idp_app, "session.end_others")
+    assert ended["detail"] == {"ended": 1, "after": "phone.bind"}
 
 
 def test_user_who_lost_the_phone_changes_it_through_security_email(
@@ -381,3 +495,158 @@ def test_second_tab_finishing_the_same_flow_fails_cleanly(
     assert [a for a in _actions(idp_app, user) if a[0] == "phone.bind"] == [
         ("phone.bind", "success")
     ]
+
+
+# After a change: notices and sessions --------------------------------------------------------
+
+
+def test_phone_change_notice_says_what_when_and_whom_to_call(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """The old phone gets an SMS and the security email a mail: the security phone changed to
+    139****9000 at this time, other devices were signed out, call the help desk if not you."""
+    make_user("2024000001", verified_email="zhang.san@lut.edu.cn")
+    client = _signed_in(idp_app, "2024000001")
+    response = _change_phone(idp_app, client, "sms", OLD_PHONE, NEW_PHONE)
+    assert response.status_code == 302
+    today = (utcnow() + timedelta(hours=8)).strftime("%Y-%m-%d")
+    [sms] = _notices(idp_app, "sms", OLD_PHONE)
+    [mail] = _notices(idp_app, "mail", "zhang.san@lut.edu.cn")
+    for text in (sms["text"], mail["text"]):
+        assert "安全手机已于" in text and today in text and "更改为 139****9000" in text
+        assert "如非本人操作" in text and idp_app.config["HELP_PHONE"] in text
+        assert NEW_PHONE not in text
+    assert mail["subject"].endswith("安全手机已更改")
+    assert _notices(idp_app, "sms", NEW_PHONE) == []  # the new phone only got its code
+
+
+def test_stolen_password_cannot_quietly_take_over_both_channels(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """FAQ 5's path taken by someone with only the password (no email on file): binding their
+    email texts the owner's phone, changing the phone through it texts it again, and the owner's
+    own device is signed out each time, so the owner learns of it and can call the help desk."""
+    user = make_user("2024000001")
+    owner = _signed_in(idp_app, "2024000001")
+    intruder = _signed_in(idp_app, "2024000001")
+    _verify_by_password(intruder)
+    assert _bind_new_email(idp_app, intruder, "evil@example.com").status_code == 302
+    assert not _still_signed_in(owner)
+    [first] = _notices(idp_app, "sms", OLD_PHONE)
+    assert "安全邮箱" in first["text"] and "e***l@example.com" in first["text"]
+    owner = _signed_in(idp_app, "2024000001")
+    response = _change_phone(idp_app, intruder, "email", "evil@example.com", NEW_PHONE)
+    assert response.status_code == 302
+    assert not _still_signed_in(owner)
+    assert _reload(idp_app, user).phone == NEW_PHONE
+    second = _notices(idp_app, "sms", OLD_PHONE)[-1]
+    assert "安全手机" in second["text"] and "139****9000" in second["text"]
+    assert [e["detail"]["change"] for e in events(idp_app, "security.notice")] == [
+        "email",
+        "phone",
+    ]
+
+
+def test_a_notice_that_cannot_be_sent_does_not_undo_the_change(
+    make_idp: AppFactory,
+    make_user: MakeUser,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the mail server down the phone still changes and the SMS notice still goes; the
+    failed mail is logged and audited as a failed notice."""
+    with socket.socket() as probe:  # a port nothing listens on: the connection is refused
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    app = make_idp(
+        OUTBOX_DIR=str(tmp_path / "outbox"),
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=closed_port,
+        MAIL_SECURITY="none",
+    )
+    user = make_user("2024000001", verified_email="zhang.san@lut.edu.cn")
+    client = _signed_in(app, "2024000001")
+    response = _change_phone(app, client, "sms", OLD_PHONE, NEW_PHONE)
+    assert response.status_code == 302 and response.location == "/security"
+    assert _reload(app, user).phone == NEW_PHONE
+    assert len(_notices(app, "sms", OLD_PHONE)) == 1
+    [notice] = events(app, "security.notice")
+    assert notice["outcome"] == "failure"
+    assert notice["detail"]["sent"] == ["138****8000"]
+    assert notice["detail"]["failed"] == ["z***n@lut.edu.cn"]
+    assert "sending the phone change notice by email failed" in caplog.text
+
+
+def test_an_unexpected_error_while_sending_a_notice_is_logged_not_shown(
+    idp_app: Flask, make_user: MakeUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever goes wrong in a notice, the change made stands and the user sees it done."""
+    user = make_user("2024000001")
+    client = _signed_in(idp_app, "2024000001")
+    _verify_by_password(client)
+    code_sender = idp_app.extensions["idp_sms"]
+
+    class Broken:
+        def send(self, message: Any) -> None:
+            raise RuntimeError("unexpected")
+
+    post_form(client, "/security/email", {"email": "zhang.san@lut.edu.cn", "send": "1"})
+    code = last_code(idp_app, "mail", to="zhang.san@lut.edu.cn")
+    idp_app.extensions["idp_sms"] = Broken()
+    try:
+        response = post_form(
+            client,
+            "/security/email",
+            {"email": "zhang.san@lut.edu.cn", "code": code, "submit": "1"},
+        )
+    finally:
+        idp_app.extensions["idp_sms"] = code_sender
+    assert response.status_code == 302 and response.location == "/security"
+    assert _reload(idp_app, user).email == "zhang.san@lut.edu.cn"
+    [notice] = events(idp_app, "security.notice")
+    assert notice["outcome"] == "failure" and notice["detail"]["failed"] == ["138****8000"]
+    assert "sending the email change notice by sms failed" in caplog.text
+
+
+@pytest.fixture
+def aliyun() -> Iterator[FakeAliyunSms]:
+    """A fake Aliyun SMS that knows only the security-notice template."""
+    with FakeAliyunSms(template_code="SMS_NOTICE") as gateway:
+        yield gateway
+
+
+def _vendor_app(make_idp: AppFactory, gateway: FakeAliyunSms, tmp: Path, **extra: str) -> Flask:
+    settings = {**gateway.settings(), "SMS_TEMPLATE_ID": "SMS_CODES", **extra}
+    return make_idp(SMS_PROVIDER="aliyun", OUTBOX_DIR=str(tmp / "outbox"), **settings)
+
+
+def test_vendor_without_notice_template_sends_the_notice_by_mail_only(
+    make_idp: AppFactory, make_user: MakeUser, aliyun: FakeAliyunSms, tmp_path: Path
+) -> None:
+    """An SMS vendor sends only approved templates: without IDP_SMS_SECURITY_NOTICE_TEMPLATE_ID
+    the phone is not texted (audited as not sent) and the old email still gets its mail."""
+    app = _vendor_app(make_idp, aliyun, tmp_path)
+    make_user("2024000001", verified_email="owner@lut.edu.cn")
+    client = _signed_in(app, "2024000001")
+    _verify_by_code(app, client, "/security/email", "email", "owner@lut.edu.cn")
+    assert _bind_new_email(app, client, "new@lut.edu.cn").status_code == 302
+    assert aliyun.received == []
+    assert len(_notices(app, "mail", "owner@lut.edu.cn")) == 1
+    [notice] = events(app, "security.notice")
+    assert notice["outcome"] == "success"
+    assert notice["detail"]["not_sent"] == ["138****8000"]
+
+
+def test_vendor_sends_the_notice_through_its_approved_template(
+    make_idp: AppFactory, make_user: MakeUser, aliyun: FakeAliyunSms, tmp_path: Path
+) -> None:
+    """With the notice template set, the old phone is texted through it; its one parameter
+    says what changed, and no code goes out."""
+    app = _vendor_app(make_idp, aliyun, tmp_path, SMS_SECURITY_NOTICE_TEMPLATE_ID="SMS_NOTICE")
+    make_user("2024000001", verified_email="owner@lut.edu.cn")
+    client = _signed_in(app, "2024000001")
+    _verify_by_code(app, client, "/security/email", "email", "owner@lut.edu.cn")
+    assert _bind_new_email(app, client, "new@lut.edu.cn").status_code == 302
+    [sms] = aliyun.received
+    assert sms.template_id == "SMS_NOTICE" and sms.phone == OLD_PHONE
+    assert sms.params == ("安全邮箱",)

@@ -44,6 +44,8 @@ from shared.messaging import (
     TencentSmsSender,
     build_sms_sender,
     read_records,
+    security_change_subject,
+    security_change_text,
     to_e164,
     verification_code_subject,
     verification_code_text,
@@ -140,6 +142,24 @@ def test_subject_names_site_and_purpose_in_both_languages() -> None:
         verification_code_subject("bind_email", "zh_CN", SITE) == "【红柳易办】绑定安全邮箱验证码"
     )
     assert verification_code_subject("login", "en", SITE) == "[红柳易办] Sign-in verification code"
+
+
+def test_security_change_notice_reads_as_specified_in_both_languages() -> None:
+    """The notice of a changed security phone says what, to what (masked), when, and whom to
+    call; its subject says what changed."""
+    when, desk = "2025-05-01 16:30", "0931-2973386"
+    assert security_change_text("phone", "139****9000", when, desk, "zh_CN", SITE) == (
+        "【红柳易办】您账号的安全手机已于 2025-05-01 16:30（北京时间）更改为 139****9000，"
+        "其他设备上的登录已退出。如非本人操作，请立即联系服务台：0931-2973386。"
+    )
+    assert security_change_text("email", "z***n@lut.edu.cn", when, desk, "en_US", SITE) == (
+        "[红柳易办] The security email of your account was changed to z***n@lut.edu.cn at "
+        "2025-05-01 16:30 (Beijing time), and other devices were signed out. If this was not "
+        "you, call the help desk at once: 0931-2973386."
+    )
+    assert security_change_subject("phone", "zh_CN", SITE) == "【红柳易办】安全手机已更改"
+    subject = security_change_subject("email", "en", SITE)
+    assert subject == "[红柳易办] Your security email was changed"
 
 
 def test_unknown_purpose_is_a_programming_error() -> None:

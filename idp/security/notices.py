@@ -1,0 +1,119 @@
+"""Security-change notices: when the security phone or email changes, the phone and email that
+were on file before are told what changed and when, and to call the help desk if it was not
+them, so that a change made with a stolen password or session does not go unnoticed.
+
+A notice is sent after the change is committed and never undoes it: a failure is logged and
+audited. By SMS it goes through the outbox always, through a vendor only once its approved
+template (``IDP_SMS_SECURITY_NOTICE_TEMPLATE_ID``) is configured — a vendor sends nothing but
+approved templates — and otherwise by mail only. No ``request`` here; callers commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+
+from idp.account.codes import EMAIL, SMS, Channel
+from idp.audit.operations import FAILURE, SUCCESS, record
+from idp.directory.models import User, utcnow
+from idp.security.operations import campus_time
+from shared.messaging import (
+    MailError,
+    MailMessage,
+    MailSender,
+    SmsError,
+    SmsMessage,
+    SmsSender,
+    changed_item,
+    security_change_subject,
+    security_change_text,
+    template_available,
+)
+from shared.web import current_locale
+
+log = logging.getLogger(__name__)
+
+#: The setting naming the vendor's approved template for the SMS notice.
+TEMPLATE_SETTING = "SMS_SECURITY_NOTICE_TEMPLATE_ID"
+
+
+def contacts_on_file(user: User) -> tuple[Channel, ...]:
+    """The verified security phone and email as they are now: where a notice of a change goes.
+
+    Taken before the change, so that the notice reaches the old ones.
+    """
+    found: list[Channel] = []
+    if user.has_security_phone and user.phone:
+        found.append(Channel(SMS, user.phone))
+    if user.has_security_email and user.email:
+        found.append(Channel(EMAIL, user.email))
+    return tuple(found)
+
+
+def sms_available(config: Mapping[str, Any]) -> bool:
+    """Whether the notice can go by SMS: the outbox always, a vendor once its template is set."""
+    return template_available(config, TEMPLATE_SETTING)
+
+
+def notify_security_change(
+    user: User, change: str, new_target: Channel, before: tuple[Channel, ...]
+) -> None:
+    """Tell every channel of ``before`` but the new one that the security ``change`` (``phone``
+    or ``email``) is now ``new_target``; audited as ``security.notice``, never raises."""
+    config = current_app.config
+    locale, site = current_locale(), config["SITE_NAME"]
+    text = security_change_text(
+        change,
+        new_target.masked,
+        campus_time(utcnow()),
+        config["HELP_PHONE"],
+        locale,
+        site,
+    )
+    sent: list[str] = []
+    failed: list[str] = []
+    unsent: list[str] = []
+    for channel in before:
+        if channel == new_target:
+            continue
+        if channel.kind == SMS and not sms_available(config):
+            unsent.append(channel.masked)
+            continue
+        try:
+            if channel.kind == SMS:
+                sms_sender: SmsSender = current_app.extensions["idp_sms"]
+                template = str(config.get(TEMPLATE_SETTING) or "").strip() or None
+                # A vendor's approved template carries the wording; its one parameter says
+                # what changed, in the template's language. The outbox records ``text``.
+                sms_sender.send(
+                    SmsMessage(
+                        to=channel.target,
+                        text=text,
+                        code=None,
+                        template_params=(changed_item(change, "zh_CN"),),
+                        template_id=template,
+                    )
+                )
+            else:
+                mail_sender: MailSender = current_app.extensions["idp_mail"]
+                subject = security_change_subject(change, locale, site)
+                mail_sender.send(MailMessage(to=channel.target, subject=subject, text=text))
+        except (SmsError, MailError) as exc:
+            log.warning("sending the %s change notice by %s failed: %s", change, channel.kind, exc)
+            failed.append(channel.masked)
+        except Exception:
+            # The change is committed already: a bug or an odd vendor answer must not turn it
+            # into an error page.
+            log.exception("sending the %s change notice by %s failed", change, channel.kind)
+            failed.append(channel.masked)
+        else:
+            sent.append(channel.masked)
+    record(
+        "security.notice",
+        FAILURE if failed else SUCCESS,
+        actor=user,
+        detail={"change": change, "sent": sent, "failed": failed, "not_sent": unsent},
+    )
