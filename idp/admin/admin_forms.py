@@ -18,7 +18,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from idp.clients.operations import CAS_ATTRIBUTES
+from idp.clients.operations import CAS_ATTRIBUTES, ID_TOKEN_ALGS
 from idp.directory.roles import Role
 
 KIND_CHOICES = [
@@ -81,6 +81,11 @@ class OidcClientForm(AccessPolicyFields):
         _l("后端通道退出 URI"), validators=[Optional(), Length(max=1000)]
     )
     scopes = StringField(_l("授权范围（空格分隔）"), validators=[Optional(), Length(max=1000)])
+    id_token_alg = SelectField(
+        _l("ID 令牌签名算法"),
+        choices=[SelectChoice(alg, alg) for alg in ID_TOKEN_ALGS],
+        default=ID_TOKEN_ALGS[0],
+    )
     first_party = BooleanField(_l("校内自有系统（不显示授权确认页）"))
     reason = reason_field()
     submit = SubmitField(_l("保存"))

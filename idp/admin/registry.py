@@ -32,6 +32,7 @@ from idp.clients.models import CasService, OidcClient
 from idp.directory.models import User
 from idp.directory.roles import Role
 from idp.extensions import db
+from idp.oidc.keys import client_algorithm
 
 bp = Blueprint("admin_registry", __name__, url_prefix="/admin/clients", template_folder="templates")
 
@@ -65,6 +66,7 @@ def _oidc_settings(form: OidcClientForm) -> OidcSettings:
         allowed_kinds=list(form.allowed_kinds.data or []),
         allowed_departments=split_lines(form.allowed_departments.data),
         first_party=bool(form.first_party.data),
+        id_token_alg=form.id_token_alg.data or "",
     )
 
 
@@ -156,6 +158,7 @@ def edit_oidc(user: User, client_id: str) -> ResponseReturnValue:
         form.allowed_kinds.data = list(client.allowed_kinds or [])
         form.allowed_departments.data = " ".join(client.allowed_departments or [])
         form.first_party.data = client.first_party
+        form.id_token_alg.data = client_algorithm(client)
     elif form.validate_on_submit():
         try:
             changed = update_oidc_client(

@@ -14,6 +14,7 @@ from idp.clients.models import CasService, OidcClient
 from idp.clients.operations import (
     CAS_ATTRIBUTES,
     GRANT_TYPES,
+    ID_TOKEN_ALGS,
     ClientError,
     check_attributes,
     check_service_pattern,
@@ -22,9 +23,11 @@ from idp.clients.operations import (
     new_secret,
     register_cas_service,
     register_oidc_client,
+    stored_id_token_alg,
 )
 from idp.directory.models import Department, User, UserKind
 from idp.extensions import db
+from idp.oidc.keys import signing_algorithms
 from shared.i18n import translate as _
 
 #: What a client id chosen by an admin may look like (the generated ones are 24 hex digits).
@@ -52,6 +55,8 @@ class OidcSettings:
     allowed_kinds: list[str] = field(default_factory=list)
     allowed_departments: list[str] = field(default_factory=list)
     first_party: bool = False
+    #: ``id_token_signed_response_alg``: the algorithm of its ID tokens and logout tokens.
+    id_token_alg: str = ID_TOKEN_ALGS[0]
 
 
 @dataclass
@@ -119,6 +124,13 @@ def _check_oidc(settings: OidcSettings, grants: list[str]) -> dict[str, str]:
         problems["scopes"] = _("授权范围无效：%(scopes)s", scopes="、".join(bad_scopes))
     elif "authorization_code" in grants and "openid" not in settings.scopes:
         problems["scopes"] = _("授权范围须包含 openid")
+    if settings.id_token_alg not in ID_TOKEN_ALGS:
+        problems["id_token_alg"] = _("未知的签名算法")
+    elif settings.id_token_alg not in signing_algorithms():
+        problems["id_token_alg"] = _(
+            "尚无 %(alg)s 签名密钥，请先运行 flask --app idp keys rotate --alg %(alg)s",
+            alg=settings.id_token_alg,
+        )
     _check_policy(settings.allowed_kinds, settings.allowed_departments, problems)
     return problems
 
@@ -192,6 +204,7 @@ def create_oidc_client(
             first_party=settings.first_party,
             grant_types=grants,
             scopes=settings.scopes or None,
+            id_token_alg=settings.id_token_alg,
         )
     except ClientError as exc:  # every rule was checked above; this is a rule added since
         raise RegistryError({"name": str(exc)}) from None
@@ -220,6 +233,7 @@ def update_oidc_client(
         "allowed_kinds": settings.allowed_kinds or None,
         "allowed_departments": settings.allowed_departments or None,
         "first_party": settings.first_party,
+        "id_token_signed_response_alg": stored_id_token_alg(settings.id_token_alg),
     }
     changed = _apply(client, wanted)
     if changed:

@@ -14,11 +14,13 @@ from idp.clients.models import CasService, OidcClient
 from idp.clients.operations import (
     CAS_ATTRIBUTES,
     GRANT_TYPES,
+    ID_TOKEN_ALGS,
     ClientError,
     register_cas_service,
     register_oidc_client,
 )
 from idp.extensions import db
+from idp.oidc.keys import DEFAULT_ALGORITHM, client_algorithm, signing_algorithms
 
 clients = AppGroup("clients", help="Register and list OIDC clients and CAS services.")
 
@@ -42,6 +44,7 @@ def describe_oidc(client: OidcClient) -> dict[str, Any]:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "first_party": client.first_party,
         "require_pkce": client.require_pkce,
+        "id_token_signed_response_alg": client_algorithm(client),
         "enabled": client.enabled,
     }
 
@@ -73,6 +76,13 @@ def describe_cas(service: CasService) -> dict[str, Any]:
 @click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES))
 @click.option("--scope", "scopes", multiple=True, help="Allowed scope (repeatable).")
 @click.option("--auth-method", type=click.Choice(["client_secret_basic", "client_secret_post"]))
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(ID_TOKEN_ALGS),
+    default=DEFAULT_ALGORITHM,
+    show_default=True,
+    help="Signs its ID tokens and logout tokens (id_token_signed_response_alg).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the client, secret included, as JSON.")
 def add_oidc(
     name: str,
@@ -85,9 +95,16 @@ def add_oidc(
     grant_types: tuple[str, ...],
     scopes: tuple[str, ...],
     auth_method: str | None,
+    id_token_alg: str,
     as_json: bool,
 ) -> None:
     """Register an OpenID Connect client; its secret is printed once."""
+    if id_token_alg not in signing_algorithms():
+        # Its tokens would otherwise be signed by a key nobody chose to publish.
+        _fail(
+            f"there is no {id_token_alg} signing key yet; run "
+            f"`flask --app idp keys rotate --alg {id_token_alg}` first"
+        )
     try:
         client, secret = register_oidc_client(
             name,
@@ -100,6 +117,7 @@ def add_oidc(
             grant_types=list(grant_types) or None,
             scopes=list(scopes) or None,
             auth_method=auth_method,
+            id_token_alg=id_token_alg,
         )
     except ClientError as exc:
         db.session.rollback()

@@ -45,6 +45,9 @@ class OidcClient(AccessPolicyMixin, db.Model):  # type: ignore[name-defined]
     #: A campus system of the university itself: no consent page.
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
     require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: ``RS256`` or ``ES256``: the key that signs its ID tokens and logout tokens. None means
+    #: RS256, the default of OIDC Dynamic Registration (and of clients registered before it).
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

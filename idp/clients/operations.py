@@ -24,6 +24,9 @@ from idp.extensions import db
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 DEFAULT_SCOPES = ("openid", "profile", "email", "phone", "campus")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+#: ``id_token_signed_response_alg`` values (OIDC Dynamic Registration §2); the first, RS256, is
+#: the default every relying party understands (OIDC Core §15.1).
+ID_TOKEN_ALGS = ("RS256", "ES256")
 CAS_ATTRIBUTES = ("name", "account", "kind", "department", "department_name", "email", "phone")
 
 
@@ -91,6 +94,11 @@ def check_attributes(attributes: list[str] | None) -> list[str]:
     return list(attributes or [])
 
 
+def stored_id_token_alg(alg: str | None) -> str | None:
+    """What ``id_token_signed_response_alg`` keeps: None for the default, so RS256 has one form."""
+    return None if alg in (None, ID_TOKEN_ALGS[0]) else alg
+
+
 def register_oidc_client(
     name: str,
     redirect_uris: list[str],
@@ -103,8 +111,13 @@ def register_oidc_client(
     grant_types: list[str] | None = None,
     scopes: list[str] | None = None,
     auth_method: str | None = None,
+    id_token_alg: str | None = None,
 ) -> tuple[OidcClient, str | None]:
-    """Register a relying party; returns it and its secret (shown once; None if public)."""
+    """Register a relying party; returns it and its secret (shown once; None if public).
+
+    ``id_token_alg`` None means RS256. Whether a key of that algorithm exists is for the caller
+    to check (:func:`idp.oidc.keys.signing_algorithms`): the registry knows nothing of keys.
+    """
     grants = grant_types or (["authorization_code", "refresh_token"] if redirect_uris else [])
     if not grants:
         raise ClientError("give at least one --redirect-uri, or --grant-type client_credentials")
@@ -115,6 +128,10 @@ def register_oidc_client(
         raise ClientError("the authorization code grant needs at least one --redirect-uri")
     if public and "client_credentials" in grants:
         raise ClientError("a public client cannot use client_credentials")
+    if id_token_alg is not None and id_token_alg not in ID_TOKEN_ALGS:
+        raise ClientError(
+            f"unknown ID token algorithm {id_token_alg}; use one of {', '.join(ID_TOKEN_ALGS)}"
+        )
     method = auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS or (method == "none") != public:
         raise ClientError("public clients use 'none'; confidential ones a client_secret method")
@@ -135,6 +152,7 @@ def register_oidc_client(
         first_party=first_party,
         # Public clients always need PKCE; the switch only exists for legacy confidential ones.
         require_pkce=True if public else require_pkce,
+        id_token_signed_response_alg=stored_id_token_alg(id_token_alg),
     )
     db.session.add(client)
     db.session.flush()

@@ -24,7 +24,7 @@ from idp.clients.models import OidcClient, SessionParticipant
 from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc.claims import issuer, session_sid, subject, timestamp
-from idp.oidc.keys import active_keys, private_key
+from idp.oidc.keys import active_keys, client_algorithm, current_key, private_key
 from idp.oidc.operations import revoke_session_tokens
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,11 @@ class LogoutDelivery:
 
 
 def logout_token(client: OidcClient, sub: str, sid: str) -> str:
-    """A signed logout token for ``client`` about session ``sid`` of user ``sub``."""
-    key = active_keys()[0]
+    """A signed logout token for ``client`` about session ``sid`` of user ``sub``.
+
+    Signed like the client's ID tokens: it verifies them with the algorithm it registered.
+    """
+    key = current_key(client_algorithm(client))
     now = timestamp(utcnow())
     claims = {
         "iss": issuer(),

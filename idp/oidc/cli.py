@@ -32,7 +32,11 @@ def describe(key: SigningKey) -> dict[str, Any]:
 @click.option("--alg", type=click.Choice(ALGORITHMS), default=DEFAULT_ALGORITHM, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the new and retired keys as JSON.")
 def rotate(alg: str, as_json: bool) -> None:
-    """Sign with a new key from now on; older keys stay published until their tokens expire."""
+    """Sign with a new key of ALG from now on (for the clients registered for ALG).
+
+    Only older keys of ALG are retired, and they stay published until their tokens expire;
+    the other algorithm's key goes on signing for its clients.
+    """
     new, retired = rotate_keys(alg)
     record(
         "oidc.key_rotate", subject=new.kid, detail={"alg": alg, "retired": [k.kid for k in retired]}
@@ -49,8 +53,9 @@ def rotate(alg: str, as_json: bool) -> None:
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the published keys as JSON.")
 def list_keys(as_json: bool) -> None:
-    """List the keys in the JWKS, the signing key first."""
-    rows = [describe(k) for k in published_keys()]
+    """List the keys in the JWKS, the signing keys (one per algorithm) first."""
+    keys = sorted(published_keys(), key=lambda k: k.retired_at is not None)  # stable: newest first
+    rows = [describe(k) for k in keys]
     if as_json:
         click.echo(json.dumps(rows))
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from idp.oidc.claims import SCOPE_CLAIMS, issuer, supported_claims
-from idp.oidc.keys import ALGORITHMS
+from idp.oidc.keys import signing_algorithms
 
 #: Endpoint paths, relative to the issuer.
 ENDPOINTS = {
@@ -31,7 +31,8 @@ def provider_metadata() -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": list(ALGORITHMS),
+        # Only what a key exists for: a client registering another could not be served.
+        "id_token_signing_alg_values_supported": signing_algorithms(),
         "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "revocation_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,

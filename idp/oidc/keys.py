@@ -1,15 +1,20 @@
 """Signing keys: created on first use, rotated by ``flask --app idp keys rotate``, published.
 
-The newest key that is not retired signs ID tokens and logout tokens. Rotating creates a new
-key and retires the others; a retired key stays in the JWKS until every token it signed has
-expired (the longest token lifetime after its retirement), so relying parties still verify
-those tokens, and then leaves the JWKS. Its row stays: the provider still recognises what it
-signed, such as an ``id_token_hint`` a relying party kept since sign-in. Private keys are
-stored encrypted with the data key, like national ID numbers.
+Each algorithm has its own signing key: the newest of its keys that is not retired. A client's
+ID tokens and logout tokens are signed with the key of the algorithm it registered
+(``id_token_signed_response_alg``), RS256 unless it asked for ES256 (OIDC Core §3.1.3.7; every
+OP must offer RS256, §15.1). An RS256 key always exists: it is made on first use. Rotating
+creates a new key of one algorithm and retires only that algorithm's older keys; a retired key
+stays in the JWKS until every token it signed has expired (the longest token lifetime after
+its retirement), so relying parties still verify those tokens, and then leaves the JWKS. Its
+row stays: the provider still recognises what it signed, such as an ``id_token_hint`` a
+relying party kept since sign-in. Private keys are stored encrypted with the data key, like
+national ID numbers.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -17,14 +22,19 @@ from typing import Any
 from flask import current_app
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
+from idp.clients.models import OidcClient
+from idp.clients.operations import ID_TOKEN_ALGS
 from idp.directory.identifiers import data_key, decrypt_identifier, encrypt_identifier
 from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc.claims import timestamp
 from idp.oidc.models import SigningKey
 
-ALGORITHMS = ("RS256", "ES256")
-DEFAULT_ALGORITHM = "RS256"
+log = logging.getLogger(__name__)
+
+#: Keys are made for exactly the algorithms a client may register for its ID tokens.
+ALGORITHMS = ID_TOKEN_ALGS
+DEFAULT_ALGORITHM = ALGORITHMS[0]
 #: NIST and the CA/B Forum accept 2048-bit RSA until 2030; it keeps signing fast.
 RSA_BITS = 2048
 
@@ -63,19 +73,22 @@ def retirement_grace() -> timedelta:
     return timedelta(seconds=max(config["OIDC_ID_TOKEN_TTL"], config["OIDC_ACCESS_TOKEN_TTL"]))
 
 
-def active_keys() -> list[SigningKey]:
-    """Keys not yet retired, newest first."""
-    query = (
-        db.select(SigningKey)
-        .where(SigningKey.retired_at.is_(None))
-        .order_by(SigningKey.created_at.desc(), SigningKey.id.desc())
-    )
+def active_keys(alg: str | None = None) -> list[SigningKey]:
+    """Keys not yet retired (of ``alg`` only, if given), newest first."""
+    query = db.select(SigningKey).where(SigningKey.retired_at.is_(None))
+    if alg is not None:
+        query = query.where(SigningKey.alg == alg)
+    query = query.order_by(SigningKey.created_at.desc(), SigningKey.id.desc())
     return list(db.session.scalars(query))
 
 
 def rotate_keys(alg: str = DEFAULT_ALGORITHM) -> tuple[SigningKey, list[SigningKey]]:
-    """Make a new key the signing key; returns it and the keys it retired (caller commits)."""
-    retiring = active_keys()
+    """Make a new key the signing key of ``alg``; returns it and the keys of ``alg`` it retired.
+
+    Keys of the other algorithm keep signing for the clients that registered it (caller
+    commits).
+    """
+    retiring = active_keys(alg)
     new = create_key(alg)
     now = utcnow()
     for key in retiring:
@@ -84,10 +97,32 @@ def rotate_keys(alg: str = DEFAULT_ALGORITHM) -> tuple[SigningKey, list[SigningK
     return new, retiring
 
 
-def current_key() -> SigningKey:
-    """The signing key, created (and flushed, not committed) if there is none yet."""
-    keys = active_keys()
-    return keys[0] if keys else create_key()
+def signing_algorithms() -> list[str]:
+    """The algorithms that have a signing key now, RS256 first (what discovery announces)."""
+    active = db.select(SigningKey.alg).where(SigningKey.retired_at.is_(None)).distinct()
+    present = set(db.session.scalars(active))
+    return [alg for alg in ALGORITHMS if alg == DEFAULT_ALGORITHM or alg in present]
+
+
+def client_algorithm(client: OidcClient) -> str:
+    """The algorithm ``client`` registered for its ID tokens: RS256 unless it chose another."""
+    return client.id_token_signed_response_alg or DEFAULT_ALGORITHM
+
+
+def current_key(alg: str = DEFAULT_ALGORITHM) -> SigningKey:
+    """The signing key of ``alg``, created (and flushed, not committed) if there is none yet.
+
+    RS256's first key is made this way on first use. An ES256 key is missing only if a client
+    was registered for ES256 around the checks of the CLI and the console: signing with RS256
+    instead would break the registration (the relying party expects ES256 and refuses the
+    token), so the key is made, loudly, and the provider keeps its word.
+    """
+    keys = active_keys(alg)
+    if keys:
+        return keys[0]
+    if alg != DEFAULT_ALGORITHM:
+        log.warning("no %s signing key: creating one (run `keys rotate --alg %s` first)", alg, alg)
+    return create_key(alg)
 
 
 #: ``app.extensions`` flag: this app has seen a signing key in its database.
@@ -97,13 +132,14 @@ _KEY_SEEN = "idp.oidc_signing_key_seen"
 def ensure_signing_key() -> None:
     """Create the first key on first use, committed on its own so that it is never lost.
 
-    Once a process has seen a key it stops asking: keys are never deleted and rotation always
-    leaves a newer active key, so there is nothing more to create. (Which key signs is still
-    read at each signature: :func:`current_key`, which would also create one if needed.)
+    The RS256 key, that is: every client that registered no algorithm uses it. Once a process
+    has seen one it stops asking: keys are never deleted and rotating RS256 always leaves a
+    newer RS256 key (rotating ES256 leaves RS256 alone), so there is nothing more to create.
+    (Which key signs is still read at each signature: :func:`current_key`.)
     """
     if current_app.extensions.get(_KEY_SEEN):
         return
-    if not active_keys():
+    if not active_keys(DEFAULT_ALGORITHM):
         create_key()
         db.session.commit()
     current_app.extensions[_KEY_SEEN] = True
@@ -147,6 +183,6 @@ def private_key(key: SigningKey) -> Key:
     return _load_private(key.private_key_encrypted, key.kid, key.alg, data_key(current_app))
 
 
-def signing_keyset() -> KeySet:
-    """A set holding only the signing key, so that every token names its ``kid``."""
-    return KeySet([private_key(current_key())])
+def signing_keyset(alg: str = DEFAULT_ALGORITHM) -> KeySet:
+    """A set holding only the signing key of ``alg``, so that every token names its ``kid``."""
+    return KeySet([private_key(current_key(alg))])

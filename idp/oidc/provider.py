@@ -72,7 +72,7 @@ from idp.oidc.claims import (
     timestamp,
     user_claims,
 )
-from idp.oidc.keys import ALGORITHMS, current_key, signing_keyset, verification_keyset
+from idp.oidc.keys import ALGORITHMS, client_algorithm, signing_keyset, verification_keyset
 from idp.oidc.models import OAuthToken
 from shared.factory import get_store
 
@@ -160,17 +160,18 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
 
 
 class OpenIDConnectCode(OpenIDCode):  # type: ignore[misc]
-    """ID tokens for the code flow: signed with the current key, ``kid`` in the header."""
+    """ID tokens for the code flow: signed with the current key of the algorithm the client
+    registered (RS256 by default), ``kid`` in the header."""
 
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
         # The relying party checks the nonce it sent; OIDC Core asks the OP to do nothing more.
         return False
 
     def resolve_client_private_key(self, client: RelyingParty) -> KeySet:
-        return signing_keyset()
+        return signing_keyset(client_algorithm(client.model))
 
     def get_client_algorithm(self, client: RelyingParty) -> str:
-        return current_key().alg
+        return client_algorithm(client.model)
 
     def get_client_claims(self, client: RelyingParty) -> dict[str, Any]:
         lifetime = current_app.config["OIDC_ID_TOKEN_TTL"]

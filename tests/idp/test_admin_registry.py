@@ -135,6 +135,33 @@ def test_admin_edits_client_and_a_bad_edit_keeps_the_old_values(
     assert _oidc(idp_app, client_id).name == "教务系统（新）"
 
 
+def test_admin_chooses_es256_id_tokens_once_an_es256_key_exists(
+    idp_app: Flask, admin: Signed
+) -> None:
+    """The ID token algorithm is RS256 unless chosen; ES256 is refused until its key exists."""
+    refused = post_form(
+        admin.client,
+        NEW_OIDC,
+        {
+            "name": "一卡通",
+            "redirect_uris": "https://card.example.edu.cn/cb",
+            "scopes": "openid",
+            "id_token_alg": "ES256",
+        },
+    )
+    assert refused.status_code == 400
+    assert "keys rotate --alg ES256" in refused.get_data(as_text=True)
+    default_id, _ = _register(admin)
+    assert _oidc(idp_app, default_id).id_token_signed_response_alg is None  # RS256
+    assert (
+        idp_app.test_cli_runner().invoke(args=["keys", "rotate", "--alg", "ES256"]).exit_code == 0
+    )
+    es_id, _ = _register(admin, name="一卡通", id_token_alg="ES256")
+    assert _oidc(idp_app, es_id).id_token_signed_response_alg == "ES256"
+    page = admin.client.get(f"/admin/clients/oidc/{es_id}").get_data(as_text=True)
+    assert re.search(r'<option selected value="ES256">|<option value="ES256" selected', page)
+
+
 def test_rotating_the_secret_shows_a_new_one_and_voids_the_old(
     idp_app: Flask, admin: Signed
 ) -> None:

@@ -47,6 +47,29 @@ def test_add_oidc_prints_secret_once_as_protocols_name_it(idp_app: Flask) -> Non
         assert not secret_matches(client, shown["client_secret"] + "x")
 
 
+def test_clients_list_shows_the_id_token_algorithm(idp_app: Flask) -> None:
+    """``clients list --json`` names each client's ``id_token_signed_response_alg``: RS256
+    unless it registered ES256 (which needs an ES256 key first)."""
+    runner = idp_app.test_cli_runner()
+    assert runner.invoke(args=["keys", "rotate", "--alg", "ES256"]).exit_code == 0
+    for name, alg in (("教务系统", []), ("一卡通", ["--id-token-alg", "ES256"])):
+        added = runner.invoke(
+            args=["clients", "add-oidc", name, "--redirect-uri", "https://jw.example.edu/cb", *alg]
+        )
+        assert added.exit_code == 0, added.output
+    listed = json.loads(runner.invoke(args=["clients", "list", "--json"]).output)
+    assert [(c["client_name"], c["id_token_signed_response_alg"]) for c in listed] == [
+        ("教务系统", "RS256"),
+        ("一卡通", "ES256"),
+    ]
+
+
+def test_unknown_id_token_algorithm_is_refused(idp_app: Flask) -> None:
+    """Only RS256 and ES256 can be registered (``none`` and HS256 never)."""
+    with idp_app.app_context(), pytest.raises(ClientError, match="RS256, ES256"):
+        register_oidc_client("网盘", ["https://pan.example.edu/cb"], id_token_alg="HS256")
+
+
 def test_public_client_has_no_secret_and_always_needs_pkce(idp_app: Flask) -> None:
     """A public client gets no secret; --no-require-pkce cannot switch PKCE off for it."""
     with idp_app.app_context():

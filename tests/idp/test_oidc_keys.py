@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.clients.models import OidcClient
 from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc.models import SigningKey
 from tests.idp.conftest import MakeUser, sign_in
-from tests.idp.oidc_support import RelyingParty, authorize, exchange, register, verify_id_token
+from tests.idp.oidc_support import (
+    REDIRECT_URI,
+    RelyingParty,
+    authorize,
+    exchange,
+    register,
+    verify_id_token,
+)
 
 
 @pytest.fixture
@@ -41,6 +50,25 @@ def rotate(app: Flask, *args: str) -> dict[str, object]:
     result = app.test_cli_runner().invoke(args=["keys", "rotate", "--json", *args])
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.output))
+
+
+def add_oidc(app: Flask, *args: str) -> dict[str, Any]:
+    """Run ``flask --app idp clients add-oidc … --json`` for a first-party client."""
+    command = ["clients", "add-oidc", "图书馆", "--redirect-uri", REDIRECT_URI, "--first-party"]
+    result = app.test_cli_runner().invoke(args=[*command, *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output))
+
+
+def expire_retired_keys(app: Flask) -> None:
+    """Let every retired key's time in the JWKS run out."""
+    with app.app_context():
+        db.session.execute(
+            db.update(SigningKey)
+            .where(SigningKey.retired_at.is_not(None))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
 
 
 def count_keys(app: Flask) -> int:
@@ -94,13 +122,77 @@ def test_retired_key_leaves_the_jwks_after_its_tokens_expire(
     assert old_kid not in kids and len(kids) == 1
 
 
-def test_rotating_to_es256(browser: FlaskClient, idp_app: Flask, rp: RelyingParty) -> None:
-    """``keys rotate --alg ES256`` makes ES256 ID tokens that verify with the JWKS."""
-    rotate(idp_app, "--alg", "ES256")
+def test_rotating_to_es256_leaves_default_clients_on_rs256(
+    browser: FlaskClient, idp_app: Flask, rp: RelyingParty
+) -> None:
+    """``keys rotate --alg ES256`` adds an ES256 key; a client that registered no algorithm
+    still gets RS256 ID tokens (OIDC Core §3.1.3.7), and its key never leaves the JWKS."""
+    rs256_kid = verify_id_token(browser, idp_app, rp, id_token(browser, rp)).header["kid"]
+    rotated = rotate(idp_app, "--alg", "ES256")
+    assert rotated["retired"] == []
+    expire_retired_keys(idp_app)  # any grace period is over
+    published = browser.get("/oauth2/jwks").get_json()["keys"]
+    assert {(k["alg"], k["kid"]) for k in published} == {
+        ("RS256", rs256_kid),
+        ("ES256", rotated["key"]["kid"]),  # type: ignore[index]
+    }
     claims = verify_id_token(browser, idp_app, rp, id_token(browser, rp))
-    assert claims.header["alg"] == "ES256"
+    assert (claims.header["alg"], claims.header["kid"]) == ("RS256", rs256_kid)
+
+
+def test_rotating_rs256_leaves_the_es256_key_alone(idp_app: Flask) -> None:
+    """Each algorithm rotates on its own: a new RS256 key retires only the older RS256 one."""
+    first = rotate(idp_app)["key"]
+    es256 = rotate(idp_app, "--alg", "ES256")["key"]
+    rs256 = rotate(idp_app)
+    assert [k["kid"] for k in rs256["retired"]] == [first["kid"]]  # type: ignore[union-attr]
     listed = idp_app.test_cli_runner().invoke(args=["keys", "list", "--json"])
-    assert [k["alg"] for k in json.loads(listed.output)] == ["ES256"]
+    signing = {k["alg"]: k["kid"] for k in json.loads(listed.output) if not k["retired_at"]}
+    assert signing == {"ES256": es256["kid"], "RS256": rs256["key"]["kid"]}  # type: ignore[index]
+
+
+def test_client_registered_for_es256_gets_es256_tokens(
+    browser: FlaskClient, idp_app: Flask, rp: RelyingParty
+) -> None:
+    """``clients add-oidc --id-token-alg ES256`` gets ID tokens signed by the ES256 key; the
+    other clients keep RS256."""
+    es256_kid = rotate(idp_app, "--alg", "ES256")["key"]["kid"]  # type: ignore[index]
+    shown = add_oidc(idp_app, "--id-token-alg", "ES256")
+    assert shown["id_token_signed_response_alg"] == "ES256"
+    es_rp = RelyingParty(shown["client_id"], shown["client_secret"])
+    claims = verify_id_token(browser, idp_app, es_rp, id_token(browser, es_rp))
+    assert (claims.header["alg"], claims.header["kid"]) == ("ES256", es256_kid)
+    assert verify_id_token(browser, idp_app, rp, id_token(browser, rp)).header["alg"] == "RS256"
+
+
+def test_cli_refuses_es256_clients_without_an_es256_key(idp_app: Flask) -> None:
+    """Before any ES256 key exists, ``--id-token-alg ES256`` is refused with what to run."""
+    result = idp_app.test_cli_runner().invoke(
+        args=[
+            "clients",
+            "add-oidc",
+            "网盘",
+            "--redirect-uri",
+            REDIRECT_URI,
+            "--id-token-alg",
+            "ES256",
+        ]
+    )
+    assert result.exit_code == 1
+    assert "keys rotate --alg ES256" in result.output
+    with idp_app.app_context():
+        assert db.session.scalar(db.select(OidcClient).filter_by(name="网盘")) is None
+
+
+def test_discovery_lists_the_algorithms_that_have_a_key(
+    idp_client: FlaskClient, idp_app: Flask
+) -> None:
+    """RS256 always; ES256 once ``keys rotate --alg ES256`` made its key."""
+    discovery = "/.well-known/openid-configuration"
+    supported = "id_token_signing_alg_values_supported"
+    assert idp_client.get(discovery).get_json()[supported] == ["RS256"]
+    rotate(idp_app, "--alg", "ES256")
+    assert idp_client.get(discovery).get_json()[supported] == ["RS256", "ES256"]
 
 
 def test_keys_list_shows_signing_and_retired_keys(idp_app: Flask) -> None:
@@ -111,3 +203,16 @@ def test_keys_list_shows_signing_and_retired_keys(idp_app: Flask) -> None:
     assert result.exit_code == 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 2 and "signing" in lines[0] and "retired" in lines[1]
+
+
+def test_keys_list_shows_each_algorithms_signing_key_first(idp_app: Flask) -> None:
+    """With keys of both algorithms, both sign and come before the retired ones."""
+    rotate(idp_app)
+    rotate(idp_app, "--alg", "ES256")
+    rotate(idp_app)
+    lines = idp_app.test_cli_runner().invoke(args=["keys", "list"]).output.strip().splitlines()
+    assert [line.split()[1:] for line in lines] == [
+        ["RS256", "signing"],
+        ["ES256", "signing"],
+        ["RS256", "retired"],
+    ]

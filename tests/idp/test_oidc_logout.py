@@ -183,6 +183,36 @@ def test_backchannel_logout_token_after_rp_logout(
     assert (claims["sid"], claims["sub"]) == (id_claims["sid"], id_claims["sub"])
 
 
+def test_backchannel_logout_token_is_signed_like_the_clients_id_tokens(
+    browser: FlaskClient, idp_app: Flask, receiver: Receiver
+) -> None:
+    """A client registered for ES256 gets ES256 logout tokens; one that named no algorithm,
+    RS256 — each with the kid its ID tokens carry."""
+    assert (
+        idp_app.test_cli_runner().invoke(args=["keys", "rotate", "--alg", "ES256"]).exit_code == 0
+    )
+    es_rp = register(
+        idp_app, require_pkce=False, backchannel_logout_uri=receiver.url, id_token_alg="ES256"
+    )
+    rs_rp = register(
+        idp_app, require_pkce=False, backchannel_logout_uri=receiver.url, name="图书馆"
+    )
+    headers = {}
+    for rp in (es_rp, rs_rp):
+        id_token = id_token_for(browser, idp_app, rp)["id_token"]
+        header = verify_id_token(browser, idp_app, rp, id_token).header
+        headers[rp.client_id] = (header["alg"], header["kid"])
+    post_form(browser, "/logout", {})
+    logout_tokens = [receiver.next_token(), receiver.next_token()]
+    signed = {}
+    for token in logout_tokens:
+        claims = verify_logout_token(browser, idp_app, token)
+        header = jws.extract_compact(token.encode()).protected
+        signed[claims["aud"]] = (header["alg"], header["kid"])
+    assert signed == headers
+    assert headers[es_rp.client_id][0] == "ES256" and headers[rs_rp.client_id][0] == "RS256"
+
+
 def test_backchannel_logout_after_signing_out_at_the_idp(
     browser: FlaskClient, idp_app: Flask, receiver: Receiver
 ) -> None:
