@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
+from functools import partial
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
@@ -71,6 +72,17 @@ class Channel:
     def key(self, purpose: str) -> str:
         digest = hashlib.sha256(f"{self.kind}:{self.target}".encode()).hexdigest()[:32]
         return f"{purpose}:{digest}"
+
+
+def verified_channels(user: User) -> dict[str, Channel]:
+    """The account's verified security phone and email, by kind: the only places a code or a
+    notice about the account goes (recovery, 身份验证, change notices)."""
+    channels: dict[str, Channel] = {}
+    if user.has_security_phone and user.phone:
+        channels[SMS] = Channel(SMS, user.phone)
+    if user.has_security_email and user.email:
+        channels[EMAIL] = Channel(EMAIL, user.email)
+    return channels
 
 
 #: Where the app keeps its :class:`BackgroundDelivery`.
@@ -235,7 +247,7 @@ def _deliver(purpose: str, channel: Channel, code: str, ttl: int, *, background:
         sms = SmsMessage(
             to=channel.target, text=text, code=code, template_params=(code, str(minutes))
         )
-        send = lambda: sender.send(sms)  # noqa: E731
+        send = partial(sender.send, sms)
     else:
         mail: MailSender = current_app.extensions["idp_mail"]
         message = MailMessage(
@@ -244,7 +256,7 @@ def _deliver(purpose: str, channel: Channel, code: str, ttl: int, *, background:
             text=text,
             code=code,
         )
-        send = lambda: mail.send(message)  # noqa: E731
+        send = partial(mail.send, message)
     wait_key = f"code-wait:{channel.key(purpose)}"
     what = f"a {purpose} code by {channel.kind}"
     if background:

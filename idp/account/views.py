@@ -13,11 +13,11 @@ from idp.account import flows
 from idp.account.codes import (
     EMAIL,
     SMS,
-    Channel,
     CodeError,
     code_minutes,
     ip_needs_captcha,
     send_code,
+    verified_channels,
     verify_code,
 )
 from idp.account.forms import IdentityForm, NewPasswordForm, PhoneForm, VerifyForm
@@ -256,15 +256,6 @@ def recover() -> ResponseReturnValue:
     )
 
 
-def _recovery_channels(user: User) -> dict[str, Channel]:
-    channels: dict[str, Channel] = {}
-    if user.has_security_phone and user.phone:
-        channels[SMS] = Channel(SMS, user.phone)
-    if user.has_security_email and user.email:
-        channels[EMAIL] = Channel(EMAIL, user.email)
-    return channels
-
-
 @bp.route("/recover/verify", methods=["GET", "POST"])
 def recover_verify() -> ResponseReturnValue:
     """找回密码, step 2: 身份验证 by security phone (masked) or security email."""
@@ -272,7 +263,7 @@ def recover_verify() -> ResponseReturnValue:
     if state is None or user is None:
         flash(_(EXPIRED), "error")
         return redirect(url_for("account.recover"))
-    channels = _recovery_channels(user)
+    channels = verified_channels(user)
     if not channels:  # unbound by the help desk since step 1
         flows.discard_flow(RECOVER)
         flash(_("您未绑定安全手机或安全邮箱，无法自助找回密码，请联系管理员处理。"), "error")

@@ -32,7 +32,12 @@ from idp.admin.notices import (
 )
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth import throttle
-from idp.auth.operations import clear_sign_in_counters, personal_info, set_password
+from idp.auth.operations import (
+    clear_sign_in_counters,
+    personal_info,
+    set_password,
+    throttle_subject,
+)
 from idp.auth.policy import PasswordPolicy, check_password
 from idp.auth.sessions import end_all_sessions
 from idp.directory.identifiers import (
@@ -224,7 +229,7 @@ def masked_id_number(user: User) -> str | None:
 
 def lock_subject(user: User) -> str:
     """The key the sign-in brute-force counters use for ``user``."""
-    return f"user:{user.id}"
+    return throttle_subject(user.account, user)
 
 
 def is_locked(user: User) -> bool:

@@ -118,14 +118,15 @@ def find_session(token: str | None) -> SsoSession | None:
 
 def session_is_live(sso: SsoSession) -> bool:
     """Whether ``sso`` still signs its user in: not past its end, not idle too long, and the
-    user neither disabled nor locked (a purge has not necessarily removed it yet)."""
+    account active (a purge has not necessarily removed it yet). The one rule for the cookie,
+    CAS tickets and PGTs, and OIDC logout hints alike."""
     now = utcnow()
     idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
     if _aware(sso.expires_at) <= now:
         return False
     if not sso.remember and _aware(sso.last_seen_at) + idle <= now:
         return False
-    return sso.user.status not in (UserStatus.DISABLED, UserStatus.LOCKED)
+    return sso.user.status == UserStatus.ACTIVE
 
 
 def current_session() -> SsoSession | None:

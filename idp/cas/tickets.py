@@ -21,7 +21,7 @@ import re
 import secrets
 import string
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,9 +32,10 @@ from sqlalchemy.orm import joinedload
 from werkzeug.urls import iri_to_uri
 
 from idp.auth.models import SsoSession
+from idp.auth.sessions import session_is_live
 from idp.clients.models import CasService, SessionParticipant
 from idp.clients.operations import find_cas_service, policy_admits
-from idp.directory.models import User, UserStatus, utcnow
+from idp.directory.models import User, utcnow
 from idp.extensions import db
 from shared.factory import get_store
 
@@ -133,20 +134,6 @@ def _lineage_of(record: dict[str, Any]) -> str:
 def as_utc(moment: datetime) -> datetime:
     """An aware datetime: SQLite hands back naive ones for aware columns (stored as UTC)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def session_is_live(sso: SsoSession | None) -> bool:
-    """The session exists, is neither past its end nor idle too long, and its user may sign in.
-
-    The same rules as for the browser's cookie, so a PGT dies when the session would.
-    """
-    if sso is None or sso.user.status != UserStatus.ACTIVE:
-        return False
-    now = utcnow()
-    idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
-    if not sso.remember and as_utc(sso.last_seen_at) + idle <= now:
-        return False
-    return as_utc(sso.expires_at) > now
 
 
 def _save_ticket(

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import current_app
 
-from idp.account.codes import EMAIL, SMS, Channel
+from idp.account.codes import SMS, Channel, verified_channels
 from idp.audit.operations import FAILURE, SUCCESS, record
 from idp.directory.models import User, utcnow
 from idp.security.operations import campus_time
@@ -45,12 +45,7 @@ def contacts_on_file(user: User) -> tuple[Channel, ...]:
 
     Taken before the change, so that the notice reaches the old ones.
     """
-    found: list[Channel] = []
-    if user.has_security_phone and user.phone:
-        found.append(Channel(SMS, user.phone))
-    if user.has_security_email and user.email:
-        found.append(Channel(EMAIL, user.email))
-    return tuple(found)
+    return tuple(verified_channels(user).values())
 
 
 def sms_available(config: Mapping[str, Any]) -> bool:

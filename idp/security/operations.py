@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from flask_babel import gettext as _
 
-from idp.account.codes import EMAIL, SMS, Channel
+from idp.account.codes import EMAIL, Channel, verified_channels
 from idp.audit.operations import record
 from idp.auth.models import SsoSession
 from idp.auth.sessions import end_all_sessions, end_session
@@ -33,11 +33,9 @@ def reverify_channels(user: User, *, for_change: str) -> dict[str, Channel]:
     Changing the phone or the email: the security phone, or the security email (for the phone,
     when it is lost: FAQ 5). Anything else: the security phone.
     """
-    channels: dict[str, Channel] = {}
-    if user.has_security_phone and user.phone:
-        channels[SMS] = Channel(SMS, user.phone)
-    if for_change in ("phone", "email") and user.has_security_email and user.email:
-        channels[EMAIL] = Channel(EMAIL, user.email)
+    channels = verified_channels(user)
+    if for_change not in ("phone", "email"):
+        channels.pop(EMAIL, None)
     return channels
 
 

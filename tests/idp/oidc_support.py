@@ -7,6 +7,7 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -17,7 +18,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.clients.operations import register_oidc_client
+from idp.directory.models import utcnow
 from idp.extensions import db
+from idp.oidc.models import SigningKey
 
 REDIRECT_URI = "https://rp.example.edu/callback"
 LOGOUT_URI = "https://rp.example.edu/signed-out"
@@ -178,3 +181,14 @@ def basic(rp: RelyingParty, secret: str | None = None) -> dict[str, str]:
     """HTTP Basic credentials of ``rp``."""
     raw = f"{rp.client_id}:{secret if secret is not None else rp.secret}".encode()
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def expire_retired_keys(app: Flask) -> None:
+    """Let every retired key's time in the JWKS run out."""
+    with app.app_context():
+        db.session.execute(
+            db.update(SigningKey)
+            .where(SigningKey.retired_at.is_not(None))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()

@@ -20,6 +20,7 @@ from tests.idp.oidc_support import (
     RelyingParty,
     authorize,
     exchange,
+    expire_retired_keys,
     register,
     verify_id_token,
 )
@@ -58,17 +59,6 @@ def add_oidc(app: Flask, *args: str) -> dict[str, Any]:
     result = app.test_cli_runner().invoke(args=[*command, *args, "--json"])
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.output))
-
-
-def expire_retired_keys(app: Flask) -> None:
-    """Let every retired key's time in the JWKS run out."""
-    with app.app_context():
-        db.session.execute(
-            db.update(SigningKey)
-            .where(SigningKey.retired_at.is_not(None))
-            .values(expires_at=utcnow() - timedelta(seconds=1))
-        )
-        db.session.commit()
 
 
 def count_keys(app: Flask) -> int:

@@ -24,7 +24,6 @@ from idp.clients.models import OidcClient
 from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc.backchannel import wait_for_deliveries
-from idp.oidc.models import SigningKey
 from tests.fakes import QuietHTTPServer
 from tests.idp.conftest import PASSWORD, MakeUser, post_form, sign_in
 from tests.idp.oidc_support import (
@@ -34,6 +33,7 @@ from tests.idp.oidc_support import (
     authorize_url,
     bearer,
     exchange,
+    expire_retired_keys,
     redirect_params,
     register,
     token_request,
@@ -319,13 +319,7 @@ def sessions_on_record(app: Flask) -> set[str]:
 def retire_every_key(app: Flask) -> None:
     """``keys rotate``, then let the retired keys' time in the JWKS run out."""
     assert app.test_cli_runner().invoke(args=["keys", "rotate"]).exit_code == 0
-    with app.app_context():
-        db.session.execute(
-            db.update(SigningKey)
-            .where(SigningKey.retired_at.is_not(None))
-            .values(expires_at=utcnow() - timedelta(seconds=1))
-        )
-        db.session.commit()
+    expire_retired_keys(app)
 
 
 def test_expired_hint_signed_by_a_key_gone_from_the_jwks_still_logs_out(
