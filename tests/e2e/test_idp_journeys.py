@@ -247,6 +247,36 @@ def test_lost_phone_is_replaced_through_security_email(
     expect(page.locator(".user-name")).to_have_text("赵六")
 
 
+def test_security_email_is_replaced_with_a_code_to_the_old_one(
+    page: Page, live_idp: LiveServer, add_user: Callable[..., tuple[str, str]]
+) -> None:
+    """更换安全邮箱: the password alone is not offered; a code to the current email proves it
+    is you, the new address is verified by its own code, and the old address is told."""
+    n = next(_numbers)
+    phone, old_email, new_email = f"1398888{n:04d}", f"old{n}@lut.edu.cn", f"new{n}@lut.edu.cn"
+    account, _ = add_user("--password", PASSWORD, phone=phone, email=old_email)
+    _sign_in(page, live_idp, account)
+    page.goto(live_idp.url + "/security")
+    page.get_by_role("link", name="更换安全邮箱").click()
+    expect(page.get_by_role("radio", name="登录密码")).to_have_count(0)
+    page.get_by_role("radio", name="安全邮箱").check()
+    page.get_by_role("button", name="发送验证码").click()
+    page.get_by_label("验证码", exact=True).fill(_code(live_idp, old_email, mail=True))
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("新邮箱", exact=True).fill(new_email)
+    page.get_by_role("button", name="发送验证码").click()
+    page.get_by_label("邮件验证码", exact=True).fill(_code(live_idp, new_email, mail=True))
+    page.get_by_role("button", name="完成").click()
+    expect(page.get_by_role("status")).to_contain_text("安全邮箱已绑定为")
+    expect(page.locator("main")).to_contain_text("其他设备上的登录已退出")
+    told = [
+        r
+        for r in read_records(live_idp.outbox, MAIL_FILE)
+        if r["to"] == old_email and not r["code"]
+    ]
+    assert len(told) == 1 and "安全邮箱" in told[0]["text"]
+
+
 def test_imported_student_activates_then_signs_in(
     page: Page, live_idp: LiveServer, tmp_path: Path
 ) -> None:
