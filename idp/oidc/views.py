@@ -32,7 +32,7 @@ from idp.clients.operations import policy_admits
 from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc import operations
-from idp.oidc.claims import SCOPE_LABELS, subject, timestamp
+from idp.oidc.claims import SCOPE_LABELS, issuer, subject, timestamp
 from idp.oidc.discovery import provider_metadata
 from idp.oidc.keys import ensure_signing_key, jwks
 from idp.oidc.provider import (
@@ -218,6 +218,9 @@ def authorize() -> ResponseReturnValue:
         return refuse(RequestNotSupportedError())
     if "request_uri" in request.values:
         return refuse(RequestURINotSupportedError())
+    if not request.values.get("response_type"):
+        # Authlib would call a missing response type unsupported; RFC 6749 §4.1.2.1 says invalid.
+        return refuse(InvalidRequestError("Missing 'response_type'."))
     sso = current_session()
     try:
         grant = authorization.get_consent_grant(end_user=sso.user if sso else None)
@@ -279,9 +282,18 @@ def _consent_page(
     return _page("oidc/consent.html", status, client=client, scopes=items, params=params)
 
 
+def _repeated_parameter() -> str | None:
+    """A parameter the request sends more than once, which RFC 6749 §3.2 forbids: with two
+    codes, or two client ids, nobody can say which one was meant."""
+    return next((key for key in request.values if len(request.values.getlist(key)) > 1), None)
+
+
 def _endpoint(name: str) -> Response:
     """Authlib's response for an endpoint; errors raised before its own handling included."""
     try:
+        repeated = _repeated_parameter()
+        if repeated is not None:
+            raise InvalidRequestError(f"Repeated parameter: {repeated}.")
         if name == "token":
             response: Response = authorization.create_token_response()
         else:
@@ -305,6 +317,11 @@ def token() -> ResponseReturnValue:
 @_cross_origin
 def userinfo() -> ResponseReturnValue:
     """Claims about the token's user (Bearer token in the Authorization header)."""
+    if "Authorization" not in request.headers:
+        # RFC 6750 §3.1: a request without credentials gets the challenge, no error code.
+        response = Response(status=401)
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{issuer()}"'
+        return _no_store(response)
     return _endpoint("userinfo")
 
 

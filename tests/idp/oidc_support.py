@@ -192,3 +192,15 @@ def expire_retired_keys(app: Flask) -> None:
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
         db.session.commit()
+
+
+def tokens_for(browser: FlaskClient, rp: RelyingParty, **params: str) -> dict[str, str]:
+    """Sign in through ``rp`` and return its token response."""
+    response = exchange(browser, rp, authorize(browser, rp, **params))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return dict(response.get_json())
+
+
+def userinfo_status(client: FlaskClient, access_token: str) -> int:
+    """What userinfo answers to ``access_token``."""
+    return int(client.get("/oauth2/userinfo", headers=bearer(access_token)).status_code)

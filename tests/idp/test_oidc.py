@@ -111,7 +111,7 @@ def test_happy_flow_with_pkce(browser: FlaskClient, idp_app: Flask) -> None:
 def test_oidcc_response_type_missing_is_an_error(browser: FlaskClient, rp: RelyingParty) -> None:
     """oidcc-response-type-missing: an error goes back to the client, nothing crashes."""
     got = redirect_params(browser.get(authorize_url(rp, response_type=None)))
-    assert got["error"] == "unsupported_response_type" and "state" in got
+    assert got["error"] == "invalid_request" and "state" in got
 
 
 def test_unsupported_response_type_is_an_error(browser: FlaskClient, rp: RelyingParty) -> None:
