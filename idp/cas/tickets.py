@@ -201,11 +201,17 @@ def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bo
     registered = find_cas_service(service_url)
     if registered is None or registered.id != record["service_id"]:
         raise CasError(INVALID_SERVICE, "The service is no longer registered with this server")
-    with_department = bool(DEPARTMENT_ATTRIBUTES.intersection(registered.attributes or ()))
+    with_department = bool(registered.allowed_departments) or bool(
+        DEPARTMENT_ATTRIBUTES.intersection(registered.attributes or ())
+    )
     query = _SESSION_WITH_USER[with_department]
     sso = db.session.scalar(query, {"lineage": _lineage_of(record)})
     if sso is None or not session_is_live(sso):
         raise CasError(INVALID_TICKET, "The single sign-on session of this ticket has ended")
+    # The service's access policy may have changed since the ticket was issued, as OIDC's
+    # refresh grant checks it again too.
+    if not policy_admits(registered, sso.user):
+        raise CasError(INVALID_TICKET, "The user is no longer allowed to use this service")
     return Grant(
         kind=ticket.split("-", 1)[0],
         service=service_url,

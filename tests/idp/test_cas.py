@@ -852,3 +852,25 @@ def test_service_disabled_after_issue_is_invalid_service(
         db.session.get(CasService, service_id).enabled = False
         db.session.commit()
     assert failure_code(validate(idp_client, "serviceValidate", ticket)) == "INVALID_SERVICE"
+
+
+def test_ticket_is_refused_once_the_access_policy_leaves_its_user_out(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """A policy narrowed between login and validation (staff only now) refuses the student's
+    ticket with INVALID_TICKET, as a refresh token of an OIDC client is refused."""
+    service_id = add_service(idp_app)
+    user = make_user()
+    tickets = [get_ticket(idp_client, user.account) for _ in range(3)]
+    success = xml(validate(idp_client, "serviceValidate", tickets[0]))[0]
+    assert success.tag == NS + "authenticationSuccess"
+    with idp_app.app_context():
+        db.session.get(CasService, service_id).allowed_kinds = ["staff"]
+        db.session.commit()
+    assert failure_code(validate(idp_client, "serviceValidate", tickets[1])) == "INVALID_TICKET"
+    with idp_app.app_context():
+        service = db.session.get(CasService, service_id)
+        service.allowed_kinds = []
+        service.allowed_departments = ["NOWHERE"]
+        db.session.commit()
+    assert failure_code(validate(idp_client, "p3/serviceValidate", tickets[2])) == "INVALID_TICKET"
