@@ -90,7 +90,8 @@ DELIVERY = "idp_code_delivery"
 
 
 class BackgroundDelivery:
-    """Sends codes off the request thread, for pages whose answer must not depend on the send.
+    """Sends codes and notices off the request thread, for pages whose answer must not depend
+    on the send, nor wait for a slow gateway.
 
     SMS sign-in answers the same whether or not the number is on file, and sends only when it
     is: waiting for the gateway would make the two answers differ in time (and a gateway
@@ -104,20 +105,21 @@ class BackgroundDelivery:
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
 
-    def submit(self, send: Callable[[], None], wait_key: str, what: str) -> None:
+    def submit(self, send: Callable[[], None], what: str, wait_key: str | None = None) -> None:
         """Run ``send`` soon; on failure log ``what`` and delete the resend wait ``wait_key``."""
-        future = self._executor.submit(self._run, send, wait_key, what)
+        future = self._executor.submit(self._run, send, what, wait_key)
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._done)
 
-    def _run(self, send: Callable[[], None], wait_key: str, what: str) -> None:
+    def _run(self, send: Callable[[], None], what: str, wait_key: str | None) -> None:
         try:
             send()
         except (SmsError, MailError) as exc:
             log.warning("sending %s failed: %s", what, exc)
-            with self._app.app_context():
-                get_store().delete(wait_key)
+            if wait_key is not None:
+                with self._app.app_context():
+                    get_store().delete(wait_key)
         except Exception:
             log.exception("sending %s failed", what)
 
@@ -261,7 +263,7 @@ def _deliver(purpose: str, channel: Channel, code: str, ttl: int, *, background:
     what = f"a {purpose} code by {channel.kind}"
     if background:
         delivery: BackgroundDelivery = current_app.extensions[DELIVERY]
-        delivery.submit(send, wait_key, what)
+        delivery.submit(send, what, wait_key)
         return
     try:
         send()

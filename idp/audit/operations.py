@@ -22,6 +22,18 @@ def client_ip() -> str | None:
     return request.remote_addr if has_request_context() else None
 
 
+def request_origin() -> dict[str, str | None]:
+    """The current request's address, browser and id, as an event records them; all ``None``
+    outside a request. Taken in the request for an event written later, off it."""
+    if not has_request_context():
+        return {"ip": None, "user_agent": None, "request_id": None}
+    return {
+        "ip": client_ip(),
+        "user_agent": (request.user_agent.string or "")[:512] or None,
+        "request_id": g.get("request_id"),
+    }
+
+
 def _columns(
     action: str,
     outcome: str,
@@ -30,9 +42,9 @@ def _columns(
     subject: str | None,
     method: str | None,
     detail: dict[str, Any] | None,
+    origin: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """The event's columns; the request's address, browser and id when there is a request."""
-    in_request = has_request_context()
+    """The event's columns; ``origin`` (:func:`request_origin`) or the current request's."""
     return {
         "action": action,
         "outcome": outcome,
@@ -41,9 +53,7 @@ def _columns(
         "subject": subject,
         "method": method,
         "detail": json.dumps(detail, ensure_ascii=False) if detail else None,
-        "ip": client_ip() if in_request else None,
-        "user_agent": ((request.user_agent.string or "")[:512] or None) if in_request else None,
-        "request_id": g.get("request_id") if in_request else None,
+        **(origin if origin is not None else request_origin()),
     }
 
 
@@ -56,9 +66,15 @@ def record(
     subject: str | None = None,
     method: str | None = None,
     detail: dict[str, Any] | None = None,
+    origin: dict[str, str | None] | None = None,
 ) -> AuditEvent:
-    """Add one audit event to the session; never pass secrets, codes or tokens in ``detail``."""
-    event = AuditEvent(**_columns(action, outcome, actor, target, subject, method, detail))
+    """Add one audit event to the session; never pass secrets, codes or tokens in ``detail``.
+
+    ``origin`` names the request the event belongs to when it is recorded after that request,
+    in the background.
+    """
+    columns = _columns(action, outcome, actor, target, subject, method, detail, origin)
+    event = AuditEvent(**columns)
     db.session.add(event)
     return event
 

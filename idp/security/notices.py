@@ -2,23 +2,26 @@
 were on file before are told what changed and when, and to call the help desk if it was not
 them, so that a change made with a stolen password or session does not go unnoticed.
 
-A notice is sent after the change is committed and never undoes it: a failure is logged and
-audited. By SMS it goes through the outbox always, through a vendor only once its approved
-template (``IDP_SMS_SECURITY_NOTICE_TEMPLATE_ID``) is configured — a vendor sends nothing but
-approved templates — and otherwise by mail only. No ``request`` here; callers commit.
+A notice is sent after the change is committed, in the background, and never undoes it: a
+failure is logged and audited. By SMS it goes through the outbox always, through a vendor only
+once its approved template (``IDP_SMS_SECURITY_NOTICE_TEMPLATE_ID``) is configured — a vendor
+sends nothing but approved templates — and otherwise by mail only. The notice's audit event is
+committed in the background, once the sends are done.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 
-from idp.account.codes import SMS, Channel, verified_channels
-from idp.audit.operations import FAILURE, SUCCESS, record
+from idp.account.codes import DELIVERY, SMS, BackgroundDelivery, Channel, verified_channels
+from idp.audit.operations import FAILURE, SUCCESS, record, request_origin
 from idp.directory.models import User, utcnow
+from idp.extensions import db
 from idp.security.operations import campus_time
 from shared.messaging import (
     MailError,
@@ -57,8 +60,14 @@ def notify_security_change(
     user: User, change: str, new_target: Channel, before: tuple[Channel, ...]
 ) -> None:
     """Tell every channel of ``before`` but the new one that the security ``change`` (``phone``
-    or ``email``) is now ``new_target``; audited as ``security.notice``, never raises."""
-    config = current_app.config
+    or ``email``) is now ``new_target``.
+
+    The messages are written here, in the user's language, and sent in the background: the
+    change is done, and a slow gateway must not hold the page that says so. The outcome is
+    audited there as ``security.notice``, with this request's address. Never raises.
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
     locale, site = current_locale(), config["SITE_NAME"]
     text = security_change_text(
         change,
@@ -68,47 +77,67 @@ def notify_security_change(
         locale,
         site,
     )
-    sent: list[str] = []
-    failed: list[str] = []
-    unsent: list[str] = []
+    sends: list[tuple[Channel, Callable[[], None] | None]] = []
     for channel in before:
         if channel == new_target:
             continue
         if channel.kind == SMS and not sms_available(config):
+            sends.append((channel, None))
+        elif channel.kind == SMS:
+            sms_sender: SmsSender = app.extensions["idp_sms"]
+            template = str(config.get(TEMPLATE_SETTING) or "").strip() or None
+            # A vendor's approved template carries the wording; its one parameter says what
+            # changed, in the template's language. The outbox records ``text``.
+            message = SmsMessage(
+                to=channel.target,
+                text=text,
+                code=None,
+                template_params=(changed_item(change, "zh_CN"),),
+                template_id=template,
+            )
+            sends.append((channel, partial(sms_sender.send, message)))
+        else:
+            mail_sender: MailSender = app.extensions["idp_mail"]
+            subject = security_change_subject(change, locale, site)
+            mail = MailMessage(to=channel.target, subject=subject, text=text)
+            sends.append((channel, partial(mail_sender.send, mail)))
+    delivery: BackgroundDelivery = app.extensions[DELIVERY]
+    send_all = partial(_send_and_audit, app, user.id, change, sends, request_origin())
+    delivery.submit(send_all, f"the {change} change notice")
+
+
+def _send_and_audit(
+    app: Flask,
+    user_id: int,
+    change: str,
+    sends: list[tuple[Channel, Callable[[], None] | None]],
+    origin: dict[str, str | None],
+) -> None:
+    """Send each notice (``None``: no way to send it), then audit what went where."""
+    sent: list[str] = []
+    failed: list[str] = []
+    unsent: list[str] = []
+    for channel, send in sends:
+        if send is None:
             unsent.append(channel.masked)
             continue
         try:
-            if channel.kind == SMS:
-                sms_sender: SmsSender = current_app.extensions["idp_sms"]
-                template = str(config.get(TEMPLATE_SETTING) or "").strip() or None
-                # A vendor's approved template carries the wording; its one parameter says
-                # what changed, in the template's language. The outbox records ``text``.
-                sms_sender.send(
-                    SmsMessage(
-                        to=channel.target,
-                        text=text,
-                        code=None,
-                        template_params=(changed_item(change, "zh_CN"),),
-                        template_id=template,
-                    )
-                )
-            else:
-                mail_sender: MailSender = current_app.extensions["idp_mail"]
-                subject = security_change_subject(change, locale, site)
-                mail_sender.send(MailMessage(to=channel.target, subject=subject, text=text))
+            send()
         except (SmsError, MailError) as exc:
             log.warning("sending the %s change notice by %s failed: %s", change, channel.kind, exc)
             failed.append(channel.masked)
         except Exception:
-            # The change is committed already: a bug or an odd vendor answer must not turn it
-            # into an error page.
+            # One channel's bug or odd vendor answer must not keep the others from their notice.
             log.exception("sending the %s change notice by %s failed", change, channel.kind)
             failed.append(channel.masked)
         else:
             sent.append(channel.masked)
-    record(
-        "security.notice",
-        FAILURE if failed else SUCCESS,
-        actor=user,
-        detail={"change": change, "sent": sent, "failed": failed, "not_sent": unsent},
-    )
+    with app.app_context():
+        record(
+            "security.notice",
+            FAILURE if failed else SUCCESS,
+            actor=db.session.get(User, user_id),
+            detail={"change": change, "sent": sent, "failed": failed, "not_sent": unsent},
+            origin=origin,
+        )
+        db.session.commit()

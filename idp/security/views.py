@@ -352,6 +352,5 @@ def _changed(
     sign_out_other_devices(user, keep=current_session(), after=f"{change}.bind")
     db.session.commit()
     notify_security_change(user, change, new_target, before)
-    db.session.commit()
     flash(f"{done} {OTHERS_SIGNED_OUT}", "success")
     return redirect(url_for("security.index"))

@@ -73,10 +73,11 @@ def sign_in(client: FlaskClient, identifier: str, password: str = PASSWORD, **ex
     return post_form(client, "/login", {"identifier": identifier, "password": password, **extra})
 
 
-def _settle(app: Flask) -> None:
+def settle_deliveries(app: Flask) -> None:
+    """Wait for the codes and notices sent in the background so far."""
     delivery = app.extensions.get(DELIVERY)
     if delivery is not None:
-        assert delivery.wait_idle(10), "a code is still being sent after 10 s"
+        assert delivery.wait_idle(10), "a code or notice is still being sent after 10 s"
 
 
 def last_code(app: Flask, kind: str = "sms", to: str | None = None) -> str:
@@ -84,7 +85,7 @@ def last_code(app: Flask, kind: str = "sms", to: str | None = None) -> str:
 
     Codes sent in the background (SMS sign-in) are waited for first.
     """
-    _settle(app)
+    settle_deliveries(app)
     records = read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE)
     if to is not None:
         records = [r for r in records if r["to"] == to]
@@ -94,7 +95,7 @@ def last_code(app: Flask, kind: str = "sms", to: str | None = None) -> str:
 
 def outbox_count(app: Flask, kind: str = "sms") -> int:
     """How many messages of ``kind`` the outbox holds (once background sends are done)."""
-    _settle(app)
+    settle_deliveries(app)
     return len(read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE))
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +24,15 @@ from idp.extensions import db
 from shared.messaging import MAIL_FILE, SMS_FILE, read_records
 from tests.conftest import AppFactory
 from tests.fakes.sms_gateways import FakeAliyunSms
-from tests.idp.conftest import PASSWORD, MakeUser, csrf_token, last_code, post_form, sign_in
+from tests.idp.conftest import (
+    PASSWORD,
+    MakeUser,
+    csrf_token,
+    last_code,
+    post_form,
+    settle_deliveries,
+    sign_in,
+)
 from tests.idp.console_support import events
 
 OLD_PHONE = "13800138000"
@@ -118,8 +128,15 @@ def _change_phone(app: Flask, client: FlaskClient, method: str, to: str, phone: 
 
 def _notices(app: Flask, kind: str, to: str) -> list[dict[str, Any]]:
     """The outbox records without a code (notices, not codes) sent by ``kind`` to ``to``."""
+    settle_deliveries(app)
     records = read_records(app.config["OUTBOX_DIR"], SMS_FILE if kind == "sms" else MAIL_FILE)
     return [r for r in records if r["to"] == to and r["code"] is None]
+
+
+def _notice_events(app: Flask) -> list[dict[str, Any]]:
+    """The ``security.notice`` audit events, once the notices sent so far are done."""
+    settle_deliveries(app)
+    return events(app, "security.notice")
 
 
 # Signing in and the overview ----------------------------------------------------------------
@@ -333,7 +350,7 @@ def test_code_to_the_current_email_replaces_it_and_the_old_channels_are_told(
     assert "安全邮箱已更改" in mail["subject"]
     assert "安全邮箱" in mail["text"] and "n***w@lut.edu.cn" in mail["text"]
     assert len(_notices(idp_app, "sms", OLD_PHONE)) == 1
-    [notice] = events(idp_app, "security.notice")
+    [notice] = _notice_events(idp_app)
     assert notice["actor_id"] == user.id and notice["outcome"] == "success"
     assert notice["detail"] == {
         "change": "email",
@@ -541,7 +558,7 @@ def test_stolen_password_cannot_quietly_take_over_both_channels(
     assert _reload(idp_app, user).phone == NEW_PHONE
     second = _notices(idp_app, "sms", OLD_PHONE)[-1]
     assert "安全手机" in second["text"] and "139****9000" in second["text"]
-    assert [e["detail"]["change"] for e in events(idp_app, "security.notice")] == [
+    assert [e["detail"]["change"] for e in _notice_events(idp_app)] == [
         "email",
         "phone",
     ]
@@ -570,7 +587,7 @@ def test_a_notice_that_cannot_be_sent_does_not_undo_the_change(
     assert response.status_code == 302 and response.location == "/security"
     assert _reload(app, user).phone == NEW_PHONE
     assert len(_notices(app, "sms", OLD_PHONE)) == 1
-    [notice] = events(app, "security.notice")
+    [notice] = _notice_events(app)
     assert notice["outcome"] == "failure"
     assert notice["detail"]["sent"] == ["138****8000"]
     assert notice["detail"]["failed"] == ["z***n@lut.edu.cn"]
@@ -603,9 +620,46 @@ def test_an_unexpected_error_while_sending_a_notice_is_logged_not_shown(
         idp_app.extensions["idp_sms"] = code_sender
     assert response.status_code == 302 and response.location == "/security"
     assert _reload(idp_app, user).email == "zhang.san@lut.edu.cn"
-    [notice] = events(idp_app, "security.notice")
+    [notice] = _notice_events(idp_app)
     assert notice["outcome"] == "failure" and notice["detail"]["failed"] == ["138****8000"]
     assert "sending the email change notice by sms failed" in caplog.text
+
+
+def test_a_slow_gateway_does_not_hold_the_page(idp_app: Flask, make_user: MakeUser) -> None:
+    """The notice goes in the background: the page answers while the SMS gateway still hangs,
+    and the notice is audited once it went, with the address of the request that caused it."""
+    user = make_user("2024000001")
+    client = _signed_in(idp_app, "2024000001")
+    _verify_by_password(client)
+    post_form(client, "/security/email", {"email": "zhang.san@lut.edu.cn", "send": "1"})
+    code = last_code(idp_app, "mail", to="zhang.san@lut.edu.cn")
+    real_sender = idp_app.extensions["idp_sms"]
+    release = threading.Event()
+
+    class Hanging:
+        def send(self, message: Any) -> None:
+            release.wait(10)
+            real_sender.send(message)
+
+    idp_app.extensions["idp_sms"] = Hanging()
+    try:
+        started = time.monotonic()
+        response = post_form(
+            client,
+            "/security/email",
+            {"email": "zhang.san@lut.edu.cn", "code": code, "submit": "1"},
+        )
+        answered_in = time.monotonic() - started
+    finally:
+        idp_app.extensions["idp_sms"] = real_sender
+        release.set()
+    assert response.status_code == 302 and response.location == "/security"
+    assert answered_in < 5
+    assert _reload(idp_app, user).email == "zhang.san@lut.edu.cn"
+    assert len(_notices(idp_app, "sms", OLD_PHONE)) == 1
+    [notice] = _notice_events(idp_app)
+    assert notice["outcome"] == "success" and notice["detail"]["sent"] == ["138****8000"]
+    assert notice["ip"] == "127.0.0.1"
 
 
 @pytest.fixture
@@ -630,9 +684,10 @@ def test_vendor_without_notice_template_sends_the_notice_by_mail_only(
     client = _signed_in(app, "2024000001")
     _verify_by_code(app, client, "/security/email", "email", "owner@lut.edu.cn")
     assert _bind_new_email(app, client, "new@lut.edu.cn").status_code == 302
+    settle_deliveries(app)
     assert aliyun.received == []
     assert len(_notices(app, "mail", "owner@lut.edu.cn")) == 1
-    [notice] = events(app, "security.notice")
+    [notice] = _notice_events(app)
     assert notice["outcome"] == "success"
     assert notice["detail"]["not_sent"] == ["138****8000"]
 
@@ -647,6 +702,7 @@ def test_vendor_sends_the_notice_through_its_approved_template(
     client = _signed_in(app, "2024000001")
     _verify_by_code(app, client, "/security/email", "email", "owner@lut.edu.cn")
     assert _bind_new_email(app, client, "new@lut.edu.cn").status_code == 302
+    settle_deliveries(app)
     [sms] = aliyun.received
     assert sms.template_id == "SMS_NOTICE" and sms.phone == OLD_PHONE
     assert sms.params == ("安全邮箱",)
