@@ -414,6 +414,19 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
     def get_server_jwks(self) -> KeySet:
         return verification_keyset()
 
+    def is_post_logout_redirect_uri_legitimate(
+        self,
+        request: OAuth2Request,
+        post_logout_redirect_uri: str,
+        client: RelyingParty,
+        logout_hint: str | None,
+    ) -> bool:
+        """Without an ID token hint, ``client_id`` may name the client (RP-Initiated Logout
+        §2): Authlib has found it enabled and the address one it registered, exactly. The
+        person confirms such a logout first (``views.logout``), so nobody is signed out unasked,
+        and nobody is sent where the client did not register."""
+        return True
+
     def end_session(self, end_session_request: EndSessionRequest) -> None:
         sso = current_session()
         client = end_session_request.client

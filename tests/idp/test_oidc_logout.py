@@ -159,6 +159,43 @@ def test_logout_without_hint_asks_first(browser: FlaskClient, idp_app: Flask) ->
     assert done.status_code == 200 and not still_signed_in(browser, rp)
 
 
+@pytest.mark.parametrize("case", ["registered", "unregistered uri", "client disabled"])
+def test_logout_naming_the_client_returns_after_confirmation(
+    browser: FlaskClient, idp_app: Flask, case: str
+) -> None:
+    """Without a hint, client_id names the client: after 确认退出 the browser goes back to
+    the address that client registered (with state), and to no other, nor for a disabled one."""
+    rp = register(idp_app, require_pkce=False)
+    uri = "https://rp.example.edu/elsewhere" if case == "unregistered uri" else LOGOUT_URI
+    if case == "client disabled":
+        with idp_app.app_context():
+            db.session.execute(
+                db.update(OidcClient).filter_by(client_id=rp.client_id).values(enabled=False)
+            )
+            db.session.commit()
+    query = {"client_id": rp.client_id, "post_logout_redirect_uri": uri, "state": "s"}
+    page = browser.get("/oauth2/logout?" + urlencode(query))
+    assert page.status_code == 200 and "确认退出" in page.get_data(as_text=True)
+    other = register(idp_app, require_pkce=False)
+    assert still_signed_in(browser, other)
+    done = post_form(browser, "/oauth2/logout", {**query, "confirm": "1"})
+    if case == "registered":
+        assert done.status_code == 302 and done.headers["Location"] == LOGOUT_URI + "?state=s"
+    else:
+        assert done.status_code == 200 and "您已安全退出" in done.get_data(as_text=True)
+    assert not still_signed_in(browser, other)
+
+
+def test_logout_hint_and_client_id_must_agree(browser: FlaskClient, idp_app: Flask) -> None:
+    """A client_id other than the hint's audience is refused; nobody is logged out."""
+    rp, other = register(idp_app, require_pkce=False), register(idp_app, require_pkce=False)
+    hint = id_token_for(browser, idp_app, rp)["id_token"]
+    query = {"id_token_hint": hint, "client_id": other.client_id}
+    response = browser.get("/oauth2/logout?" + urlencode(query))
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert still_signed_in(browser, rp)
+
+
 @pytest.mark.parametrize("hint", ["not-a-jwt", "a.b.c", "eyJhbGciOiJub25lIn0.e30."])
 def test_malformed_id_token_hint_is_refused(
     browser: FlaskClient, idp_app: Flask, hint: str
