@@ -156,14 +156,14 @@ def usable_attachments(
     linked: list[ColumnElement[bool]] = [Attachment.application_id.is_(None)]
     if application_id is not None:
         linked.append(Attachment.application_id == application_id)
-    found = set(
+    usable_ids = set(
         db.session.scalars(
             select(Attachment.id).where(
                 Attachment.id.in_(wanted), Attachment.owner == owner, or_(*linked)
             )
         )
     )
-    usable = [i for i in wanted if i in found]
+    usable = [i for i in wanted if i in usable_ids]
     return usable, refused or len(usable) < len(wanted)
 
 

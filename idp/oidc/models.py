@@ -20,7 +20,7 @@ from idp.directory.models import User, utcnow
 from idp.extensions import db
 
 
-class SigningKey(db.Model):  # type: ignore[name-defined]
+class SigningKey(db.Model):  # type: ignore[name-defined,misc]
     """A key that signs ID tokens and logout tokens, published in the JWKS."""
 
     __tablename__ = "oidc_signing_keys"
@@ -44,7 +44,7 @@ class SigningKey(db.Model):  # type: ignore[name-defined]
         return f"<SigningKey {self.alg} {self.kid}>"
 
 
-class OAuthToken(db.Model):  # type: ignore[name-defined]
+class OAuthToken(db.Model):  # type: ignore[name-defined,misc]
     """One token response: an access token and, for most sign-ins, a refresh token.
 
     Refresh tokens rotate: each use marks the row used and issues a new row in the same
@@ -95,7 +95,7 @@ class OAuthToken(db.Model):  # type: ignore[name-defined]
         return f"<OAuthToken {self.id} family={self.family_id}>"
 
 
-class Consent(db.Model):  # type: ignore[name-defined]
+class Consent(db.Model):  # type: ignore[name-defined,misc]
     """Scopes a person agreed to share with a (non-first-party) client: 同意授权, remembered."""
 
     __tablename__ = "oidc_consents"

@@ -43,10 +43,11 @@ from authlib.oidc.core.errors import (
     RequestURINotSupportedError,
 )
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
-from flask import Response, current_app, redirect
+from flask import current_app, redirect
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.audit.operations import DENIED, record
 from idp.auth.sessions import current_session, end_session
@@ -241,13 +242,16 @@ class ServiceGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
         if not wanted <= set(self._service_scopes()):
             raise InvalidScopeError("The client may only ask for its registered service scopes.")
 
+    #: The client once authenticated, named in the audit trail even when refused later.
+    authenticated: RelyingParty | None = None
+
     def authenticate_token_endpoint_client(self) -> RelyingParty:
         client: RelyingParty = super().authenticate_token_endpoint_client()
         self.authenticated = client  # named in the audit trail even when refused later
         return client
 
     def validate_token_request(self) -> None:
-        self.authenticated: RelyingParty | None = None
+        self.authenticated = None
         try:
             super().validate_token_request()
         except OAuth2Error as error:
@@ -384,7 +388,7 @@ def _is_signed_token(hint: str) -> bool:
     return token.protected.get("alg") in ALGORITHMS and isinstance(payload, dict)
 
 
-def error_redirect(redirect_uri: str, error: OAuth2Error, state: str | None) -> Response:
+def error_redirect(redirect_uri: str, error: OAuth2Error, state: str | None) -> BaseResponse:
     """Send an authorization error back to a verified redirect_uri, with ``iss`` (RFC 9207)."""
     params = [("error", error.error)]
     if error.description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import (
@@ -23,6 +23,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf.csrf import validate_csrf
+from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError
 
 from idp.audit.operations import record
@@ -51,6 +52,8 @@ from idp.oidc.provider import (
 )
 
 bp = Blueprint("oidc", __name__, template_folder="templates")
+#: A Flask or a plain Werkzeug response (``redirect`` makes the latter).
+R = TypeVar("R", bound=BaseResponse)
 
 #: Fields of the consent form that are not part of the authorization request.
 FORM_FIELDS = ("csrf_token", "decision", "confirm")
@@ -64,7 +67,7 @@ def first_key() -> None:
     ensure_signing_key()
 
 
-def _no_store(response: Response) -> Response:
+def _no_store(response: R) -> R:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
@@ -116,8 +119,8 @@ def jwks_document() -> Response:
 
 
 def _request_params() -> list[tuple[str, str]]:
-    """The authorization request's parameters, from the query or the posted form."""
-    return [(k, v) for k, v in request.values.items(multi=True) if k not in FORM_FIELDS]
+    """The request's own parameters, from the query or the posted form (not the page's)."""
+    return [(k, v) for k, vs in request.values.lists() if k not in FORM_FIELDS for v in vs]
 
 
 def _request_id(params: list[tuple[str, str]]) -> str:
@@ -194,7 +197,7 @@ def _must_sign_in(
     return False
 
 
-def _send_to_login(params: list[tuple[str, str]], request_id: str) -> Response:
+def _send_to_login(params: list[tuple[str, str]], request_id: str) -> BaseResponse:
     # Remembered even for a signed-out browser: prompt=login is still in the request when it
     # comes back from /login, and must then count as satisfied rather than loop.
     operations.start_reauthentication(request_id)
@@ -211,7 +214,7 @@ def authorize() -> ResponseReturnValue:
         return _bad_client_page()
     redirect_uri, state = request.values["redirect_uri"], request.values.get("state")
 
-    def refuse(error: OAuth2Error) -> Response:
+    def refuse(error: OAuth2Error) -> BaseResponse:
         return _no_store(error_redirect(redirect_uri, error, state))
 
     if "request" in request.values:
@@ -265,10 +268,11 @@ def authorize() -> ResponseReturnValue:
             record("oidc.consent", "denied", target=user, subject=client.client_id)
             operations.finish_reauthentication()
             db.session.commit()
-            return _no_store(authorization.create_authorization_response(grant=grant))
+            refusal: Response = authorization.create_authorization_response(grant=grant)
+            return _no_store(refusal)
         operations.remember_consent(user, client.model, scopes)
 
-    response = authorization.create_authorization_response(grant=grant, grant_user=user)
+    response: Response = authorization.create_authorization_response(grant=grant, grant_user=user)
     operations.finish_reauthentication()
     record("oidc.authorize", target=user, subject=client.client_id, detail={"scope": scopes})
     db.session.commit()
@@ -364,11 +368,11 @@ def logout() -> ResponseReturnValue:
             confirmed = False
     if sso is not None and not same_person and not confirmed:
         # Without a matching id_token_hint anyone could log people out: ask first.
-        params = [(k, v) for k, v in request.values.items(multi=True) if k not in FORM_FIELDS]
+        params = _request_params()
         return _page(
             "oidc/logout.html", 200, confirming=True, params=params, client=end_request.client
         )
-    response = authorization.create_endpoint_response("end_session", end_request)
+    response: Response | None = authorization.create_endpoint_response("end_session", end_request)
     db.session.commit()
     if response is not None:
         return _no_store(response)
