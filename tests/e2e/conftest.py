@@ -193,6 +193,10 @@ def _live(
         _server_env(app.upper(), make_database_url(f"e2e_{app}"), instance),
         instance / "server.log",
     )
+    if app == "idp":
+        # The IdP's public address is the one it serves here: discovery, tokens and messages
+        # name it, as a deployed IdP names its own.
+        server.env["IDP_ISSUER"] = server.url
     server.start()
     yield server
     server.stop()

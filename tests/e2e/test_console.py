@@ -301,7 +301,7 @@ def test_console_refuses_help_desk_without_totp_until_it_is_enabled(
     live_idp.flask("users", "add", account, "--name", "钱服务台", "--kind", "staff",
                    "--password", DESK_PASSWORD)  # fmt: skip
     live_idp.sql(
-        "UPDATE users SET phone = '13700002222', phone_verified_at = CURRENT_TIMESTAMP "
+        "UPDATE users SET phone = '13700003333', phone_verified_at = CURRENT_TIMESTAMP "
         "WHERE account = :a",
         a=account,
     )
