@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from idp.directory.models import User, utcnow
 from idp.directory.operations import create_user
 from idp.extensions import db
 from shared.messaging import MAIL_FILE, SMS_FILE, read_records
+from tests.fakes.recorder import Recorder, recording_server
 
 PASSWORD = "Hongliu2024xy"
 ID_NUMBER = "620102199901011239"
@@ -119,3 +120,10 @@ def solve_captcha(app: Flask, client: FlaskClient) -> str:
         answer = get_store().get(f"captcha:{challenge}")
     assert answer
     return str(answer)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """A recording HTTP server on 127.0.0.1 (CAS proxy callbacks, single logout)."""
+    with recording_server() as rec:
+        yield rec
