@@ -204,3 +204,10 @@ def tokens_for(browser: FlaskClient, rp: RelyingParty, **params: str) -> dict[st
 def userinfo_status(client: FlaskClient, access_token: str) -> int:
     """What userinfo answers to ``access_token``."""
     return int(client.get("/oauth2/userinfo", headers=bearer(access_token)).status_code)
+
+
+def still_signed_in(browser: FlaskClient, rp: RelyingParty) -> bool:
+    """Whether prompt=none still gets ``rp`` (registered without required PKCE) a code: the
+    browser's SSO session lives."""
+    got = redirect_params(browser.get(authorize_url(rp, prompt="none", code_challenge=None)))
+    return "code" in got
