@@ -20,7 +20,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from idp.account.codes import DELIVERY
+from idp.account.codes import DELIVERIES
 from shared.store import SqlStore
 from shared.store import entries as store_entries
 
@@ -142,8 +142,7 @@ class AppFactory:
         for app in self.apps:
             # Codes and notices still being sent in the background write audit rows: let them
             # finish before the tables are emptied and the engine (their pool) disposed.
-            delivery = app.extensions.get(DELIVERY)
-            if delivery is not None:
+            for delivery in filter(None, map(app.extensions.get, DELIVERIES)):
                 assert delivery.wait_idle(30), "a code or notice was still being sent after 30 s"
             _clean_tables(app)
             store = app.extensions["hongliu_store"]

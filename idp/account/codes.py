@@ -85,8 +85,11 @@ def verified_channels(user: User) -> dict[str, Channel]:
     return channels
 
 
-#: Where the app keeps its :class:`BackgroundDelivery`.
+#: Where the app keeps its :class:`BackgroundDelivery` of codes, and the one of security
+#: notices: apart, so that notices stuck on a slow mail server never hold up a sign-in code.
 DELIVERY = "idp_code_delivery"
+NOTICE_DELIVERY = "idp_notice_delivery"
+DELIVERIES = (DELIVERY, NOTICE_DELIVERY)
 
 
 class BackgroundDelivery:
@@ -99,9 +102,9 @@ class BackgroundDelivery:
     user can ask again at once.
     """
 
-    def __init__(self, app: Flask, workers: int = 4) -> None:
+    def __init__(self, app: Flask, workers: int = 4, name: str = "idp-codes") -> None:
         self._app = app
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idp-codes")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
 
@@ -137,6 +140,7 @@ class BackgroundDelivery:
 def setup_senders(app: Flask) -> None:
     """Build the SMS and mail senders once, at start: a misconfiguration fails there."""
     app.extensions[DELIVERY] = BackgroundDelivery(app)
+    app.extensions[NOTICE_DELIVERY] = BackgroundDelivery(app, workers=2, name="idp-notices")
     config = app.config
     app.extensions["idp_sms"] = build_sms_sender(config["SMS_PROVIDER"], config)
     production = config["ENV"] == "production"

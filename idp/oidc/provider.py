@@ -409,11 +409,16 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
             if not _is_signed_token(hint):
                 raise InvalidRequestError("The id_token_hint is not an ID token.")
             # Signed by no key we hold, or for a client gone: nothing to dead-end the person
-            # on. The request goes on as one without a hint (confirmation, no redirection).
+            # on. The request goes on as one without a hint: confirmation, and no redirection
+            # even if it names a client (RP-Initiated Logout §4: an error, no redirect).
             request.payload = BasicOAuth2Payload(
                 {k: v for k, v in data.items() if k != "id_token_hint"}
             )
-        return super().validate_request(request)
+            refused: EndSessionRequest = super().validate_request(request)
+            refused.redirect_uri = None
+            return refused
+        validated: EndSessionRequest = super().validate_request(request)
+        return validated
 
     def get_server_jwks(self) -> KeySet:
         return verification_keyset()
@@ -426,9 +431,10 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
         logout_hint: str | None,
     ) -> bool:
         """Without an ID token hint, ``client_id`` may name the client (RP-Initiated Logout
-        §2): Authlib has found it enabled and the address one it registered, exactly. The
-        person confirms such a logout first (``views.logout``), so nobody is signed out unasked,
-        and nobody is sent where the client did not register."""
+        §2): Authlib has found it enabled and the address one it registered, exactly. The view
+        follows it only once the person has confirmed the logout (``views.logout``), so nobody
+        is signed out or sent back unasked, and nobody is sent where the client did not
+        register."""
         return True
 
     def end_session(self, end_session_request: EndSessionRequest) -> None:

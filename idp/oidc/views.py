@@ -286,16 +286,37 @@ def _consent_page(
     return _page("oidc/consent.html", status, client=client, scopes=items, params=params)
 
 
+#: The parameters of the token, introspection and revocation requests: each at most once.
+PROTOCOL_PARAMETERS = frozenset(
+    {
+        "grant_type",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+        "scope",
+        "client_id",
+        "client_secret",
+        "token",
+        "token_type_hint",
+    }
+)
+
+
 def _repeated_parameter() -> str | None:
-    """A parameter the request sends more than once, which RFC 6749 §3.2 forbids: with two
-    codes, or two client ids, nobody can say which one was meant."""
-    return next((key for key in request.values if len(request.values.getlist(key)) > 1), None)
+    """A protocol parameter the request sends more than once, which RFC 6749 §3.2 forbids:
+    with two codes, or two client ids, nobody can say which one was meant. Empty values count
+    as omitted and parameters we do not know are ignored (§3.1)."""
+    for key in PROTOCOL_PARAMETERS.intersection(request.values):
+        if sum(1 for value in request.values.getlist(key) if value) > 1:
+            return key
+    return None
 
 
 def _endpoint(name: str) -> Response:
     """Authlib's response for an endpoint; errors raised before its own handling included."""
     try:
-        repeated = _repeated_parameter()
+        repeated = _repeated_parameter() if name != "userinfo" else None
         if repeated is not None:
             raise InvalidRequestError(f"Repeated parameter: {repeated}.")
         if name == "token":
@@ -321,8 +342,9 @@ def token() -> ResponseReturnValue:
 @_cross_origin
 def userinfo() -> ResponseReturnValue:
     """Claims about the token's user (Bearer token in the Authorization header)."""
-    if "Authorization" not in request.headers:
-        # RFC 6750 §3.1: a request without credentials gets the challenge, no error code.
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        # RFC 6750 §3.1: a request without a bearer token gets the challenge, no error code.
         response = Response(status=401)
         response.headers["WWW-Authenticate"] = f'Bearer realm="{issuer()}"'
         return _no_store(response)
@@ -372,6 +394,10 @@ def logout() -> ResponseReturnValue:
         return _page(
             "oidc/logout.html", 200, confirming=True, params=params, client=end_request.client
         )
+    if claims is None and not confirmed:
+        # Without a verified hint only the person's own confirmation sends them back to the
+        # client (here: already signed out, so nothing was asked).
+        end_request.redirect_uri = None
     response: Response | None = authorization.create_endpoint_response("end_session", end_request)
     db.session.commit()
     if response is not None:

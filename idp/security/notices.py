@@ -18,7 +18,13 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from idp.account.codes import DELIVERY, SMS, BackgroundDelivery, Channel, verified_channels
+from idp.account.codes import (
+    NOTICE_DELIVERY,
+    SMS,
+    BackgroundDelivery,
+    Channel,
+    verified_channels,
+)
 from idp.audit.operations import FAILURE, SUCCESS, record, request_origin
 from idp.directory.models import User, utcnow
 from idp.extensions import db
@@ -101,7 +107,7 @@ def notify_security_change(
             subject = security_change_subject(change, locale, site)
             mail = MailMessage(to=channel.target, subject=subject, text=text)
             sends.append((channel, partial(mail_sender.send, mail)))
-    delivery: BackgroundDelivery = app.extensions[DELIVERY]
+    delivery: BackgroundDelivery = app.extensions[NOTICE_DELIVERY]
     send_all = partial(_send_and_audit, app, user.id, change, sends, request_origin())
     delivery.submit(send_all, f"the {change} change notice")
 

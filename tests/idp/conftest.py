@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.account.codes import DELIVERY
+from idp.account.codes import DELIVERIES
 from idp.directory.models import User, utcnow
 from idp.directory.operations import create_user
 from idp.extensions import db
@@ -76,8 +76,7 @@ def sign_in(client: FlaskClient, identifier: str, password: str = PASSWORD, **ex
 
 def settle_deliveries(app: Flask) -> None:
     """Wait for the codes and notices sent in the background so far."""
-    delivery = app.extensions.get(DELIVERY)
-    if delivery is not None:
+    for delivery in filter(None, map(app.extensions.get, DELIVERIES)):
         assert delivery.wait_idle(10), "a code or notice is still being sent after 10 s"
 
 

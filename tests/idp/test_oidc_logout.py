@@ -107,6 +107,20 @@ def test_logout_naming_the_client_returns_after_confirmation(
     assert not still_signed_in(browser, other)
 
 
+def test_logout_naming_the_client_when_signed_out_stays_here(
+    browser: FlaskClient, idp_app: Flask
+) -> None:
+    """Signed out already, nothing is asked, so nobody confirmed: without a verified hint the
+    browser is not sent to the client's address (with a state nobody checked)."""
+    rp = register(idp_app, require_pkce=False)
+    assert post_form(browser, "/logout", {}).status_code in (200, 302)
+    assert not still_signed_in(browser, rp)
+    query = {"client_id": rp.client_id, "post_logout_redirect_uri": LOGOUT_URI, "state": "s"}
+    response = browser.get("/oauth2/logout?" + urlencode(query))
+    assert response.status_code == 200 and "Location" not in response.headers
+    assert "您已安全退出" in response.get_data(as_text=True)
+
+
 def test_logout_hint_and_client_id_must_agree(browser: FlaskClient, idp_app: Flask) -> None:
     """A client_id other than the hint's audience is refused; nobody is logged out."""
     rp, other = register(idp_app, require_pkce=False), register(idp_app, require_pkce=False)
@@ -172,12 +186,14 @@ def test_expired_hint_signed_by_a_key_gone_from_the_jwks_still_logs_out(
     assert not still_signed_in(browser, rp)
 
 
+@pytest.mark.parametrize("named", [False, True], ids=["no client_id", "client_id"])
 @pytest.mark.parametrize("spoiled", ["foreign key", "bad signature", "client disabled"])
 def test_unverifiable_hint_is_treated_as_absent(
-    browser: FlaskClient, idp_app: Flask, spoiled: str
+    browser: FlaskClient, idp_app: Flask, spoiled: str, named: bool
 ) -> None:
     """A hint no key of ours verifies, or for a client since disabled, neither dead-ends the
-    person nor logs them out unasked: they confirm, and stay here (no post-logout redirect)."""
+    person nor logs them out unasked: they confirm, and stay here (no post-logout redirect),
+    even when the request names a live client that registered the address (§4)."""
     rp, other = register(idp_app, require_pkce=False), register(idp_app, require_pkce=False)
     hint = tokens_for(browser, rp)["id_token"]
     if spoiled == "client disabled":
@@ -189,6 +205,8 @@ def test_unverifiable_hint_is_treated_as_absent(
     else:
         hint = signed_elsewhere(hint, same_kid=spoiled == "bad signature")
     query = {"id_token_hint": hint, "post_logout_redirect_uri": LOGOUT_URI, "state": "s"}
+    if named:
+        query["client_id"] = other.client_id
 
     page = browser.get("/oauth2/logout?" + urlencode(query))
     assert page.status_code == 200 and "确认退出" in page.get_data(as_text=True)

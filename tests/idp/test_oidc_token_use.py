@@ -3,6 +3,8 @@ credentials grant, a disabled client's tokens, and the CORS answers browser clie
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -229,13 +231,19 @@ def test_no_cors_where_browsers_have_no_business(idp_client: FlaskClient, path: 
         assert "Access-Control-Allow-Origin" not in response.headers
 
 
+def basic_header() -> dict[str, str]:
+    """HTTP Basic credentials, which are no bearer token."""
+    return {"Authorization": "Basic " + base64.b64encode(b"someone:secret").decode()}
+
+
 def test_unauthenticated_userinfo_is_401(idp_client: FlaskClient) -> None:
     """RFC 6750 §3.1: without credentials, the challenge alone; an unknown token is named
     invalid_token in the challenge and the body."""
-    bare = idp_client.get("/oauth2/userinfo")
-    assert bare.status_code == 401 and bare.headers["Cache-Control"] == "no-store"
-    assert bare.headers["WWW-Authenticate"] == 'Bearer realm="http://127.0.0.1:5000"'
-    assert bare.get_data() == b""
+    for headers in ({}, {"Authorization": ""}, {"Authorization": "Bearer "}, basic_header()):
+        bare = idp_client.get("/oauth2/userinfo", headers=headers)
+        assert bare.status_code == 401 and bare.headers["Cache-Control"] == "no-store", headers
+        assert bare.headers["WWW-Authenticate"] == 'Bearer realm="http://127.0.0.1:5000"', headers
+        assert bare.get_data() == b"", headers
     response = idp_client.get("/oauth2/userinfo", headers=bearer("made-up"))
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_token"
     assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')

@@ -329,6 +329,28 @@ def test_repeated_parameters_are_invalid_request(browser: FlaskClient, rp: Relyi
     assert exchange(browser, rp, authz).status_code == 200
 
 
+def test_parameters_to_ignore_may_repeat(browser: FlaskClient, rp: RelyingParty) -> None:
+    """RFC 6749 §3.1: unknown parameters are ignored, even twice (RFC 8707 repeats `resource`),
+    and an empty value counts as omitted, so an empty second code_verifier is no repeat."""
+    authz = authorize(browser, rp)
+    form = [
+        ("grant_type", "authorization_code"),
+        ("code", authz.code),
+        ("redirect_uri", rp.redirect_uri),
+        ("code_verifier", authz.verifier),
+        ("code_verifier", ""),
+        ("resource", "https://a.example.edu/"),
+        ("resource", "https://b.example.edu/"),
+        ("x_trace", "1"),
+        ("x_trace", "2"),
+    ]
+    response = browser.post("/oauth2/token", data=MultiDict(form), headers=basic(rp))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    access = response.get_json()["access_token"]
+    userinfo = browser.get("/oauth2/userinfo?_=1&_=2", headers=bearer(access))
+    assert userinfo.status_code == 200
+
+
 def test_authorization_for_a_client_without_code_grant(
     browser: FlaskClient, idp_app: Flask
 ) -> None:

@@ -17,10 +17,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.account.codes import EMAIL, SMS, Channel
 from idp.audit.models import AuditEvent
 from idp.auth.models import SsoSession
 from idp.directory.models import User, utcnow
 from idp.extensions import db
+from idp.security.notices import notify_security_change
 from shared.messaging import MAIL_FILE, SMS_FILE, read_records
 from tests.conftest import AppFactory
 from tests.fakes.sms_gateways import FakeAliyunSms
@@ -660,6 +662,48 @@ def test_a_slow_gateway_does_not_hold_the_page(idp_app: Flask, make_user: MakeUs
     [notice] = _notice_events(idp_app)
     assert notice["outcome"] == "success" and notice["detail"]["sent"] == ["138****8000"]
     assert notice["ip"] == "127.0.0.1"
+
+
+def test_notices_stuck_on_a_slow_mail_server_do_not_hold_up_sign_in_codes(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """Notices have senders of their own: with more of them stuck on a hanging mail server than
+    any pool has threads, an SMS sign-in code still goes out at once."""
+    real_mail = idp_app.extensions["idp_mail"]
+    release = threading.Event()
+
+    class Hanging:
+        def send(self, message: Any) -> None:
+            release.wait(20)
+            real_mail.send(message)
+
+    make_user("2024000001")  # the security phone OLD_PHONE
+    idp_app.extensions["idp_mail"] = Hanging()
+    try:
+        for i in range(6):
+            owner = make_user(f"20249900{i:02d}", verified_phone=None, verified_email=f"u{i}@x.cn")
+            with idp_app.test_request_context("/security/phone", method="POST"):
+                user = db.session.get(User, owner.id)
+                before = (Channel(EMAIL, f"u{i}@x.cn"),)
+                notify_security_change(user, "phone", Channel(SMS, NEW_PHONE), before)
+        response = post_form(
+            idp_app.test_client(), "/login?tab=sms", {"phone": OLD_PHONE, "send": "1"}
+        )
+        assert response.status_code == 200
+        deadline = time.monotonic() + 5
+        while not _codes_to(idp_app, OLD_PHONE) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_codes_to(idp_app, OLD_PHONE)) == 1 and not release.is_set()
+    finally:
+        release.set()
+        idp_app.extensions["idp_mail"] = real_mail
+    assert len(_notice_events(idp_app)) == 6
+
+
+def _codes_to(app: Flask, phone: str) -> list[dict[str, Any]]:
+    """The codes texted to ``phone`` so far, without waiting for the background senders."""
+    records = read_records(app.config["OUTBOX_DIR"], SMS_FILE)
+    return [r for r in records if r["to"] == phone and r["code"]]
 
 
 @pytest.fixture
