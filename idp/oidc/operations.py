@@ -7,9 +7,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from flask import session
+from flask import request, session
+from flask_wtf.csrf import validate_csrf
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
+from wtforms import ValidationError
 
 from idp.audit.operations import DENIED, record
 from idp.auth.models import SsoSession
@@ -71,6 +73,18 @@ def remember_participant(sso: SsoSession, client: OidcClient, sid: str) -> None:
                 session_id=sso.id, protocol="oidc", oidc_client_id=client.id, session_index=sid
             )
         )
+
+
+def logout_confirmed() -> bool:
+    """Whether this request is the person's own 确认退出: the confirmation form, POSTed with
+    its CSRF token."""
+    if request.method != "POST" or not request.form.get("confirm"):
+        return False
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except ValidationError:
+        return False
+    return True
 
 
 def session_of_sid(sid: Any, sub: str, client: OidcClient) -> SsoSession | None:

@@ -405,18 +405,16 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
     def validate_request(self, request: OAuth2Request) -> EndSessionRequest:
         data = request.payload.data
         hint = data.get("id_token_hint")
-        if hint and verify_id_token_hint(hint) is None:
+        request.hint_refused = bool(hint) and verify_id_token_hint(hint) is None
+        if request.hint_refused:
             if not _is_signed_token(hint):
                 raise InvalidRequestError("The id_token_hint is not an ID token.")
             # Signed by no key we hold, or for a client gone: nothing to dead-end the person
-            # on. The request goes on as one without a hint: confirmation, and no redirection
-            # even if it names a client (RP-Initiated Logout §4: an error, no redirect).
+            # on. The request goes on as one without a hint (confirmation; no redirection, see
+            # is_post_logout_redirect_uri_legitimate).
             request.payload = BasicOAuth2Payload(
                 {k: v for k, v in data.items() if k != "id_token_hint"}
             )
-            refused: EndSessionRequest = super().validate_request(request)
-            refused.redirect_uri = None
-            return refused
         validated: EndSessionRequest = super().validate_request(request)
         return validated
 
@@ -430,12 +428,15 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
         client: RelyingParty,
         logout_hint: str | None,
     ) -> bool:
-        """Without an ID token hint, ``client_id`` may name the client (RP-Initiated Logout
-        §2): Authlib has found it enabled and the address one it registered, exactly. The view
-        follows it only once the person has confirmed the logout (``views.logout``), so nobody
-        is signed out or sent back unasked, and nobody is sent where the client did not
-        register."""
-        return True
+        """The one rule for returning to a client without a verified ID token hint.
+
+        ``client_id`` may name the client (RP-Initiated Logout §2): Authlib has found it
+        enabled and the address one it registered, exactly. The browser goes back only once the
+        person has confirmed the logout, so nobody is sent back unasked (nor, signed out
+        already, on anyone's say-so), and never after a hint we could not verify (§4: an
+        error, no redirection).
+        """
+        return not request.hint_refused and operations.logout_confirmed()
 
     def end_session(self, end_session_request: EndSessionRequest) -> None:
         sso = current_session()

@@ -381,23 +381,12 @@ def logout() -> ResponseReturnValue:
     sso = current_session()
     claims = end_request.id_token_claims
     same_person = claims is not None and sso is not None and claims["sub"] == subject(sso.user)
-    confirmed = False
-    if request.method == "POST" and request.form.get("confirm"):
-        try:
-            validate_csrf(request.form.get("csrf_token"))
-            confirmed = True
-        except ValidationError:
-            confirmed = False
-    if sso is not None and not same_person and not confirmed:
+    if sso is not None and not same_person and not operations.logout_confirmed():
         # Without a matching id_token_hint anyone could log people out: ask first.
         params = _request_params()
         return _page(
             "oidc/logout.html", 200, confirming=True, params=params, client=end_request.client
         )
-    if claims is None and not confirmed:
-        # Without a verified hint only the person's own confirmation sends them back to the
-        # client (here: already signed out, so nothing was asked).
-        end_request.redirect_uri = None
     response: Response | None = authorization.create_endpoint_response("end_session", end_request)
     db.session.commit()
     if response is not None:

@@ -151,6 +151,18 @@ def _refresh(server: LiveServer, refresh_token: str, client_id: str, secret: str
     )
 
 
+def _signed_in_through_new_client(
+    admin: Page, page: Page, site: RelyingPartySite, server: LiveServer, name: str
+) -> tuple[str, str, OAuth2Session, Any]:
+    """Register ``name`` in the console and sign the student in through it: its client id and
+    secret, the relying party's client and its token response."""
+    client_id, secret = _register(admin, server, name)
+    rp = _relying_party(client_id, secret)
+    sent = _start_sign_in(page, site, rp, server)
+    _student_signs_in(page, name)
+    return client_id, secret, rp, _exchange(rp, server, site, sent)
+
+
 def test_admin_registers_oidc_client_and_a_relying_party_signs_a_student_in(
     admin: Page, page: Page, live_idp: LiveServer, site: RelyingPartySite
 ) -> None:
@@ -190,11 +202,8 @@ def test_rotated_secret_replaces_the_old_one_at_once(
 ) -> None:
     """重置密钥 shows a new secret once; the old one then gets 401 invalid_client."""
     name = "选课系统（OIDC 重置密钥）"
-    client_id, old_secret = _register(admin, live_idp, name)
-    rp = _relying_party(client_id, old_secret)
-    sent = _start_sign_in(page, site, rp, live_idp)
-    _student_signs_in(page, name)
-    token = _exchange(rp, live_idp, site, sent)
+    signed_in = _signed_in_through_new_client(admin, page, site, live_idp, name)
+    client_id, old_secret, _, token = signed_in
 
     admin.get_by_role("link", name="查看登记信息").click()
     expect(admin.locator("h1")).to_have_text(name)
@@ -217,11 +226,7 @@ def test_disabled_client_cannot_sign_anyone_in_until_enabled_again(
 ) -> None:
     """停用 stops the sign-in at the IdP's error page, short of the callback; 启用 restores it."""
     name = "选课系统（OIDC 停用）"
-    client_id, secret = _register(admin, live_idp, name)
-    rp = _relying_party(client_id, secret)
-    sent = _start_sign_in(page, site, rp, live_idp)
-    _student_signs_in(page, name)
-    token = _exchange(rp, live_idp, site, sent)
+    _, _, rp, token = _signed_in_through_new_client(admin, page, site, live_idp, name)
 
     admin.get_by_role("link", name="查看登记信息").click()
     admin.get_by_role("button", name="停用", exact=True).click()
