@@ -1,7 +1,8 @@
 """An admin registers an OpenID Connect client in the console (/admin/clients, 应用接入) in a real
 browser; a relying party nobody here wrote (Authlib's OAuth client: PKCE S256,
 client_secret_basic) signs the demo student in with it; the admin then rotates its secret
-(重置密钥) and disables (停用) and re-enables (启用) it."""
+(重置密钥) and disables (停用) and re-enables (启用) it. The relying party's 退出 signs the
+student out of the IdP (RP-initiated logout) and the browser comes back to its page."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -27,28 +28,36 @@ STUDENT = "2024000001"  # the demo student
 STUDENT_PASSWORD = "Hongliu2024demo"
 RP_ORIGIN = "https://rp-e2e.example.edu.cn"  # the relying party's server, which does not exist
 REDIRECT_URI = RP_ORIGIN + "/callback"
+SIGNED_OUT_URI = RP_ORIGIN + "/signed-out"
 SCOPE = "openid profile"
 
 
 @dataclass
 class RelyingPartySite:
     """The relying party's pages as the student's browser meets them, answered by ``page.route``:
-    its 统一身份认证登录 link (/login) sends the browser to ``sign_in_url``; every other
-    address, the callback included, is the 选课系统 page. Every address reached is kept."""
+    its 统一身份认证登录 link (/login) sends the browser to ``sign_in_url``, its 退出 link
+    (/logout) to ``sign_out_url``; every other address, the callback included, is the 选课系统
+    page. Every address reached is kept."""
 
     sign_in_url: str = ""
+    sign_out_url: str = ""
     arrived: list[str] = field(default_factory=list)
 
     def answer(self, route: Route) -> None:
         self.arrived.append(route.request.url)
-        if urlsplit(route.request.url).path == "/login":
-            route.fulfill(status=302, headers={"Location": self.sign_in_url})
+        leaving = {"/login": self.sign_in_url, "/logout": self.sign_out_url}
+        target = leaving.get(urlsplit(route.request.url).path)
+        if target:
+            route.fulfill(status=302, headers={"Location": target})
             return
-        body = '<h1>选课系统</h1><a href="/login">统一身份认证登录</a>'
+        body = '<h1>选课系统</h1><a href="/login">统一身份认证登录</a> <a href="/logout">退出</a>'
         route.fulfill(status=200, content_type="text/html; charset=utf-8", body=body)
 
     def callbacks(self) -> list[str]:
         return [url for url in self.arrived if url.startswith(REDIRECT_URI + "?")]
+
+    def returns_after_sign_out(self) -> list[str]:
+        return [url for url in self.arrived if url.startswith(SIGNED_OUT_URI + "?")]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +85,9 @@ def site(page: Page) -> RelyingPartySite:
     return site
 
 
-def _register(admin: Page, server: LiveServer, name: str) -> tuple[str, str]:
+def _register(
+    admin: Page, server: LiveServer, name: str, post_logout_uri: str = ""
+) -> tuple[str, str]:
     """登记 OIDC 客户端 through the console form; returns (client id, secret shown once)."""
     admin.goto(server.url + "/admin")
     admin.locator(".console-nav").get_by_role("link", name="应用接入", exact=True).click()
@@ -86,6 +97,7 @@ def _register(admin: Page, server: LiveServer, name: str) -> tuple[str, str]:
     admin.get_by_label("名称", exact=True).fill(name)
     admin.get_by_label("重定向 URI（每行一个，完全一致匹配）").fill(REDIRECT_URI)
     admin.get_by_label("授权范围（空格分隔）").fill(SCOPE)
+    admin.get_by_label("退出后重定向 URI（每行一个）").fill(post_logout_uri)
     admin.get_by_role("button", name="保存").click()
     expect(admin.locator("h1")).to_have_text("客户端已登记")
     expect(admin.locator(".notice")).to_contain_text("密钥只显示这一次")
@@ -152,11 +164,16 @@ def _refresh(server: LiveServer, refresh_token: str, client_id: str, secret: str
 
 
 def _signed_in_through_new_client(
-    admin: Page, page: Page, site: RelyingPartySite, server: LiveServer, name: str
+    admin: Page,
+    page: Page,
+    site: RelyingPartySite,
+    server: LiveServer,
+    name: str,
+    post_logout_uri: str = "",
 ) -> tuple[str, str, OAuth2Session, Any]:
     """Register ``name`` in the console and sign the student in through it: its client id and
     secret, the relying party's client and its token response."""
-    client_id, secret = _register(admin, server, name)
+    client_id, secret = _register(admin, server, name, post_logout_uri)
     rp = _relying_party(client_id, secret)
     sent = _start_sign_in(page, site, rp, server)
     _student_signs_in(page, name)
@@ -253,3 +270,55 @@ def test_disabled_client_cannot_sign_anyone_in_until_enabled_again(
     assert len(site.callbacks()) == callbacks + 1
     assert _exchange(rp, live_idp, site, again)["access_token"] != token["access_token"]
     assert rp.get(userinfo, timeout=10).json()["preferred_username"] == STUDENT
+
+
+def _signs_out_at_the_relying_party(
+    page: Page, site: RelyingPartySite, server: LiveServer, **query: str
+) -> str:
+    """The student clicks 退出 on the relying party's page, which sends the browser to the IdP's
+    end-session endpoint with ``query`` and a fresh ``state``; returns that state."""
+    state = secrets.token_urlsafe(12)
+    query = {**query, "post_logout_redirect_uri": SIGNED_OUT_URI, "state": state}
+    site.sign_out_url = server.url + "/oauth2/logout?" + urlencode(query)
+    page.get_by_role("link", name="退出").click()
+    return state
+
+
+def _idp_session_over(page: Page, server: LiveServer) -> None:
+    page.goto(server.url + "/logout")
+    expect(page.get_by_text("您当前没有登录。")).to_be_visible()
+
+
+def test_relying_party_signs_the_student_out_with_an_id_token_hint(
+    admin: Page, page: Page, live_idp: LiveServer, site: RelyingPartySite
+) -> None:
+    """退出 with the ID token as hint ends the IdP session at once, back to the registered page
+    with the relying party's state."""
+    name = "选课系统（OIDC 退出）"
+    signed_in = _signed_in_through_new_client(admin, page, site, live_idp, name, SIGNED_OUT_URI)
+    token = signed_in[3]
+
+    state = _signs_out_at_the_relying_party(page, site, live_idp, id_token_hint=token["id_token"])
+    expect(page).to_have_url(re.compile("^" + re.escape(SIGNED_OUT_URI + "?")))
+    expect(page.locator("h1")).to_have_text("选课系统")
+    assert parse_qs(urlsplit(site.returns_after_sign_out()[-1]).query)["state"] == [state]
+    _idp_session_over(page, live_idp)
+
+
+def test_relying_party_without_a_hint_signs_the_student_out_once_confirmed(
+    admin: Page, page: Page, live_idp: LiveServer, site: RelyingPartySite
+) -> None:
+    """退出 naming only the client: the IdP asks first (确认退出, naming the application), then
+    ends the session and returns to the page that client registered, with its state."""
+    name = "选课系统（OIDC 确认退出）"
+    client_id = _signed_in_through_new_client(admin, page, site, live_idp, name, SIGNED_OUT_URI)[0]
+
+    state = _signs_out_at_the_relying_party(page, site, live_idp, client_id=client_id)
+    expect(page.locator("h1")).to_have_text("退出登录")
+    expect(page.locator("body")).to_contain_text(f"“{name}”请求退出您的统一身份认证登录。")
+    assert not site.returns_after_sign_out()
+    page.get_by_role("button", name="确认退出").click()
+    expect(page).to_have_url(re.compile("^" + re.escape(SIGNED_OUT_URI + "?")))
+    expect(page.locator("h1")).to_have_text("选课系统")
+    assert parse_qs(urlsplit(site.returns_after_sign_out()[-1]).query)["state"] == [state]
+    _idp_session_over(page, live_idp)
