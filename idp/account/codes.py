@@ -1,9 +1,9 @@
 """Verification codes by SMS and mail: 6 digits, short-lived, single use, tightly rationed.
 
 Limits (all configurable): one code per target per ``CODE_RESEND_INTERVAL``, ``CODE_DAILY_LIMIT``
-per target per day, ``CODE_IP_HOURLY_LIMIT`` per client address per hour (with a CAPTCHA asked
-for past ``CODE_IP_CAPTCHA_AFTER``), ``CODE_MAX_ATTEMPTS`` wrong tries before a code is void.
-Codes are stored as keyed digests, never in clear.
+per target per day in each ration (:data:`RATIONS`), ``CODE_IP_HOURLY_LIMIT`` per client address
+per hour (with a CAPTCHA asked for past ``CODE_IP_CAPTCHA_AFTER``), ``CODE_MAX_ATTEMPTS`` wrong
+tries before a code is void. Codes are stored as keyed digests, never in clear.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 
 from idp.audit.operations import FAILURE, client_ip, record
+from idp.auth import captcha
 from idp.directory.identifiers import mask_email, mask_phone
 from idp.directory.models import User
 from idp.policy_settings import effective_config
@@ -47,6 +48,20 @@ SMS = "sms"
 EMAIL = "email"
 DAY = 86400
 HOUR = 3600
+
+#: Each purpose draws on one daily ration per phone or address. SMS sign-in codes can be asked
+#: for by anyone who knows the number; codes to a number or address being bound, by anyone
+#: with an account (or half-way through activating one) typing it in; codes to the contact on
+#: file, only once that account is proven. Separate rations, so that strangers using up the
+#: first two cannot keep the owner from recovering the account.
+RATIONS = {
+    "login": "login",
+    "activation": "bind",
+    "bind_phone": "bind",
+    "bind_email": "bind",
+    "recovery": "account",
+    "verify": "account",
+}
 
 
 class CodeError(Exception):
@@ -166,11 +181,25 @@ def code_minutes() -> int:
     return max(1, int(effective_config()["CODE_TTL"]) // 60)
 
 
+def _ip_key() -> str:
+    ip = client_ip() or "-"
+    return f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}"
+
+
 def ip_needs_captcha() -> bool:
     """True when this address has asked for many codes lately (SMS pumping defence)."""
-    ip = client_ip() or "-"
-    count = get_store().count(f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}")
-    return count >= effective_config()["CODE_IP_CAPTCHA_AFTER"]
+    return get_store().count(_ip_key()) >= effective_config()["CODE_IP_CAPTCHA_AFTER"]
+
+
+def _refused(purpose: str, channel: Channel, user: User | None, reason: str) -> None:
+    record(
+        "code.send",
+        FAILURE,
+        target=user,
+        subject=channel.masked,
+        method=channel.kind,
+        detail={"purpose": purpose, "reason": reason},
+    )
 
 
 def send_code(
@@ -190,39 +219,28 @@ def send_code(
     """
     config = effective_config()
     store = get_store()
-    ip = client_ip() or "-"
-    ip_key = f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}"
+    ip_key = _ip_key()
     if store.count(ip_key) >= config["CODE_IP_HOURLY_LIMIT"]:
-        record(
-            "code.send",
-            FAILURE,
-            target=user,
-            subject=channel.masked,
-            method=channel.kind,
-            detail={"purpose": purpose, "reason": "ip-limit"},
-        )
+        _refused(purpose, channel, user, "ip-limit")
         raise CodeError(_("获取验证码过于频繁，请一小时后再试。"), 429)
     key = channel.key(purpose)
     if not store.add(f"code-wait:{key}", "1", config["CODE_RESEND_INTERVAL"]):
         wait = int(store.ttl(f"code-wait:{key}") or 1) + 1
         raise CodeError(_("验证码已发送，请 %(seconds)d 秒后再重新获取。", seconds=wait), 429)
-    # SMS sign-in codes can be asked for by anyone who knows the number; the others only after
-    # the account is proven (identity data, a session). Each kind has its own daily ration, so
-    # using up the first cannot keep the owner from recovering the account.
-    ration = "login" if purpose == "login" else "account"
     digest = hashlib.sha256(channel.target.encode()).hexdigest()[:32]
-    target_key = f"code-day:{ration}:{channel.kind}:{digest}"
+    target_key = f"code-day:{RATIONS[purpose]}:{channel.kind}:{digest}"
     if store.hit(target_key, DAY) > config["CODE_DAILY_LIMIT"]:
-        record(
-            "code.send",
-            FAILURE,
-            target=user,
-            subject=channel.masked,
-            method=channel.kind,
-            detail={"purpose": purpose, "reason": "daily-limit"},
-        )
+        _refused(purpose, channel, user, "daily-limit")
         raise CodeError(_("今日获取验证码次数已达上限，请明天再试。"), 429)
-    store.hit(ip_key, HOUR)
+    # Counted and checked in one step: requests racing past the check above still cannot get
+    # more codes, or more without a CAPTCHA, than the address is allowed.
+    sent_from_ip = store.hit(ip_key, HOUR)
+    if sent_from_ip > config["CODE_IP_HOURLY_LIMIT"]:
+        _refused(purpose, channel, user, "ip-limit")
+        raise CodeError(_("获取验证码过于频繁，请一小时后再试。"), 429)
+    if sent_from_ip > config["CODE_IP_CAPTCHA_AFTER"] and not captcha.solved_in_this_request():
+        _refused(purpose, channel, user, "captcha")
+        raise CodeError(_("请输入图形验证码后再获取验证码"))
     code = f"{secrets.randbelow(10**6):06d}"
     ttl = config["CODE_TTL"]
     store.set(

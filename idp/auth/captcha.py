@@ -9,7 +9,7 @@ import hmac
 import secrets
 
 from captcha.image import ImageCaptcha
-from flask import session
+from flask import g, session
 
 from shared.factory import get_store
 
@@ -37,4 +37,11 @@ def check_answer(answer: str | None) -> bool:
     expected = get_store().take(f"captcha:{challenge_id}")
     if expected is None or not answer:
         return False
-    return hmac.compare_digest(answer.strip().upper().encode(), expected.encode())
+    solved = hmac.compare_digest(answer.strip().upper().encode(), expected.encode())
+    g.captcha_solved = g.get("captcha_solved", False) or solved
+    return solved
+
+
+def solved_in_this_request() -> bool:
+    """Whether this request answered a CAPTCHA correctly (:func:`check_answer`)."""
+    return bool(g.get("captcha_solved", False))

@@ -136,7 +136,10 @@ def sign_in_with_password(identifier: str, password: str, user: User | None) -> 
     attempt = throttle.reserve_attempt(subject)
     if not attempt.allowed:
         dummy_verify(hasher())
+        # Counted like any other failure: the address's CAPTCHA must not appear for some
+        # identifiers and not others, or it would show which ones belong to a locked account.
         throttle.record_failure(typed)
+        throttle.record_ip_failure(client_ip())
         _audit_sign_in(FAILURE, target=user, method="password", detail={"reason": "locked"})
         return SignInResult(SignInOutcome.REFUSED)
     if user is None:

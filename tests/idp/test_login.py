@@ -9,12 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.account.codes import DELIVERY, SMS, Channel, CodeError, send_code
+from idp.account.codes import DELIVERY
 from idp.audit.models import AuditEvent
 from idp.auth.models import SsoSession
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
-from shared.factory import get_store
 from tests.conftest import AppFactory
 from tests.fakes.sms_gateways import FakeAliyunSms
 from tests.idp.conftest import (
@@ -182,6 +181,29 @@ def test_captcha_shows_nothing_about_which_identifiers_are_on_file(
     assert not asks_captcha(client, "13700137000")
 
 
+def test_attempts_on_a_locked_account_count_for_the_address_captcha_too(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """A try against a locked account counts towards the address's CAPTCHA like any failure:
+    otherwise the CAPTCHA would appear for some identifiers and not others, showing which
+    ones are on file and belong to the locked account."""
+    make_user("2024000001", verified_phone="13800138000")
+    make_user("2024000002", verified_phone="13700137000")
+    idp_app.config["LOGIN_CAPTCHA_AFTER"] = 100
+    idp_app.config["LOGIN_IP_CAPTCHA_AFTER"] = 7
+    asked = []
+    # From two addresses: the first account's own phone, then a number not on file.
+    for n, probe in enumerate(("13800138000", "13900139000"), start=1):
+        client = idp_app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"10.9.0.{n}"
+        for _ in range(5):  # the account is locked now
+            assert sign_in(client, f"202400000{n}", "Wrong-password-1").status_code == 401
+        assert sign_in(client, probe, "Wrong-password-1").status_code == 401
+        page = sign_in(client, "2024999999", "Wrong-password-1")
+        asked.append('name="captcha"' in page.get_data(as_text=True))
+    assert asked == [True, True]
+
+
 def test_changing_the_lockout_threshold_mid_window_strands_no_account(
     idp_app: Flask, make_user: MakeUser
 ) -> None:
@@ -293,30 +315,6 @@ def test_sms_code_answer_does_not_wait_on_the_gateway_or_show_its_failure(
         assert app.extensions[DELIVERY].wait_idle(10)
         [sms] = gateway.received
         assert sms.phone == "13800138000"
-
-
-def test_daily_code_ration_per_phone_and_sign_in_codes_cannot_use_up_recovery(
-    idp_app: Flask, make_user: MakeUser
-) -> None:
-    """At most CODE_DAILY_LIMIT codes a day to one phone; sign-in codes, which anyone who
-    knows the number can ask for, have their own ration, so they cannot block recovery."""
-    user = make_user("2024000001", verified_phone="13800138000")
-    idp_app.config["CODE_DAILY_LIMIT"] = 3
-    channel = Channel(SMS, "13800138000")
-    with idp_app.test_request_context("/login"):
-        stored = db.session.get(User, user.id)
-
-        def send(purpose: str) -> int:
-            get_store().delete(f"code-wait:{channel.key(purpose)}")  # the 60 s wait, elapsed
-            try:
-                send_code(purpose, channel, stored)
-            except CodeError as exc:
-                assert "今日获取验证码次数已达上限" in exc.message
-                return exc.status
-            return 200
-
-        assert [send("login") for _ in range(4)] == [200, 200, 200, 429]
-        assert [send("recovery") for _ in range(4)] == [200, 200, 200, 429]
 
 
 def test_sms_code_resend_waits_sixty_seconds(idp_client: FlaskClient, make_user: MakeUser) -> None:
