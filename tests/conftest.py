@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from idp.account.codes import DELIVERIES
+from idp.cas.slo import EXECUTOR as CAS_SLO_EXECUTOR
 from shared.store import SqlStore
 from shared.store import entries as store_entries
 
@@ -126,6 +127,9 @@ class AppFactory:
         }
         if self.prefix == "IDP":
             config["OUTBOX_DIR"] = str(self.instance / "outbox")
+            # Single logout to a service no test answers fails at once; retrying it would
+            # outlive the test by seconds (tests of retries ask for them).
+            config["CAS_SLO_RETRIES"] = 0
         config.update(overrides)
         return config
 
@@ -144,6 +148,9 @@ class AppFactory:
             # finish before the tables are emptied and the engine (their pool) disposed.
             for delivery in filter(None, map(app.extensions.get, DELIVERIES)):
                 assert delivery.wait_idle(30), "a code or notice was still being sent after 30 s"
+            single_logout = app.extensions.get(CAS_SLO_EXECUTOR)
+            if single_logout is not None:
+                single_logout.shutdown(wait=True)
             _clean_tables(app)
             store = app.extensions["hongliu_store"]
             if isinstance(store, SqlStore):

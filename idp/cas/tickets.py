@@ -106,7 +106,9 @@ def looks_like(ticket: str | None, *prefixes: str) -> bool:
 
 def is_web_url(url: str | None) -> bool:
     """An absolute http(s) URL of sane length: the only kind of service a browser is sent to."""
-    if not url or len(url) > MAX_SERVICE_LENGTH or any(c in url for c in "\r\n\t\0 "):
+    # No spaces or control characters (C0 and DEL): they have no place in a URL, and an
+    # escape sequence would reach the logs that quote a refused or failing address.
+    if not url or len(url) > MAX_SERVICE_LENGTH or any(c <= " " or c == "\x7f" for c in url):
         return False
     try:
         parts = urlsplit(url)

@@ -105,6 +105,9 @@ def test_unregistered_or_malformed_service_is_refused_without_redirect(
     [
         "https://app.example.edu:99999/x",  # a port no URL can have
         "https://" + "a" * 64 + ".example.edu/x",  # a host label IDNA refuses (over 63)
+        "https://app.example.edu/\x1b[31m",  # a terminal escape, bound for the logs
+        "https://app.example.edu/\x0bx",  # vertical tab
+        "https://app.example.edu/\x7fx",  # DEL
     ],
 )
 def test_service_no_location_header_can_carry_is_refused_not_a_500(
