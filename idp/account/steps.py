@@ -5,10 +5,11 @@ Kept apart from the routes so each wizard in :mod:`idp.account.views` reads as i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, flash, g, redirect, render_template, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -34,7 +35,7 @@ from idp.auth.operations import personal_info
 from idp.auth.policy import N_, PasswordPolicy, check_password
 from idp.auth.views import no_store
 from idp.directory.identifiers import mask_phone, normalise_phone
-from idp.directory.models import User
+from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from idp.policy_settings import effective_config
 
@@ -43,6 +44,7 @@ RECOVER = "recover"
 COMPLETE = "complete"
 MISMATCH = N_("您输入的信息与学校登记的信息不一致，请核对后重试。")
 EXPIRED = N_("操作已超时或已在其他页面完成，请重新开始。")
+ALREADY_ACTIVE = N_("该账号已激活，请直接登录；忘记密码请使用“忘记密码”。")
 
 
 def render_step(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
@@ -60,10 +62,42 @@ def code_failed(form: Any, exc: CodeError) -> None:
         g.code_error_status = exc.status
 
 
-def flow_user(kind: str) -> tuple[dict[str, Any] | None, User | None]:
+def open_flow(kind: str) -> tuple[dict[str, Any], User] | str:
+    """The wizard's state and account while it may go on; else the message that says why not.
+
+    An activation goes on only while its account is still pending: once activated (in
+    another browser, say), a flow abandoned at a later step must neither bind a phone nor
+    set a password. Such a flow is discarded.
+    """
     state = flows.load_flow(kind)
-    user = db.session.get(User, state["user_id"]) if state and state.get("user_id") else None
+    # An activation step that may bind or set something holds the account's row until it
+    # commits: an activation finishing in another browser meanwhile waits, or is seen here.
+    lock = kind == ACTIVATE and request.method == "POST"
+    user_id = state.get("user_id") if state else None
+    user = db.session.get(User, user_id, with_for_update=lock or None) if user_id else None
+    if state is None or user is None:
+        return EXPIRED
+    if kind == ACTIVATE and user.status != UserStatus.PENDING:
+        flows.discard_flow(kind)
+        record("activate.stale", FAILURE, target=user)
+        db.session.commit()
+        return ALREADY_ACTIVE
     return state, user
+
+
+def restart_flow(start: str, message: str = EXPIRED) -> ResponseReturnValue:
+    """Back to the wizard's first step (``start``), saying why the flow cannot go on.
+
+    An account activated meanwhile is sent to sign in instead, as its message says.
+    """
+    flash(_(message), "error")
+    return redirect(url_for("auth.login" if message == ALREADY_ACTIVE else start))
+
+
+def phone_stamp(user: User) -> str:
+    """Changes whenever the verified security phone does (bound, replaced or unbound)."""
+    phone = user.phone if user.has_security_phone else ""
+    return hashlib.sha256((phone or "-").encode()).hexdigest()
 
 
 def verify_identity(form: IdentityForm, flow_subject: str) -> User | None:
@@ -152,21 +186,18 @@ def final_password_step(
     finish: Callable[[User, str, dict[str, Any]], ResponseReturnValue],
 ) -> ResponseReturnValue:
     """The last step of a wizard: a new password, then ``finish`` — once, whatever the tabs."""
-    state, user = flow_user(kind)
-    if state is None or user is None or state.get("step") != "password":
-        flash(_(EXPIRED), "error")
-        return redirect(url_for(start))
-
-    def expired() -> ResponseReturnValue:
-        flash(_(EXPIRED), "error")
-        return redirect(url_for(start))
-
+    flow = open_flow(kind)
+    if isinstance(flow, str):
+        return restart_flow(start, flow)
+    state, user = flow
+    if state.get("step") != "password":
+        return restart_flow(start)
     return new_password_step(
         user,
         template,
         claim=lambda password: flows.finish_flow(kind) is not None,
         finish=lambda password: finish(user, password, state),
-        expired=expired,
+        expired=lambda: restart_flow(start),
         step=3,
     )
 

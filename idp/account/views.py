@@ -24,6 +24,7 @@ from idp.account.forms import IdentityForm, NewPasswordForm, PhoneForm, VerifyFo
 from idp.account.operations import (
     AccountError,
     activate_account,
+    complete_information,
     reset_password,
 )
 from idp.account.reset_links import (
@@ -36,6 +37,7 @@ from idp.account.reset_links import (
 )
 from idp.account.steps import (
     ACTIVATE,
+    ALREADY_ACTIVE,
     COMPLETE,
     EXPIRED,
     MISMATCH,
@@ -44,23 +46,27 @@ from idp.account.steps import (
     code_failed,
     code_refused,
     final_password_step,
-    flow_user,
     identity_needs_captcha,
     new_password_step,
+    open_flow,
     password_errors,
+    phone_stamp,
     render_step,
+    restart_flow,
     verify_identity,
 )
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha
 from idp.auth.operations import required_step
-from idp.auth.policy import PasswordPolicy
-from idp.auth.views import finish_pending_sign_in, no_store, pending_sign_in_user
+from idp.auth.policy import N_, PasswordPolicy
+from idp.auth.views import SIGNIN_FLOW, finish_pending_sign_in, no_store, pending_sign_in_user
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from idp.policy_settings import effective_config
 
 bp = Blueprint("account", __name__, template_folder="templates")
+
+PHONE_CHANGED = N_("您的安全手机已在其他页面绑定或更换，请重新登录。")
 
 
 # 激活账号 ---------------------------------------------------------------------------------
@@ -78,7 +84,7 @@ def activate() -> ResponseReturnValue:
             if user.status in (UserStatus.DISABLED, UserStatus.LOCKED):
                 form.account.errors = [_("该账号已被停用或锁定，请联系管理员处理。")]
             elif user.status != UserStatus.PENDING:
-                form.account.errors = [_("该账号已激活，请直接登录；忘记密码请使用“忘记密码”。")]
+                form.account.errors = [_(ALREADY_ACTIVE)]
             else:
                 flows.start_flow(ACTIVATE, {"user_id": user.id, "step": "phone"})
                 return redirect(url_for("account.activate_phone"))
@@ -94,10 +100,10 @@ def activate() -> ResponseReturnValue:
 @bp.route("/activate/phone", methods=["GET", "POST"])
 def activate_phone() -> ResponseReturnValue:
     """激活账号, step 2: bind the security phone with an SMS code."""
-    state, user = flow_user(ACTIVATE)
-    if state is None or user is None:
-        flash(_(EXPIRED), "error")
-        return redirect(url_for("account.activate"))
+    flow = open_flow(ACTIVATE)
+    if isinstance(flow, str):
+        return restart_flow("account.activate", flow)
+    state, user = flow
     form = PhoneForm()
     if form.validate_on_submit() and bind_phone_step(form, user, "activation"):
         flows.save_flow(ACTIVATE, {**state, "step": "password"})
@@ -145,8 +151,16 @@ def complete() -> ResponseReturnValue:
         # else changes a bound phone in the security centre, which asks for the old one.
         return redirect(url_for("auth.change_password"))
     if state is None or not in_progress:
-        state = {"user_id": user.id, "step": "intro"}
+        state = {"user_id": user.id, "step": "intro", "phone": phone_stamp(user)}
         flows.start_flow(COMPLETE, state)
+    elif state.get("phone") != phone_stamp(user):
+        # The security phone changed since this completion began or bound its own (another
+        # completion, the security centre, the help desk): going on could replace a phone
+        # this flow never proved, so the sign-in starts over.
+        flows.discard_flow(COMPLETE)
+        flows.discard_flow(SIGNIN_FLOW)
+        flash(_(PHONE_CHANGED), "error")
+        return redirect(url_for("auth.login"))
     step = state["step"]
     if step == "intro" and request.method == "GET" and not request.args.get("start"):
         return render_step("account/complete.html", step=0, user=user)
@@ -186,7 +200,7 @@ def _complete_phone(user: User, state: dict[str, Any]) -> ResponseReturnValue:
         and form.validate_on_submit()
         and bind_phone_step(form, user, "bind_phone")
     ):
-        flows.save_flow(COMPLETE, {**state, "step": "password"})
+        flows.save_flow(COMPLETE, {**state, "step": "password", "phone": phone_stamp(user)})
         return redirect(url_for("account.complete"))
     return render_step(
         "account/complete.html",
@@ -208,10 +222,7 @@ def _complete_password(user: User) -> ResponseReturnValue:
             flash(_(EXPIRED), "error")
             return redirect(url_for("auth.login"))
         else:
-            from idp.auth.operations import set_password
-
-            set_password(user, form.password.data or "")
-            record("account.complete", actor=user)
+            complete_information(user, form.password.data or "")
             db.session.commit()
             resumed = finish_pending_sign_in()
             if resumed is not None:
@@ -259,10 +270,10 @@ def recover() -> ResponseReturnValue:
 @bp.route("/recover/verify", methods=["GET", "POST"])
 def recover_verify() -> ResponseReturnValue:
     """找回密码, step 2: 身份验证 by security phone (masked) or security email."""
-    state, user = flow_user(RECOVER)
-    if state is None or user is None:
-        flash(_(EXPIRED), "error")
-        return redirect(url_for("account.recover"))
+    flow = open_flow(RECOVER)
+    if isinstance(flow, str):
+        return restart_flow("account.recover", flow)
+    state, user = flow
     channels = verified_channels(user)
     if not channels:  # unbound by the help desk since step 1
         flows.discard_flow(RECOVER)

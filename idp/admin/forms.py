@@ -8,6 +8,7 @@ from wtforms import BooleanField, HiddenField, SelectField, SubmitField, TextAre
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
+from idp.auth.forms import TOO_LONG
 from idp.directory.roles import Role
 
 
@@ -16,7 +17,7 @@ class ConfirmActionForm(FlaskForm):
 
     reason = TextAreaField(
         _l("操作原因"),
-        validators=[DataRequired(_l("请填写操作原因。")), Length(max=500)],
+        validators=[DataRequired(_l("请填写操作原因。")), Length(max=500, message=TOO_LONG)],
         render_kw={
             "rows": 3,
             "placeholder": _l("例如：学生本人持学生证到服务台，手机号已更换"),
@@ -41,4 +42,5 @@ class RoleActionForm(ConfirmActionForm):
             SelectChoice(Role.ADMIN.value, _l("管理员")),
         ],
         validators=[DataRequired(_l("请选择角色。"))],
+        invalid_choice_message=_l("请选择角色。"),
     )

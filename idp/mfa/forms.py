@@ -7,6 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
+from idp.auth.forms import TOO_LONG
+
 
 def totp_field(required: bool = True) -> StringField:
     """The 6-digit code the authenticator app shows (spaces allowed, as apps group them)."""
@@ -14,7 +16,7 @@ def totp_field(required: bool = True) -> StringField:
         _l("动态验证码"),
         validators=[
             DataRequired(_l("请输入验证器应用中显示的 6 位数字")) if required else Optional(),
-            Length(max=16),
+            Length(max=16, message=TOO_LONG),
         ],
         render_kw={
             "placeholder": _l("6 位数字"),
@@ -30,7 +32,7 @@ class VerifyForm(FlaskForm):
     code = totp_field(required=False)
     recovery_code = StringField(
         _l("恢复码"),
-        validators=[Optional(), Length(max=32)],
+        validators=[Optional(), Length(max=32, message=TOO_LONG)],
         render_kw={"placeholder": _l("例如 abcde-12345"), "autocomplete": "off"},
     )
     next = HiddenField()
@@ -50,7 +52,7 @@ class DisableForm(FlaskForm):
 
     password = PasswordField(
         _l("登录密码"),
-        validators=[DataRequired(_l("请输入登录密码")), Length(max=1024)],
+        validators=[DataRequired(_l("请输入登录密码")), Length(max=1024, message=TOO_LONG)],
         render_kw={"autocomplete": "current-password"},
     )
     code = totp_field()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, RadioField, StringField, SubmitField
+from wtforms import HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
-from idp.auth.forms import captcha_field, code_field
+from idp.auth.forms import TOO_LONG, captcha_field, code_field, method_field
 
 
 class ReverifyForm(FlaskForm):
@@ -16,10 +16,10 @@ class ReverifyForm(FlaskForm):
     The view fills ``method.choices`` with what this user can use.
     """
 
-    method = RadioField(_l("验证方式"), choices=[], validators=[DataRequired(_l("请选择验证方式"))])
+    method = method_field()
     password = PasswordField(
         _l("登录密码"),
-        validators=[Optional(), Length(max=1024)],
+        validators=[Optional(), Length(max=1024, message=TOO_LONG)],
         render_kw={"autocomplete": "current-password"},
     )
     code = code_field(_l("验证码"))
@@ -33,7 +33,7 @@ class NewEmailForm(FlaskForm):
 
     email = StringField(
         _l("新邮箱"),
-        validators=[DataRequired(_l("请输入邮箱地址")), Length(max=254)],
+        validators=[DataRequired(_l("请输入邮箱地址")), Length(max=254, message=TOO_LONG)],
         render_kw={"placeholder": _l("例如 name@example.com"), "autocomplete": "email"},
     )
     code = code_field(_l("邮件验证码"))
@@ -47,7 +47,7 @@ class NewPhoneForm(FlaskForm):
 
     phone = StringField(
         _l("新手机号码"),
-        validators=[DataRequired(_l("请输入手机号码")), Length(max=20)],
+        validators=[DataRequired(_l("请输入手机号码")), Length(max=20, message=TOO_LONG)],
         render_kw={"placeholder": _l("请输入手机号码"), "autocomplete": "tel"},
     )
     code = code_field(_l("短信验证码"))

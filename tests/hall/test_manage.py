@@ -287,6 +287,29 @@ def test_manager_adds_a_system_entry_for_staff_only(demo_hall: Flask) -> None:
     assert "教学质量评价系统" not in student.get("/services").text
 
 
+def test_tampered_system_entry_is_refused_in_chinese(demo_hall: Flask) -> None:
+    """A tampered 入口类型, 可用人员 and 排序 and an empty 名称 are each named in Chinese."""
+    client = manager_client(demo_hall)
+    token = csrf_token(client, "/manage/systems/new")
+    refused = client.post(
+        "/manage/systems/new",
+        data={
+            "csrf_token": token,
+            "name": "",
+            "url": "https://pj.example.edu.cn/",
+            "section": "admin-only",
+            "department_id": department_id(demo_hall, "JWC"),
+            "allowed_kinds": ["staff", "robot"],
+            "sort": "five",
+        },
+    )
+    assert refused.status_code == 400, refused.text[:300]
+    for message in ("请填写此项", "请从列出的选项中选择", "“robot”不在可选项中", "请输入整数"):
+        assert message in refused.text
+    for english in ("Not a valid", "This field is required", "is not a valid choice"):
+        assert english not in refused.text
+
+
 def test_hall_admin_grants_a_service_manager_in_the_ui(demo_hall: Flask) -> None:
     """授权: the admin makes an account manager of a department, then revokes it; audited."""
     user_id = make_hall_user(demo_hall, "T2001", "staff", "HR", "王老师")  # demo hall admin

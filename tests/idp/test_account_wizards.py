@@ -264,7 +264,12 @@ def test_activation_finished_in_another_browser_leaves_password_alone(
     assert _new_password(first, "/activate/password").status_code == 200
     activated_hash = _user(idp_app, user).password_hash
 
-    late = _new_password(second, "/activate/password", "Other-Path-2026")
+    # The form opened before (its token; opening the page again would already refuse).
+    token = csrf_token(second, "/activate")
+    late = second.post(
+        "/activate/password",
+        data={"csrf_token": token, "password": "Other-Path-2026", "confirm": "Other-Path-2026"},
+    )
     assert late.status_code == 302 and late.location == "/login"
     assert "该账号已激活，请直接登录" in second.get("/login").get_data(as_text=True)
     assert _user(idp_app, user).password_hash == activated_hash
