@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from idp.audit.operations import client_ip
 from idp.auth.models import SsoSession
 from idp.clients.models import SessionParticipant
-from idp.directory.models import User, UserStatus, utcnow
+from idp.directory.models import User, UserStatus, aware, utcnow
 from idp.extensions import db
 from shared.factory import insert_plain
 
@@ -38,11 +38,6 @@ def cookie_name() -> str:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
 def start_session(
@@ -110,7 +105,7 @@ def find_session(token: str | None) -> SsoSession | None:
     if sso is None or not session_is_live(sso):
         return None
     now = utcnow()
-    if _aware(sso.last_seen_at) + TOUCH_INTERVAL <= now:
+    if aware(sso.last_seen_at) + TOUCH_INTERVAL <= now:
         sso.last_seen_at = now
         db.session.commit()
     return sso
@@ -122,9 +117,9 @@ def session_is_live(sso: SsoSession) -> bool:
     CAS tickets and PGTs, and OIDC logout hints alike."""
     now = utcnow()
     idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
-    if _aware(sso.expires_at) <= now:
+    if aware(sso.expires_at) <= now:
         return False
-    if not sso.remember and _aware(sso.last_seen_at) + idle <= now:
+    if not sso.remember and aware(sso.last_seen_at) + idle <= now:
         return False
     return sso.user.status == UserStatus.ACTIVE
 
@@ -181,7 +176,7 @@ def sessions_of(user: User) -> list[SsoSession]:
         .where(SsoSession.user_id == user.id)
         .order_by(SsoSession.last_seen_at.desc())
     )
-    return [s for s in rows if _aware(s.expires_at) > now]
+    return [s for s in rows if aware(s.expires_at) > now]
 
 
 def setup_session_cookie(app: Flask) -> None:

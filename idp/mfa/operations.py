@@ -27,7 +27,7 @@ from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth.models import SsoSession
 from idp.auth.operations import PasswordCheck, confirm_password
 from idp.directory.identifiers import data_key, decrypt_identifier, encrypt_identifier
-from idp.directory.models import User, utcnow
+from idp.directory.models import User, aware, utcnow
 from idp.extensions import db
 from idp.mfa.models import RecoveryCode, TotpCredential, TrustedDevice
 from shared.factory import get_store
@@ -126,7 +126,7 @@ def enrolment_secret(user: User) -> str:
     if credential is not None and credential.confirmed_at is not None:
         raise MfaError(_l("两步验证已开启。"), status=409)
     if credential is not None:
-        if _aware(credential.created_at) + ENROLMENT_TTL > utcnow():
+        if aware(credential.created_at) + ENROLMENT_TTL > utcnow():
             return _secret(credential)
         # A secret shown long ago may have been seen by someone else: start afresh.
         db.session.delete(credential)
@@ -412,11 +412,6 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
-
-
 def trust_days() -> int:
     """How long a trusted device skips the code."""
     return int(current_app.config["TOTP_TRUST_DAYS"])
@@ -443,10 +438,10 @@ def trust_device(user: User, user_agent: str | None, ip: str | None) -> str:
 
 def _still_valid(user: User, device: TrustedDevice) -> bool:
     """Unexpired, and trusted since the last password change (a new password revokes all)."""
-    if _aware(device.expires_at) <= utcnow():
+    if aware(device.expires_at) <= utcnow():
         return False
     changed = user.password_changed_at
-    return changed is None or _aware(device.created_at) >= _aware(changed)
+    return changed is None or aware(device.created_at) >= aware(changed)
 
 
 def device_trusted(user: User, token: str | None) -> bool:

@@ -30,6 +30,8 @@ from idp.oidc.operations import revoke_session_tokens
 log = logging.getLogger(__name__)
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
+#: The ``typ`` header of logout tokens (Back-Channel Logout §2.4): never taken for an ID token.
+LOGOUT_JWT_TYPE = "logout+jwt"
 #: Seconds a logout token is valid: it is delivered at once or not at all.
 TOKEN_LIFETIME = 120
 TIMEOUT = 5
@@ -68,7 +70,7 @@ def logout_token(client: OidcClient, sub: str, sid: str) -> str:
         "sid": sid,
         "events": {EVENT: {}},
     }
-    header = {"alg": key.alg, "kid": key.kid, "typ": "logout+jwt"}
+    header = {"alg": key.alg, "kid": key.kid, "typ": LOGOUT_JWT_TYPE}
     return jwt.encode(header, claims, private_key(key), algorithms=[key.alg])
 
 

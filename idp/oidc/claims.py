@@ -36,7 +36,7 @@ from flask_babel import lazy_gettext as _l
 
 from idp.auth.models import SsoSession
 from idp.directory.identifiers import data_key
-from idp.directory.models import User, UserKind, utcnow
+from idp.directory.models import User, UserKind, aware
 
 #: The scopes about a person, each with the claims it releases.
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -75,9 +75,8 @@ def subject(user: User) -> str:
 
 
 def timestamp(moment: datetime) -> int:
-    """Seconds since the epoch; naive datetimes (SQLite) were stored as UTC."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
-    return int(aware.timestamp())
+    """Whole seconds since the epoch, as JWT claims count them."""
+    return int(aware(moment).timestamp())
 
 
 def amr(methods: str) -> list[str]:

@@ -18,7 +18,7 @@ from idp.auth.models import SsoSession
 from idp.auth.sessions import session_is_live
 from idp.clients.models import OidcClient, SessionParticipant
 from idp.clients.operations import hash_secret
-from idp.directory.models import User, utcnow
+from idp.directory.models import User, aware, utcnow
 from idp.extensions import db
 from idp.oidc.models import Consent, OAuthToken
 
@@ -195,12 +195,18 @@ def reauthenticated(sso: SsoSession, request_id: str) -> bool:
     since = marker.get("since")
     if not isinstance(since, int | float) or time.time() - since > REAUTH_WINDOW:
         return False
-    auth_time = sso.auth_time
-    if auth_time.tzinfo is None:  # SQLite hands back naive UTC
-        auth_time = auth_time.replace(tzinfo=utcnow().tzinfo)
-    return auth_time.timestamp() >= since
+    return aware(sso.auth_time).timestamp() >= since
 
 
 def finish_reauthentication() -> None:
     """Forget the marker once the request it was for has been answered."""
     session.pop(REAUTH_MARKER, None)
+
+
+def signed_in_before(sso: SsoSession, max_age: int) -> bool:
+    """Whether ``sso``'s sign-in is ``max_age`` seconds old or more, to the microsecond.
+
+    Not in whole seconds: max_age=0 must ask again even within the second of the sign-in, as
+    prompt=login does (OIDC Core §3.1.2.1).
+    """
+    return (utcnow() - aware(sso.auth_time)).total_seconds() >= max_age

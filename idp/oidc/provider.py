@@ -64,6 +64,7 @@ from idp.oidc.adapters import (
     find_client,
     find_token,
 )
+from idp.oidc.backchannel import LOGOUT_JWT_TYPE
 from idp.oidc.claims import (
     USER_SCOPES,
     amr,
@@ -157,7 +158,13 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
 
     def authenticate_user(self, authorization_code: IssuedCode) -> User | None:
         user = db.session.get(User, authorization_code.user_id)
-        return user if user is not None and user.status == UserStatus.ACTIVE else None
+        if user is None or user.status != UserStatus.ACTIVE:
+            return None
+        # A code issued just before the browser signed out must not outlive the sign-in it came
+        # from (its refresh token would live on for weeks): no live session, no user.
+        client: OidcClient = self.request.client.model
+        sso = operations.session_of_sid(authorization_code.sid, subject(user), client)
+        return user if sso is not None else None
 
 
 class OpenIDConnectCode(OpenIDCode):  # type: ignore[misc]
@@ -375,6 +382,8 @@ def verify_id_token_hint(hint: str) -> dict[str, Any] | None:
     claims = dict(token.claims)
     if claims.get("iss") != issuer() or not isinstance(claims.get("sub"), str):
         return None
+    if "events" in claims or token.header.get("typ") == LOGOUT_JWT_TYPE:
+        return None  # a back-channel logout token: signed by us, but no ID token
     return claims if find_client(claims.get("aud")) is not None else None
 
 
@@ -500,8 +509,9 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
     ) -> Any:
         try:
             return super().authenticate_client(request, methods, endpoint)
-        except UnicodeDecodeError:
-            # Authlib decodes HTTP Basic credentials strictly as UTF-8.
+        except ValueError:
+            # Authlib decodes HTTP Basic credentials strictly (ASCII base64, then UTF-8) and lets
+            # the error through: malformed credentials, to be answered like any other.
             raise InvalidClientError(
                 status_code=401, description="Malformed client credentials."
             ) from None

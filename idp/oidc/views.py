@@ -4,17 +4,13 @@ views add what a person sees: sign-in, re-authentication, access policy and cons
 
 from __future__ import annotations
 
-import functools
 import hashlib
-from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
     Response,
-    jsonify,
-    make_response,
     redirect,
     render_template,
     request,
@@ -30,10 +26,10 @@ from idp.audit.operations import record
 from idp.auth.models import SsoSession
 from idp.auth.sessions import current_session
 from idp.clients.operations import policy_admits
-from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc import operations
-from idp.oidc.claims import SCOPE_LABELS, issuer, subject, timestamp
+from idp.oidc.claims import SCOPE_LABELS, issuer, subject
+from idp.oidc.cors import cross_origin, public_json
 from idp.oidc.discovery import provider_metadata
 from idp.oidc.keys import ensure_signing_key, jwks
 from idp.oidc.provider import (
@@ -57,8 +53,27 @@ R = TypeVar("R", bound=BaseResponse)
 
 #: Fields of the consent form that are not part of the authorization request.
 FORM_FIELDS = ("csrf_token", "decision", "confirm")
-#: Seconds a browser may reuse a CORS preflight answer.
-PREFLIGHT_MAX_AGE = 3600
+#: Authorization request parameters, each at most once (RFC 6749 §3.1). Authlib and
+#: ``_verified_client`` check client_id, redirect_uri, response_type, scope and state.
+AUTHORIZATION_PARAMETERS = frozenset(
+    {
+        "nonce",
+        "prompt",
+        "max_age",
+        "id_token_hint",
+        "login_hint",
+        "code_challenge",
+        "code_challenge_method",
+        "response_mode",
+        "acr_values",
+        "claims",
+        "display",
+        "ui_locales",
+        "claims_locales",
+        "request",
+        "request_uri",
+    }
+)
 
 
 @bp.before_request
@@ -73,49 +88,16 @@ def _no_store(response: R) -> R:
     return response
 
 
-def _public_json(document: dict[str, Any]) -> Response:
-    response = jsonify(document)
-    # Browser-based relying parties read these cross-origin; they hold nothing secret.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
-
-
-def _cross_origin(view: Callable[[], ResponseReturnValue]) -> Callable[[], Response]:
-    """Let browser-based clients (public, with PKCE) call ``view`` from their own origin.
-
-    Any origin, without credentials: these endpoints authenticate by client credentials, PKCE
-    or a bearer token, never by a cookie. The route must list OPTIONS: the view then answers
-    the preflight itself, with the route's methods.
-    """
-
-    @functools.wraps(view)
-    def cross_origin_view() -> Response:
-        if request.method == "OPTIONS":
-            assert request.url_rule is not None and request.url_rule.methods is not None
-            methods = sorted(request.url_rule.methods - {"HEAD", "OPTIONS"})
-            response = Response(status=204)
-            response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-            response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
-        else:
-            response = make_response(view())
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        return response
-
-    return cross_origin_view
-
-
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
     """OpenID Provider Metadata."""
-    return _public_json(provider_metadata())
+    return public_json(provider_metadata())
 
 
 @bp.get("/oauth2/jwks")
 def jwks_document() -> Response:
     """The public signing keys, retired ones included until their tokens expire."""
-    return _public_json(jwks())
+    return public_json(jwks())
 
 
 def _request_params() -> list[tuple[str, str]]:
@@ -189,7 +171,7 @@ def _must_sign_in(
     """Whether the browser must (again) prove who it is before a code is issued."""
     if sso is None:
         return True
-    stale = max_age is not None and timestamp(utcnow()) - timestamp(sso.auth_time) > max_age
+    stale = max_age is not None and operations.signed_in_before(sso, max_age)
     other_person = hinted is not None and hinted != subject(sso.user)
     if "login" in prompts or stale or other_person:
         # Satisfied once the browser signed in after being sent to do so for this request.
@@ -217,9 +199,13 @@ def authorize() -> ResponseReturnValue:
     def refuse(error: OAuth2Error) -> BaseResponse:
         return _no_store(error_redirect(redirect_uri, error, state))
 
-    if "request" in request.values:
+    repeated = _repeated_parameter(AUTHORIZATION_PARAMETERS)
+    if repeated is not None:
+        return refuse(InvalidRequestError(f"Repeated parameter: {repeated}."))
+    # Sent without a value, they count as omitted (RFC 6749 §3.1).
+    if any(request.values.getlist("request")):
         return refuse(RequestNotSupportedError())
-    if "request_uri" in request.values:
+    if any(request.values.getlist("request_uri")):
         return refuse(RequestURINotSupportedError())
     if not request.values.get("response_type"):
         # Authlib would call a missing response type unsupported; RFC 6749 §4.1.2.1 says invalid.
@@ -287,7 +273,7 @@ def _consent_page(
 
 
 #: The parameters of the token, introspection and revocation requests: each at most once.
-PROTOCOL_PARAMETERS = frozenset(
+TOKEN_PARAMETERS = frozenset(
     {
         "grant_type",
         "code",
@@ -303,11 +289,11 @@ PROTOCOL_PARAMETERS = frozenset(
 )
 
 
-def _repeated_parameter() -> str | None:
-    """A protocol parameter the request sends more than once, which RFC 6749 §3.2 forbids:
-    with two codes, or two client ids, nobody can say which one was meant. Empty values count
-    as omitted and parameters we do not know are ignored (§3.1)."""
-    for key in PROTOCOL_PARAMETERS.intersection(request.values):
+def _repeated_parameter(names: frozenset[str]) -> str | None:
+    """One of ``names`` the request sends more than once, which RFC 6749 §3.1 forbids: with
+    two codes, or two nonces, nobody can say which one was meant. Empty values count as
+    omitted and parameters we do not know are ignored (§3.1)."""
+    for key in sorted(names.intersection(request.values)):
         if sum(1 for value in request.values.getlist(key) if value) > 1:
             return key
     return None
@@ -316,7 +302,7 @@ def _repeated_parameter() -> str | None:
 def _endpoint(name: str) -> Response:
     """Authlib's response for an endpoint; errors raised before its own handling included."""
     try:
-        repeated = _repeated_parameter() if name != "userinfo" else None
+        repeated = _repeated_parameter(TOKEN_PARAMETERS) if name != "userinfo" else None
         if repeated is not None:
             raise InvalidRequestError(f"Repeated parameter: {repeated}.")
         if name == "token":
@@ -329,7 +315,7 @@ def _endpoint(name: str) -> Response:
 
 
 @bp.route("/oauth2/token", methods=["POST", "OPTIONS"])
-@_cross_origin
+@cross_origin
 def token() -> ResponseReturnValue:
     """The token endpoint (codes, refresh tokens, client credentials)."""
     response = _endpoint("token")
@@ -339,7 +325,7 @@ def token() -> ResponseReturnValue:
 
 
 @bp.route("/oauth2/userinfo", methods=["GET", "POST", "OPTIONS"])
-@_cross_origin
+@cross_origin
 def userinfo() -> ResponseReturnValue:
     """Claims about the token's user (Bearer token in the Authorization header)."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
@@ -358,7 +344,7 @@ def introspect() -> ResponseReturnValue:
 
 
 @bp.route("/oauth2/revoke", methods=["POST", "OPTIONS"])
-@_cross_origin
+@cross_origin
 def revoke() -> ResponseReturnValue:
     """RFC 7009 token revocation."""
     response = _endpoint("revocation")

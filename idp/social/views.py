@@ -32,7 +32,7 @@ from idp.account.codes import ip_needs_captcha
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth.sessions import current_session, current_user
 from idp.auth.views import continue_sign_in, no_store, pending_sign_in_user
-from idp.directory.models import User, UserStatus, utcnow
+from idp.directory.models import User, UserStatus, aware, utcnow
 from idp.extensions import db
 from idp.security.steps import expired, finish_flow, flow_state, render_page, reverify
 from idp.security.views import user_needed
@@ -251,11 +251,6 @@ def unbound(provider: str) -> ResponseReturnValue:
     )
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
-
-
 @bp.get("/login/<any(wechat, wecom):provider>/link")
 def link(provider: str) -> ResponseReturnValue:
     """After signing in from the 尚未绑定 page: bind the waiting identity, then go on."""
@@ -266,7 +261,7 @@ def link(provider: str) -> ResponseReturnValue:
         return redirect(url_for("security.index") if user else url_for("auth.login"))
     if user is None or sso is None:
         return redirect(url_for("social.unbound", provider=provider))
-    if _aware(sso.auth_time) < datetime.fromisoformat(pending["at"]):
+    if aware(sso.auth_time) < datetime.fromisoformat(pending["at"]):
         # Signed in before the scan: the binding needs the account's owner to sign in now.
         return redirect(url_for("social.unbound", provider=provider))
     taken = flows.finish_flow(PENDING_FLOW)

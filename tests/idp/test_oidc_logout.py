@@ -17,10 +17,13 @@ from joserfc.jwk import RSAKey
 from idp.auth.models import SsoSession
 from idp.clients.models import OidcClient
 from idp.extensions import db
+from idp.oidc.models import OAuthToken
 from tests.idp.conftest import PASSWORD, MakeUser, post_form, sign_in
 from tests.idp.oidc_support import (
     LOGOUT_URI,
+    authorize,
     bearer,
+    exchange,
     expire_retired_keys,
     register,
     still_signed_in,
@@ -243,3 +246,29 @@ def test_cross_site_post_logout_with_an_unverifiable_hint_ends_nothing(
     response = idp_app.test_client().post("/oauth2/logout", data=form)
     assert response.status_code == 200 and "Location" not in response.headers
     assert still_signed_in(browser, rp)
+
+
+def test_code_issued_before_signing_out_issues_no_tokens(
+    browser: FlaskClient, idp_app: Flask
+) -> None:
+    """A code whose sign-in has ended (the browser signed out at /logout before the client
+    exchanged it) is invalid_grant: no tokens outlive the session."""
+    rp = register(idp_app)
+    authz = authorize(browser, rp)
+    assert post_form(browser, "/logout", {}).status_code in (200, 302)
+    response = exchange(browser, rp, authz)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    with idp_app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(OAuthToken)) == 0
+
+
+def test_code_survives_signing_in_again(browser: FlaskClient, idp_app: Flask) -> None:
+    """Signing in again (prompt=login) continues the session: codes issued before and after
+    both exchange for tokens."""
+    rp = register(idp_app)
+    before = authorize(browser, rp)
+    sign_in(browser, "2024000555", PASSWORD)
+    after = authorize(browser, rp)
+    for authz in (before, after):
+        response = exchange(browser, rp, authz)
+        assert response.status_code == 200, response.get_data(as_text=True)

@@ -220,6 +220,26 @@ def test_public_client_in_a_browser_reads_token_userinfo_and_revocation_answers(
     assert issued.headers["Cache-Control"] == "no-store"
 
 
+def test_browser_clients_may_read_the_authentication_challenge(
+    idp_client: FlaskClient, rp: RelyingParty
+) -> None:
+    """A 401 from userinfo or the token endpoint exposes its WWW-Authenticate header, which
+    says what went wrong, to the script that called it cross-origin."""
+    responses = (
+        idp_client.get("/oauth2/userinfo", headers=SPA_ORIGIN),
+        idp_client.get("/oauth2/userinfo", headers={**SPA_ORIGIN, **bearer("made-up")}),
+        idp_client.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers={**SPA_ORIGIN, **basic(rp, "wrong")},
+        ),
+    )
+    for response in responses:
+        assert response.status_code == 401 and response.headers["WWW-Authenticate"]
+        exposed = response.headers.get("Access-Control-Expose-Headers", "")
+        assert "www-authenticate" in {name.strip().lower() for name in exposed.split(",")}
+
+
 @pytest.mark.parametrize("path", ["/oauth2/introspect", "/oauth2/authorize", "/oauth2/logout"])
 def test_no_cors_where_browsers_have_no_business(idp_client: FlaskClient, path: str) -> None:
     """Introspection (resource servers), authorization and logout (top-level pages): no CORS."""
@@ -259,3 +279,19 @@ def test_repeated_parameters_at_introspection_and_revocation(
         refused = browser.post(path, data=twice, headers=basic(rp))
         assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_request"
     assert userinfo_status(browser, tokens["access_token"]) == 200
+
+
+@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])
+def test_basic_credentials_that_are_not_base64_are_invalid_client(
+    idp_client: FlaskClient, path: str
+) -> None:
+    """Non-ASCII HTTP Basic credentials are malformed credentials like any other: 401
+    invalid_client with the Basic challenge, not a crash."""
+    response = idp_client.post(
+        path,
+        data={"grant_type": "client_credentials", "token": "x"},
+        headers={"Authorization": "Basic éééé"},
+    )
+    assert response.status_code == 401, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
