@@ -174,6 +174,7 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     need_captcha = False
+    status = 401 if request.method == "POST" else 200
     if form.validate_on_submit():
         identifier = form.identifier.data or ""
         user = find_user_by_identifier(identifier)
@@ -198,9 +199,10 @@ def login() -> ResponseReturnValue:
                 form.password.errors = [_(REFUSED_MESSAGE)]
             need_captcha = throttle.captcha_required(subject, client_ip())
     elif request.method == "POST":
-        need_captcha = True  # a malformed post: ask for a CAPTCHA rather than guess
+        # A box left empty or overfilled: no sign-in was tried, so 400, not 401. Ask for a
+        # CAPTCHA rather than guess whether it is needed.
+        need_captcha, status = True, 400
     form.password.data = ""
-    status = 401 if request.method == "POST" else 200
     return no_store(
         current_app.make_response(
             (

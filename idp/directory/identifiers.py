@@ -34,12 +34,14 @@ DEVELOPMENT_KEY_INFO = b"hongliu development data key"
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK_CHARS = "10X98765432"
 
-_RESIDENT_ID = re.compile(r"\d{17}[\dX]")
-_OLD_RESIDENT_ID = re.compile(r"\d{15}")
+# re.ASCII throughout: \d would also match Arabic-Indic and other digits NFKC leaves alone,
+# and a number must have one spelling to be matched, hashed and sent to.
+_RESIDENT_ID = re.compile(r"\d{17}[\dX]", re.ASCII)
+_OLD_RESIDENT_ID = re.compile(r"\d{15}", re.ASCII)
 #: Passports and travel permits: letters and digits, at least one letter.
 _DOCUMENT_NUMBER = re.compile(r"(?=.*[A-Z])[A-Z0-9]{5,20}")
-_SCIENTIFIC = re.compile(r"\d(\.\d+)?E\+\d+")
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+_SCIENTIFIC = re.compile(r"\d(\.\d+)?E\+\d+", re.ASCII)
+_MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
 _PHONE_NOISE = re.compile(r"[\s\-()（）]")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
 

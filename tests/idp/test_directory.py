@@ -145,10 +145,28 @@ def test_mainland_mobile_is_normalised_from_common_spellings(raw: str) -> None:
     assert normalise_phone(raw) == "19912341339"
 
 
-@pytest.mark.parametrize("raw", ["", "1991234133", "29912341339", "0931-2973386", "+1 2025550123"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "1991234133",
+        "29912341339",
+        "0931-2973386",
+        "+1 2025550123",
+        "19\u0669\u0661\u0662\u0663\u0664\u0661\u0663\u0663\u0669",  # Arabic-Indic digits
+    ],
+)
 def test_phone_that_is_not_a_mainland_mobile_is_refused(raw: str) -> None:
-    """Landlines, foreign numbers and wrong lengths are not security phones."""
+    """Landlines, foreign numbers, wrong lengths and digits of other scripts (which NFKC
+    leaves as they are) are not security phones."""
     assert normalise_phone(raw) is None
+
+
+def test_id_number_in_digits_of_another_script_is_refused() -> None:
+    """Only ASCII digits (full-width ones become ASCII): one number, one spelling."""
+    arabic_indic = "".join(chr(0x0660 + int(d)) for d in "11010519491231002")
+    with pytest.raises(ValueError):
+        validate_id_number(arabic_indic + "X")
 
 
 def test_email_is_lower_cased_and_malformed_refused() -> None:

@@ -54,9 +54,17 @@ Setup = Callable[[Flask, FlaskClient], None]
             _anonymous,
             "/login",
             {"identifier": "2" * 65, "password": "x"},
-            401,  # a malformed sign-in answers like a refused one
+            400,  # no sign-in was tried: not a refused one
             "最多可输入 64 个字符",
             id="login-identifier-too-long",
+        ),
+        pytest.param(
+            _anonymous,
+            "/login",
+            {"identifier": "", "password": "x"},
+            400,
+            "请输入学工号、手机号或证件号",
+            id="login-identifier-empty",
         ),
         pytest.param(
             _anonymous,
