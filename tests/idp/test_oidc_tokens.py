@@ -15,8 +15,8 @@ from idp.clients.models import OidcClient
 from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc.adapters import PresentedToken, code_key
+from idp.oidc.grants import RotatingRefreshTokenGrant
 from idp.oidc.models import OAuthToken
-from idp.oidc.provider import RotatingRefreshTokenGrant
 from shared.factory import get_store
 from tests.idp.conftest import MakeUser, sign_in
 from tests.idp.oidc_support import (
