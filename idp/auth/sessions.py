@@ -41,12 +41,19 @@ def _digest(token: str) -> str:
 
 
 def start_session(
-    user: User, methods: list[str], remember: bool = False, auth_time: datetime | None = None
+    user: User,
+    methods: list[str],
+    remember: bool = False,
+    auth_time: datetime | None = None,
+    *,
+    keep_times: bool = False,
 ) -> str:
     """Create a session for ``user`` and arrange for its cookie; returns the cookie value.
 
     Always a new id (no fixation): any session the browser held before is replaced. When it
-    was the same user's, the new session continues its lineage (see ``SsoSession.lineage``).
+    was the same user's, the new session continues its lineage (see ``SsoSession.lineage``),
+    and with ``keep_times`` (a new id for a reason other than signing in, such as a password
+    change) its start and absolute end too, so that renewing the id never extends a session.
     """
     config = current_app.config
     previous = current_session()
@@ -80,6 +87,8 @@ def start_session(
         # Re-authentication (CAS renew, OIDC prompt=login): a new id, but the systems the
         # user already signed in to stay signed in, and the CAS tickets issued stay valid.
         sso.lineage = previous.lineage
+        if keep_times:
+            sso.created_at, sso.expires_at = previous.created_at, previous.expires_at
         db.session.add(sso)
         db.session.flush()
         db.session.execute(
@@ -169,14 +178,14 @@ def end_all_sessions(user: User, keep: SsoSession | None = None) -> int:
 
 
 def sessions_of(user: User) -> list[SsoSession]:
-    """The user's live sessions, most recent first."""
-    now = utcnow()
+    """The user's live sessions (:func:`session_is_live`: idle ones are over too), most recent
+    first."""
     rows = db.session.scalars(
         db.select(SsoSession)
         .where(SsoSession.user_id == user.id)
         .order_by(SsoSession.last_seen_at.desc())
     )
-    return [s for s in rows if aware(s.expires_at) > now]
+    return [s for s in rows if session_is_live(s)]
 
 
 def setup_session_cookie(app: Flask) -> None:

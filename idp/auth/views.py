@@ -354,7 +354,9 @@ def change_password() -> ResponseReturnValue:
             if keep is not None and keep.user_id == user.id:
                 # This browser stays signed in, under a new session id (no fixation): as at a
                 # re-authentication, its systems and sign-in methods carry over.
-                start_session(user, keep.methods.split(","), keep.remember, keep.auth_time)
+                start_session(
+                    user, keep.methods.split(","), keep.remember, keep.auth_time, keep_times=True
+                )
             db.session.commit()
             flash(_("密码已修改，其他设备上的登录已退出。"), "success")
             if pending is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from flask import (
@@ -30,6 +31,7 @@ from idp.account.codes import (
 from idp.audit.operations import FAILURE, record
 from idp.auth import captcha
 from idp.auth.operations import PasswordCheck, confirm_password
+from idp.auth.sessions import current_session
 from idp.auth.views import no_store
 from idp.directory.models import User
 from idp.extensions import db
@@ -58,17 +60,36 @@ def render_page(template: str, status: int = 200, **context: Any) -> ResponseRet
 
 
 def flow_state(kind: str, user: User) -> dict[str, Any] | None:
-    """This browser's flow of ``kind`` for ``user``; a GET starts one, a POST never does."""
+    """This browser's flow of ``kind`` for ``user``; a GET starts one, a POST never does.
+
+    A flow holds only for the sign-in that started it and while the account's security
+    phone, email and password are what they were then: 身份验证 proved the old ones, so once
+    they change (in another tab or browser, by the help desk), or the browser signs out, a
+    flow left half-way is void and starts again.
+    """
     if request.method == "GET" and request.args.get("restart"):
         flows.discard_flow(kind)
     state = flows.load_flow(kind)
-    if state is not None and state.get("user_id") == user.id:
+    holder = _holder(user)
+    if state is not None and state.get("user_id") == user.id and state.get("holder") == holder:
         return state
+    if state is not None:
+        flows.discard_flow(kind)
     if request.method != "GET":
         return None  # expired, finished in another tab, or a replayed form
-    state = {"user_id": user.id, "step": "verify"}
+    state = {"user_id": user.id, "step": "verify", "holder": holder}
     flows.start_flow(kind, state, FLOW_TTL)
     return state
+
+
+def _holder(user: User) -> str:
+    """Who may go on with a flow: this sign-in, and the account's credentials as they are."""
+    sso = current_session()
+    phone = user.phone if user.has_security_phone else ""
+    email = user.email if user.has_security_email else ""
+    changed = user.password_changed_at.isoformat() if user.password_changed_at else ""
+    parts = (sso.id if sso else "", phone, email, changed)
+    return hashlib.sha256("\n".join(p or "" for p in parts).encode()).hexdigest()
 
 
 def finish_flow(kind: str, user: User, step: str) -> dict[str, Any] | None:
