@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 MAX_PBKDF2_ITERATIONS = 10_000_000
 #: Same for bcrypt: cost 16 already takes seconds; 31 would take hours.
 MAX_BCRYPT_COST = 16
+#: A stored PBKDF2 key shorter than this is corrupt: verification compares only the bytes
+#: stored, so a 1-byte key would accept one random password in 256.
+MIN_PBKDF2_KEY_BYTES = 16
 #: bcrypt only ever looked at the first 72 bytes; bcrypt>=5 raises instead of truncating.
 BCRYPT_MAX_PASSWORD_BYTES = 72
 #: The bcrypt spellings found in exports: $2a$/$2b$ (OpenBSD) and $2y$ (PHP's name for $2b$).
@@ -99,34 +102,24 @@ class PasswordHasher:
 
     def _verify(self, stored: str, password: str) -> VerifyResult | None:
         """Dispatch on the stored format; ``None`` means malformed or unsupported."""
-        if stored.startswith("$argon2"):
+        if is_argon2_hash(stored):
             return self._verify_argon2(stored, password, legacy=False)
-        if stored.startswith(_BCRYPT_PREFIXES):
-            return _rehash_if(_verify_bcrypt(stored, password))
-        if stored.startswith("$pbkdf2"):
-            return _rehash_if(_verify_passlib_pbkdf2(stored, password))
-        if stored.startswith("pbkdf2_"):
-            return _rehash_if(_verify_django_pbkdf2(stored, password))
         match = _RFC2307.match(stored)
-        if match is None:
-            return None
-        scheme, payload = match.group(1).upper(), match.group(2)
-        if scheme in _DIGESTS:
-            ok = _verify_rfc2307_digest(scheme, payload, password)
-            if ok is not None:
-                # These digests take microseconds; without the padding a timing probe could
-                # tell a not-yet-migrated account from an unknown one.
-                dummy_verify(self)
-            return _rehash_if(ok)
-        if scheme == "CRYPT" and payload.startswith(_BCRYPT_PREFIXES):
-            return _rehash_if(_verify_bcrypt(payload, password))
-        if scheme.startswith("PBKDF2"):
-            return _rehash_if(_verify_ldap_pbkdf2(scheme, payload, password))
-        if scheme == "ARGON2" and payload.startswith("$argon2"):
+        if match is not None and match.group(1).upper() == "ARGON2":
             # OpenLDAP's pw-argon2 module writes ``{ARGON2}$argon2id$…``.
-            return self._verify_argon2(payload, password, legacy=True)
-        # {CRYPT} with DES/MD5/SHA-crypt payloads: the stdlib crypt module is gone in 3.13.
-        return None
+            if not is_argon2_hash(match.group(2)):
+                return None
+            return self._verify_argon2(match.group(2), password, legacy=True)
+        legacy = _parse_legacy(stored)
+        if legacy is None:
+            return None
+        ok = legacy.matches(password)
+        if isinstance(legacy, _Digest):
+            # These digests take microseconds; without the padding a timing probe could
+            # tell a not-yet-migrated account from an unknown one.
+            dummy_verify(self)
+        # Any legacy value that verifies is replaced by argon2id.
+        return VerifyResult(ok=ok, needs_rehash=ok)
 
     def _verify_argon2(self, stored: str, password: str, *, legacy: bool) -> VerifyResult | None:
         try:
@@ -151,7 +144,10 @@ def hasher_from_config(config: Mapping[str, Any]) -> PasswordHasher:
 
 
 def is_legacy_hash(stored: str) -> bool:
-    """True for an imported format this module verifies (LDAP ``{SCHEME}``, bcrypt, PBKDF2)."""
+    """True for an imported format this module verifies (LDAP ``{SCHEME}``, bcrypt, PBKDF2).
+
+    Only the spelling is looked at; :func:`is_valid_legacy_hash` also checks the contents.
+    """
     if stored.startswith((*_BCRYPT_PREFIXES, "$pbkdf2", "pbkdf2_")):
         return True
     match = _RFC2307.match(stored)
@@ -162,7 +158,38 @@ def is_legacy_hash(stored: str) -> bool:
         scheme in _DIGESTS
         or scheme.startswith("PBKDF2")
         or (scheme == "CRYPT" and payload.startswith(_BCRYPT_PREFIXES))
-        or (scheme == "ARGON2" and payload.startswith("$argon2"))
+        or (scheme == "ARGON2" and is_argon2_hash(payload))
+    )
+
+
+def is_valid_legacy_hash(stored: str) -> bool:
+    """True when *stored* is a legacy value that parses completely, so some password can match.
+
+    Checks what verification would refuse as malformed (base64, digest and key lengths, salt,
+    iteration count, bcrypt cost) without hashing anything: cheap enough for every import row.
+    """
+    match = _RFC2307.match(stored)
+    if match is not None and match.group(1).upper() == "ARGON2":
+        return is_valid_argon2_hash(match.group(2))
+    return _parse_legacy(stored) is not None
+
+
+def is_argon2_hash(stored: str) -> bool:
+    """True for an argon2 encoded string (what this module writes), as opposed to a legacy one."""
+    return stored.startswith("$argon2")
+
+
+def is_valid_argon2_hash(stored: str) -> bool:
+    """True when *stored* is an argon2 encoded string with sane parameters, salt and tag."""
+    try:
+        params = argon2.extract_parameters(stored)
+    except InvalidHashError:
+        return False
+    salt, tag = stored.split("$")[-2:]
+    return (
+        min(params.time_cost, params.memory_cost, params.parallelism) >= 1
+        and len(_b64decode(salt, padded=False) or b"") >= 8
+        and len(_b64decode(tag, padded=False) or b"") >= 16
     )
 
 
@@ -178,11 +205,38 @@ def _dummy_hash(params: Argon2Params) -> str:
     return PasswordHasher(params).hash("dummy password used only to spend time")
 
 
-def _rehash_if(ok: bool | None) -> VerifyResult | None:
-    """A legacy check's outcome: any legacy value that verifies is replaced by argon2id."""
-    if ok is None:
+def _b64decode(text: str, *, padded: bool = True, adapted: bool = False) -> bytes | None:
+    """Strict base64 (``adapted``: passlib's ``.`` for ``+``); ``None`` when it is not base64."""
+    if adapted:
+        text = text.replace(".", "+")
+    if not padded:
+        text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:  # binascii.Error, or non-ASCII text
         return None
-    return VerifyResult(ok=ok, needs_rehash=ok)
+
+
+def _parse_legacy(stored: str) -> _Digest | _Bcrypt | _Pbkdf2 | None:
+    """The parsed legacy value, or ``None`` when malformed or of an unsupported scheme."""
+    if stored.startswith(_BCRYPT_PREFIXES):
+        return _parse_bcrypt(stored)
+    if stored.startswith("$pbkdf2"):
+        return _parse_passlib_pbkdf2(stored)
+    if stored.startswith("pbkdf2_"):
+        return _parse_django_pbkdf2(stored)
+    match = _RFC2307.match(stored)
+    if match is None:
+        return None
+    scheme, payload = match.group(1).upper(), match.group(2)
+    if scheme in _DIGESTS:
+        return _parse_rfc2307_digest(scheme, payload)
+    if scheme == "CRYPT" and payload.startswith(_BCRYPT_PREFIXES):
+        return _parse_bcrypt(payload)
+    if scheme.startswith("PBKDF2"):
+        return _parse_ldap_pbkdf2(scheme, payload)
+    # {CRYPT} with DES/MD5/SHA-crypt payloads: the stdlib crypt module is gone in 3.13.
+    return None
 
 
 # --- RFC 2307 ``userPassword`` digests -------------------------------------------------------
@@ -204,34 +258,60 @@ _DIGESTS: dict[str, tuple[Callable[[bytes], Any], bool]] = {
 }
 
 
-def _verify_rfc2307_digest(scheme: str, payload: str, password: str) -> bool | None:
+@dataclass(frozen=True)
+class _Digest:
+    """``{SCHEME}base64(digest(password + salt) + salt)``."""
+
+    new: Callable[[bytes], Any]
+    digest: bytes
+    salt: bytes
+
+    def matches(self, password: str) -> bool:
+        # MD5/SHA-1 here only check passwords hashed long ago by the old directory.
+        computed = self.new(password.encode() + self.salt).digest()
+        return hmac.compare_digest(computed, self.digest)
+
+
+def _parse_rfc2307_digest(scheme: str, payload: str) -> _Digest | None:
     new, salted = _DIGESTS[scheme]
-    raw = base64.b64decode(payload.strip(), validate=True)
+    raw = _b64decode(payload.strip())
+    if raw is None:
+        return None
     size = new(b"").digest_size
     digest, salt = raw[:size], raw[size:]
     if len(digest) != size or (salted and not salt) or (not salted and salt):
         return None
-    # MD5/SHA-1 here only check passwords hashed long ago by the old directory.
-    computed = new(password.encode() + salt).digest()
-    return hmac.compare_digest(computed, digest)
+    return _Digest(new, digest, salt)
 
 
 # --- bcrypt ----------------------------------------------------------------------------------
 
-_BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
+_BCRYPT = re.compile(r"\$2[aby]\$([0-9][0-9])\$[./A-Za-z0-9]{53}")
+#: bcrypt refuses a cost below 4.
+_MIN_BCRYPT_COST = 4
 
 
-def _verify_bcrypt(stored: str, password: str) -> bool | None:
+@dataclass(frozen=True)
+class _Bcrypt:
+    """``$2b$<cost>$<22 salt + 31 hash characters>``, with ``$2a$``/``$2y$`` as ``$2b$``."""
+
+    stored: bytes
+
+    def matches(self, password: str) -> bool:
+        # The systems that wrote these hashes silently used only the first 72 bytes; bcrypt>=5
+        # raises for longer input, so truncate as they did or such users could never sign in.
+        secret = password.encode()[:BCRYPT_MAX_PASSWORD_BYTES]
+        return bcrypt.checkpw(secret, self.stored)
+
+
+def _parse_bcrypt(stored: str) -> _Bcrypt | None:
     match = _BCRYPT.fullmatch(stored)
-    if match is None or int(match.group(1)) > MAX_BCRYPT_COST:
+    if match is None or not _MIN_BCRYPT_COST <= int(match.group(1)) <= MAX_BCRYPT_COST:
         return None
     # $2y$ is PHP's name for the fixed algorithm that OpenBSD calls $2b$: the same hash.
     if stored.startswith("$2y$"):
         stored = "$2b$" + stored[4:]
-    # The systems that wrote these hashes silently used only the first 72 bytes; bcrypt>=5
-    # raises for longer input, so truncate as they did or such users could never sign in.
-    secret = password.encode()[:BCRYPT_MAX_PASSWORD_BYTES]
-    return bcrypt.checkpw(secret, stored.encode("ascii"))
+    return _Bcrypt(stored.encode("ascii"))
 
 
 # --- PBKDF2 ----------------------------------------------------------------------------------
@@ -239,63 +319,77 @@ def _verify_bcrypt(stored: str, password: str) -> bool | None:
 _PBKDF2_DIGESTS = {"sha1": "sha1", "sha256": "sha256", "sha512": "sha512"}
 
 
-def _pbkdf2_matches(digest: str, iterations: int, salt: bytes, expected: bytes, pw: str) -> bool:
-    computed = hashlib.pbkdf2_hmac(digest, pw.encode(), salt, iterations, dklen=len(expected))
-    return hmac.compare_digest(computed, expected)
+@dataclass(frozen=True)
+class _Pbkdf2:
+    """A PBKDF2-HMAC derived key with what it was derived with."""
+
+    digest: str
+    iterations: int
+    salt: bytes
+    expected: bytes
+
+    def matches(self, password: str) -> bool:
+        computed = hashlib.pbkdf2_hmac(
+            self.digest, password.encode(), self.salt, self.iterations, dklen=len(self.expected)
+        )
+        return hmac.compare_digest(computed, self.expected)
+
+
+def _pbkdf2(
+    digest: str | None, iterations: int | None, salt: bytes | None, expected: bytes | None
+) -> _Pbkdf2 | None:
+    if digest is None or iterations is None or not salt or expected is None:
+        return None
+    if len(expected) < MIN_PBKDF2_KEY_BYTES:
+        return None
+    return _Pbkdf2(digest, iterations, salt, expected)
 
 
 def _parse_iterations(text: str) -> int | None:
-    if not text.isdigit():
+    # isdigit() alone admits other scripts' digits (and ², which int() refuses).
+    if not (text.isascii() and text.isdigit()):
         return None
     iterations = int(text)
     return iterations if 1 <= iterations <= MAX_PBKDF2_ITERATIONS else None
 
 
-def _ab64_decode(text: str) -> bytes:
-    """passlib's "adapted base64": ``.`` instead of ``+``, no padding."""
-    text = text.replace(".", "+")
-    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-
-
-def _verify_passlib_parts(digest: str | None, rest: str, password: str) -> bool | None:
+def _parse_passlib_parts(digest: str | None, rest: str) -> _Pbkdf2 | None:
     """``<iterations>$<ab64 salt>$<ab64 hash>``, shared by the modular and LDAP spellings."""
     parts = rest.split("$")
-    if digest is None or len(parts) != 3:
+    if len(parts) != 3:
         return None
-    iterations = _parse_iterations(parts[0])
-    salt, expected = _ab64_decode(parts[1]), _ab64_decode(parts[2])
-    if iterations is None or not salt or not expected:
-        return None
-    return _pbkdf2_matches(digest, iterations, salt, expected, password)
+    return _pbkdf2(
+        digest,
+        _parse_iterations(parts[0]),
+        _b64decode(parts[1], padded=False, adapted=True),
+        _b64decode(parts[2], padded=False, adapted=True),
+    )
 
 
-def _verify_passlib_pbkdf2(stored: str, password: str) -> bool | None:
+def _parse_passlib_pbkdf2(stored: str) -> _Pbkdf2 | None:
     """passlib modular: ``$pbkdf2-sha256$…`` (``$pbkdf2$`` is SHA-1)."""
     match = re.fullmatch(r"\$pbkdf2(?:-(sha\d+))?\$(.*)", stored, re.DOTALL)
     if match is None:
         return None
-    return _verify_passlib_parts(
-        _PBKDF2_DIGESTS.get(match.group(1) or "sha1"), match.group(2), password
-    )
+    return _parse_passlib_parts(_PBKDF2_DIGESTS.get(match.group(1) or "sha1"), match.group(2))
 
 
-def _verify_ldap_pbkdf2(scheme: str, payload: str, password: str) -> bool | None:
+def _parse_ldap_pbkdf2(scheme: str, payload: str) -> _Pbkdf2 | None:
     """passlib's LDAP spelling: ``{PBKDF2-SHA256}…`` (``{PBKDF2}`` is SHA-1)."""
     match = re.fullmatch(r"PBKDF2(?:-(SHA\d+))?", scheme)
     if match is None:
         return None
-    digest = _PBKDF2_DIGESTS.get((match.group(1) or "SHA1").lower())
-    return _verify_passlib_parts(digest, payload, password)
+    return _parse_passlib_parts(_PBKDF2_DIGESTS.get((match.group(1) or "SHA1").lower()), payload)
 
 
-def _verify_django_pbkdf2(stored: str, password: str) -> bool | None:
+def _parse_django_pbkdf2(stored: str) -> _Pbkdf2 | None:
     """Django: ``pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`` (salt used as text)."""
     parts = stored.split("$")
-    if len(parts) != 4 or not parts[0].startswith("pbkdf2_"):
+    if len(parts) != 4:
         return None
-    digest = _PBKDF2_DIGESTS.get(parts[0].removeprefix("pbkdf2_"))
-    iterations = _parse_iterations(parts[1])
-    expected = base64.b64decode(parts[3], validate=True)
-    if digest is None or iterations is None or not parts[2] or not expected:
-        return None
-    return _pbkdf2_matches(digest, iterations, parts[2].encode(), expected, password)
+    return _pbkdf2(
+        _PBKDF2_DIGESTS.get(parts[0].removeprefix("pbkdf2_")),
+        _parse_iterations(parts[1]),
+        parts[2].encode(),
+        _b64decode(parts[3]),
+    )

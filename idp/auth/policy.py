@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,16 +80,19 @@ class Strength:
 def check_password(password: str, policy: PasswordPolicy, person: PersonalInfo) -> list[str]:
     """Every rule *password* breaks, one translated message each; ``[]`` when acceptable."""
     errors: list[str] = []
-    lowered = password.lower()
+    # Compared in NFKC so that full-width ２０２４ or ｐａｓｓ (a Chinese IME's default) cannot
+    # slip personal or common passwords past the rules; the password is hashed as typed.
+    folded = unicodedata.normalize("NFKC", password)
+    lowered = folded.lower()
     too_long = len(password) > policy.max_length
     if len(password) < policy.min_length or too_long:
         errors.append(
             _("密码长度须为 %(min)d–%(max)d 个字符", min=policy.min_length, max=policy.max_length)
         )
     # Any script's letters count: international students may use their own alphabet.
-    if not (any(c.isalpha() for c in password) and any(c.isdecimal() for c in password)):
+    if not (any(c.isalpha() for c in folded) and any(c.isdecimal() for c in folded)):
         errors.append(_("密码须同时包含字母和数字"))
-    elif character_classes(password) < policy.min_classes:
+    elif character_classes(folded) < policy.min_classes:
         errors.append(
             _(
                 "密码须至少包含大写字母、小写字母、数字、符号中的 %(count)d 类",
@@ -161,18 +165,22 @@ _MIN_FRAGMENT = 3
 
 
 def _personal_fragments(person: PersonalInfo) -> dict[str, set[str]]:
-    """Lowercase pieces of each detail that a password must not contain."""
+    """Lowercase NFKC pieces of each detail that a password must not contain."""
     fragments: dict[str, set[str]] = {
-        "account": {(person.account or "").strip().lower()},
-        "name": _name_fragments(person.name or ""),
-        "phone": _phone_fragments(person.phone or ""),
-        "id_number": _id_number_fragments(person.id_number or ""),
-        "email": _email_fragments(person.email or ""),
+        "account": {_fold(person.account or "").strip()},
+        "name": _name_fragments(_fold(person.name or "")),
+        "phone": _phone_fragments(_fold(person.phone or "")),
+        "id_number": _id_number_fragments(_fold(person.id_number or "")),
+        "email": _email_fragments(_fold(person.email or "")),
     }
     return {
         kind: {piece for piece in pieces if len(piece) >= _MIN_FRAGMENT or _is_hanzi_name(piece)}
         for kind, pieces in fragments.items()
     }
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
 
 
 def _has_hanzi(text: str) -> bool:

@@ -10,7 +10,7 @@ import codecs
 import csv
 import io
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, cast
@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from idp.auth.passwords import is_legacy_hash
+from idp.auth.passwords import is_argon2_hash, is_valid_argon2_hash, is_valid_legacy_hash
 from idp.directory.identifiers import (
     data_key,
     encrypt_identifier,
@@ -31,6 +31,7 @@ from idp.directory.operations import (
     REQUIRED_COLUMNS,
     DirectoryError,
     _clean_account,
+    _clean_department_name,
     _clean_email,
     _clean_id_number,
     _clean_kind,
@@ -97,7 +98,9 @@ def read_import_file(
 
     UTF-8 (with or without BOM), UTF-16 with BOM ("Unicode text" from Excel) and GBK/GB18030
     (what Excel saves as CSV on Chinese Windows) are accepted. A blank row is skipped but keeps
-    its line number, so lines match what HR sees in Excel.
+    its line number, so lines match what HR sees in Excel. No column holds a line break, so a
+    quoted cell spanning lines (an unclosed quote, mostly) is a bad row on its first line, and
+    the next line is read as the next row.
     """
     if isinstance(source, bytes):
         data = source
@@ -116,10 +119,15 @@ def read_import_file(
     else:
         data = source.read()
     text = _decode(data)
-    first_line = text.split("\n", 1)[0]
+    # Each physical line is parsed on its own: no column can hold a line break, and a stray
+    # quote must not swallow the lines after it nor shift their numbers.
+    lines = io.StringIO(text, newline="")
+    first_line = next(lines, "")
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [cell.strip().lower() for cell in next(reader, [])]
+    try:
+        header = [cell.strip().lower() for cell in _split_line(first_line, delimiter)]
+    except csv.Error:
+        header = []
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise DirectoryError(
@@ -129,7 +137,7 @@ def read_import_file(
                 columns=", ".join(IMPORT_COLUMNS),
             )
         )
-    return _numbered_rows(reader, header)
+    return _numbered_rows(lines, header, delimiter)
 
 
 def _decode(data: bytes) -> str:
@@ -154,19 +162,26 @@ def _decode_text(data: bytes) -> str:
 _UNPARSABLE = "\x00unparsable"
 
 
+def _split_line(line: str, delimiter: str) -> list[str]:
+    """The cells of one physical line; an unclosed quote leaves the line break in the last."""
+    if not line.endswith(("\n", "\r")):
+        line += "\n"  # the file's last line: so that an unclosed quote shows there too
+    return next(csv.reader((line,), delimiter=delimiter), [])
+
+
 def _numbered_rows(
-    reader: Iterator[list[str]], header: list[str]
+    lines: Iterator[str], header: list[str], delimiter: str
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    line = 1
-    while True:
-        line += 1
+    for line, text in enumerate(lines, start=2):
         try:
-            cells = next(reader)
-        except StopIteration:
-            return
+            cells = _split_line(text, delimiter)
         except csv.Error as exc:
             # One malformed record (a runaway field) is a bad row, not a bad file.
             yield line, {_UNPARSABLE: _("该行无法解析：%(error)s", error=exc)}
+            continue
+        if cells and cells[-1].endswith(("\n", "\r")):
+            reason = _("引号不成对：该行有未闭合的双引号（单元格内不能换行）")
+            yield line, {_UNPARSABLE: reason}
             continue
         if any(cell.strip() for cell in cells):
             yield line, dict(zip(header, cells, strict=False))
@@ -185,6 +200,10 @@ def _clean_import_row(line: int, raw: Mapping[str, Any], key: bytes) -> _ImportR
     department_code = cell("department") or None
     if department_code and len(department_code) > 64:
         raise DirectoryError(_("部门代码不能超过 %(max)d 个字符", max=64))
+    # Checked here, not when the department is created, so that the row fails on its own.
+    department_name = cell("department_name") or None
+    if department_code and department_name:
+        department_name = _clean_department_name(department_name)
     id_number = _clean_id_number(cell("id_number")) if cell("id_number") else None
     legacy_hash = cell("legacy_hash") or None
     positions = None
@@ -194,8 +213,12 @@ def _clean_import_row(line: int, raw: Mapping[str, Any], key: bytes) -> _ImportR
             positions = parse_holdings(cell("positions"))
         except ValueError as exc:
             raise DirectoryError(str(exc)) from None
-    # argon2id strings are accepted too: the hasher verifies them natively.
-    if legacy_hash and not (is_legacy_hash(legacy_hash) or legacy_hash.startswith("$argon2id$")):
+    # argon2id strings are accepted too: the hasher verifies them natively. Either must parse
+    # completely, or the account would be active with a password nobody can ever type.
+    if legacy_hash and not (
+        is_valid_legacy_hash(legacy_hash)
+        or (legacy_hash.startswith("$argon2id$") and is_valid_argon2_hash(legacy_hash))
+    ):
         raise DirectoryError(_("无法识别的旧密码哈希格式"))
     return _ImportRow(
         line=line,
@@ -203,7 +226,7 @@ def _clean_import_row(line: int, raw: Mapping[str, Any], key: bytes) -> _ImportR
         name=name,
         kind=kind,
         department_code=department_code,
-        department_name=cell("department_name") or None,
+        department_name=department_name,
         id_number=id_number,
         id_number_hash=hash_identifier(id_number, key) if id_number else None,
         phone=_clean_phone(cell("phone")) if cell("phone") else None,
@@ -234,16 +257,19 @@ def import_users(source: ImportSource, *, batch_size: int = 1000) -> ImportRepor
     for line, raw in numbered:
         try:
             row = _clean_import_row(line, raw, importer.key)
+            if row.account in first_line:
+                raise DirectoryError(
+                    _(
+                        "账号 %(account)s 与第 %(line)d 行重复",
+                        account=row.account,
+                        line=first_line[row.account],
+                    )
+                )
+            # Checked now, so that a copy refused for its department does not make the
+            # corrected copy below it a duplicate.
+            importer.check_departments(row)
         except DirectoryError as exc:
             report.failed.append(ImportFailure(line, str(exc)))
-            continue
-        if row.account in first_line:
-            reason = _(
-                "账号 %(account)s 与第 %(line)d 行重复",
-                account=row.account,
-                line=first_line[row.account],
-            )
-            report.failed.append(ImportFailure(line, reason))
             continue
         first_line[row.account] = line
         batch.append(row)
@@ -288,6 +314,8 @@ class _Importer:
         self.report = report
         self.key = key
         self.departments = self._load_departments()
+        #: Codes that rows read so far create (with ``department_name``) when written.
+        self.named: set[str] = set()
 
     @staticmethod
     def _load_departments() -> dict[str, int]:
@@ -323,22 +351,11 @@ class _Importer:
         failed: list[ImportFailure] = []
         placed: list[tuple[_ImportRow, int | None]] = []
         for row in rows:
-            department_id = None
-            if row.department_code:
-                department_id = self.departments.get(row.department_code)
-                if department_id is None and row.department_name:
-                    department = ensure_department(row.department_code, row.department_name)
-                    department_id = self.departments[department.code] = department.id
-                if department_id is None:
-                    reason = _("未知部门代码 %(code)s", code=row.department_code)
-                    failed.append(ImportFailure(row.line, reason))
-                    continue
-            unknown = [code for code, _, _ in row.positions or [] if code not in self.departments]
-            if unknown:
-                reason = _("职务中的未知部门代码 %(code)s", code=unknown[0])
-                failed.append(ImportFailure(row.line, reason))
-                continue
-            placed.append((row, department_id))
+            try:
+                placed.append((row, self.place(row)))
+            except DirectoryError as exc:
+                # A rule refusing one row (a new department's name, say) fails that row only.
+                failed.append(ImportFailure(row.line, str(exc)))
         accounts = [row.account for row, _ in placed]
         existing = {
             found.account: found
@@ -366,6 +383,36 @@ class _Importer:
             db.session.execute(update(User), updates)
         moved = self._apply_positions([row for row, _ in placed], existing, updates)
         return len(inserts), len(updates) + moved, unchanged - moved, failed
+
+    def check_departments(self, row: _ImportRow) -> None:
+        """Refuse, while the file is read, a row whose department or posts nobody creates.
+
+        Nothing is written yet: a code named with ``department_name`` here or on an earlier
+        row counts as known, since :meth:`place` creates it when the batch is written.
+        """
+        own = row.department_code if row.department_name else None
+        self._check_codes(
+            row, lambda code: code == own or code in self.departments or code in self.named
+        )
+        if own:
+            self.named.add(own)
+
+    def place(self, row: _ImportRow) -> int | None:
+        """The row's department id, creating a department the file names; checks its posts."""
+        code = row.department_code
+        if code and row.department_name and code not in self.departments:
+            department = ensure_department(code, row.department_name)
+            self.departments[department.code] = department.id
+        self._check_codes(row, self.departments.__contains__)
+        return self.departments[code] if code else None
+
+    @staticmethod
+    def _check_codes(row: _ImportRow, known: Callable[[str], bool]) -> None:
+        if row.department_code and not known(row.department_code):
+            raise DirectoryError(_("未知部门代码 %(code)s", code=row.department_code))
+        unknown = [code for code, _, _ in row.positions or [] if not known(code)]
+        if unknown:
+            raise DirectoryError(_("职务中的未知部门代码 %(code)s", code=unknown[0]))
 
     def _apply_positions(
         self, rows: list[_ImportRow], existing: dict[str, Any], updates: list[dict[str, Any]]
@@ -438,7 +485,10 @@ class _Importer:
         if row.email and current.email_verified_at is None and row.email != current.email:
             changes["email"] = row.email
         if row.legacy_hash and current.password_changed_at is None:
-            if row.legacy_hash != current.password_hash:
+            # An argon2 hash is the upgrade of the legacy one at the owner's first sign-in (which
+            # leaves password_changed_at unset): putting the old hash back would undo it.
+            stored = current.password_hash
+            if row.legacy_hash != stored and not (stored and is_argon2_hash(stored)):
                 changes["password_hash"] = row.legacy_hash
             if current.status == UserStatus.PENDING:
                 changes["status"] = UserStatus.ACTIVE

@@ -111,6 +111,13 @@ def _clean_id_number(raw: str) -> str:
         raise DirectoryError(str(exc)) from None
 
 
+def _clean_department_name(raw: str) -> str:
+    name = raw.strip()
+    if not name or len(name) > 200:
+        raise DirectoryError(_("部门名称须为 1–%(max)d 个字符", max=200))
+    return name
+
+
 def find_user_by_account(account: str) -> User | None:
     """The account with this student or staff number, if any."""
     return db.session.scalar(select(User).where(User.account == account.strip()))
@@ -131,11 +138,10 @@ def find_department(code: str) -> Department | None:
 
 def ensure_department(code: str, name: str, parent_code: str | None = None) -> Department:
     """The department ``code``, created or brought up to date with ``name`` and parent."""
-    code, name = code.strip(), name.strip()
+    code = code.strip()
     if not code or len(code) > 64:
         raise DirectoryError(_("部门代码须为 1–%(max)d 个字符", max=64))
-    if not name or len(name) > 200:
-        raise DirectoryError(_("部门名称须为 1–%(max)d 个字符", max=200))
+    name = _clean_department_name(name)
     parent = None
     if parent_code:
         parent = find_department(parent_code)

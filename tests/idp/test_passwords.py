@@ -18,6 +18,7 @@ from idp.auth.passwords import (
     dummy_verify,
     hasher_from_config,
     is_legacy_hash,
+    is_valid_legacy_hash,
 )
 
 #: Cheap parameters so that the file runs in seconds; the real ones are tested on their own.
@@ -232,26 +233,37 @@ def test_bcrypt_uses_only_the_first_72_bytes_as_the_old_systems_did(
     assert hasher.verify(stored, long_password) == VerifyResult(ok=True, needs_rehash=True)
 
 
-@pytest.mark.parametrize(
-    "stored",
-    [
-        "",
-        "{SSHA}not-base64!!",
-        "{SHA}" + base64.b64encode(b"too short").decode(),
-        "{SSHA}" + base64.b64encode(bytes(20)).decode(),  # a SHA-1 size, but no salt
-        "$2b$garbage",
-        "$2b$31$" + "a" * 53,
-        "pbkdf2_sha256$x$y$z",
-        "pbkdf2_sha256$1000$salt$not base64!",
-        "pbkdf2_md4$1000$salt$aGFzaA==",
-        "$pbkdf2-sha256$1000$$",
-        "{PBKDF2-SHA256}99999999999$c2FsdA$aGFzaA",
-        "{FOO}bar",
-        "{CRYPT}$1$saltsalt$md5cryptpayload",
-        "$argon2id$v=19$m=1024,t=1,p=1$broken",
-        "plain text password",
-    ],
-)
+#: Stored values no password can match; ``{SSHA}`` and shorter PBKDF2 keys among them.
+MALFORMED = [
+    "",
+    "{SSHA}",
+    "{SHA}AAAA",
+    "{SSHA}not-base64!!",
+    "{SHA}" + base64.b64encode(b"too short").decode(),
+    "{SSHA}" + base64.b64encode(bytes(20)).decode(),  # a SHA-1 size, but no salt
+    "$2b$garbage",
+    "$2b$31$" + "a" * 53,
+    "pbkdf2_sha256$x$y$z",
+    "pbkdf2_sha256$1000$salt$not base64!",
+    "pbkdf2_md4$1000$salt$aGFzaA==",
+    "$pbkdf2-sha256$1000$$",
+    "{PBKDF2-SHA256}99999999999$c2FsdA$aGFzaA",
+    "{FOO}bar",
+    "{CRYPT}$1$saltsalt$md5cryptpayload",
+    "$argon2id$v=19$m=1024,t=1,p=1$broken",
+    "{ARGON2}$argon2id$v=19$m=1024,t=1,p=1$broken",
+    "plain text password",
+    "$2b$10$tooshort",
+    "$2b$03$" + "a" * 53,  # bcrypt's lowest cost is 4
+    "pbkdf2_sha256$１０００$salt$" + base64.b64encode(bytes(32)).decode(),
+    "pbkdf2_sha256$1000$salt$" + base64.b64encode(bytes(15)).decode(),
+    "{PBKDF2-SHA256}junk",
+    f"{{PBKDF2-SHA256}}1200${ab64(SALT)}${ab64(bytes(8))}",
+    f"$pbkdf2-sha256$1200${ab64(SALT)}$AA",
+]
+
+
+@pytest.mark.parametrize("stored", MALFORMED)
 def test_malformed_stored_value_fails_without_raising(
     hasher: PasswordHasher, stored: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -260,6 +272,51 @@ def test_malformed_stored_value_fails_without_raising(
         assert hasher.verify(stored, PASSWORD) == VerifyResult(ok=False, needs_rehash=False)
     assert caplog.records, "a malformed hash is worth a warning"
     assert all(stored not in record.getMessage() for record in caplog.records if stored)
+
+
+@pytest.mark.parametrize("scheme", LEGACY)
+def test_every_supported_legacy_format_is_valid_for_import(scheme: str) -> None:
+    """The import's format check accepts what verification accepts."""
+    assert is_valid_legacy_hash(LEGACY[scheme](PASSWORD))
+
+
+@pytest.mark.parametrize("stored", MALFORMED)
+def test_malformed_legacy_value_is_invalid_for_import(stored: str) -> None:
+    """The import refuses what verification would call malformed."""
+    assert not is_valid_legacy_hash(stored)
+
+
+def test_legacy_format_check_hashes_nothing() -> None:
+    """Checking costly values (bcrypt cost 16, 10 million PBKDF2 rounds) takes no time."""
+    slow = [
+        "$2b$16$" + "a" * 53,
+        f"$pbkdf2-sha256$10000000${ab64(SALT)}${ab64(bytes(32))}",
+    ]
+    start = time.perf_counter()
+    assert all(is_valid_legacy_hash(stored) for stored in slow * 100)
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("spelling", ["django", "passlib", "ldap"])
+def test_truncated_pbkdf2_key_is_malformed_not_a_one_in_256_match(
+    hasher: PasswordHasher, spelling: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 1-byte stored key would let in about one random password in 256."""
+
+    def stored_for(password: str) -> str:
+        key = hashlib.pbkdf2_hmac("sha256", password.encode(), b"saltsalt", 1000)[:1]
+        if spelling == "django":
+            return "pbkdf2_sha256$1000$saltsalt$" + base64.b64encode(key).decode()
+        prefix = "$pbkdf2-sha256$" if spelling == "passlib" else "{PBKDF2-SHA256}"
+        return f"{prefix}1000${ab64(b'saltsalt')}${ab64(key)}"
+
+    stored = stored_for(PASSWORD)
+    guess = next(f"guess-{i}" for i in range(10_000) if stored_for(f"guess-{i}") == stored)
+    with caplog.at_level(logging.WARNING, logger="idp.auth.passwords"):
+        assert hasher.verify(stored, guess) == VerifyResult(ok=False, needs_rehash=False)
+        assert hasher.verify(stored, PASSWORD) == VerifyResult(ok=False, needs_rehash=False)
+    assert len(caplog.records) == 2
+    assert not is_valid_legacy_hash(stored)
 
 
 def test_account_without_password_fails(hasher: PasswordHasher) -> None:

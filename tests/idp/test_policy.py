@@ -81,6 +81,24 @@ def test_each_rule_is_reported_alone(password: str, message: str) -> None:
     assert check_password(password, POLICY, ZHANG) == [message]
 
 
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("Qz7!vR３２０１８０９１２３４５", "密码不能包含您的学工号"),
+        ("ｚｈａｎｇｗｅｉｍｉｎｇ#83k", "密码不能包含您的姓名（含拼音）"),
+        ("Quill-０７３１９４６５-k", "密码不能包含您的手机号"),
+        ("Ｏｔｔｅｒ６２０１０２-jam", "密码不能包含您的证件号"),
+        ("Ｌｏｔｕｓ．Ｒｅａｄｅｒ-7&Q", "密码不能包含您的邮箱"),
+        ("ｐａｓｓｗｏｒｄ１", "密码过于常见，请换一个"),
+        ("ｗｏａｉｎｉ１３１４", "密码过于常见，请换一个"),
+    ],
+    ids=["account", "name in pinyin", "phone", "id number", "email", "common", "common chinese"],
+)
+def test_full_width_characters_break_the_same_rules(password: str, message: str) -> None:
+    """A Chinese IME's full-width letters and digits (２０２４, ｐａｓｓ) hide nothing."""
+    assert check_password(password, POLICY, ZHANG) == [message]
+
+
 def test_common_password_is_refused() -> None:
     """Chinese favourites such as woaini1314 are refused as common."""
     lenient = PasswordPolicy(min_score=0)
