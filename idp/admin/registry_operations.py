@@ -1,7 +1,7 @@
 """The console's client registry: register, edit, rotate the secret, disable or enable OIDC
-clients and CAS services. The URL, pattern and attribute rules are those of
-:mod:`idp.clients.operations` (the CLI's); this module only words their refusals for people
-and records every change in the audit log."""
+clients and CAS services. The URL, scope, pattern and attribute rules are those of
+:mod:`idp.clients.rules` and :mod:`idp.clients.operations` (the CLI's); this module only words
+their refusals for people and records every change in the audit log."""
 
 from __future__ import annotations
 
@@ -15,15 +15,20 @@ from idp.clients.operations import (
     CAS_ATTRIBUTES,
     GRANT_TYPES,
     ID_TOKEN_ALGS,
-    ClientError,
     check_attributes,
-    check_service_pattern,
-    check_uri,
     hash_secret,
     new_secret,
     register_cas_service,
     register_oidc_client,
     stored_id_token_alg,
+)
+from idp.clients.rules import (
+    ClientError,
+    ScopeError,
+    UnsupportedPattern,
+    check_scopes,
+    check_service_pattern,
+    check_uri,
 )
 from idp.directory.models import Department, User, UserKind
 from idp.extensions import db
@@ -32,7 +37,6 @@ from shared.i18n import translate as _
 
 #: What a client id chosen by an admin may look like (the generated ones are 24 hex digits).
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
-SCOPE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 class RegistryError(ValueError):
@@ -87,8 +91,8 @@ def _check_uris(uris: list[str], name: str, problems: dict[str, str]) -> None:
             check_uri(uri, name)
         except ClientError:
             problems[name] = _(
-                "地址无效：%(uri)s。须为完整的 https 地址且不含 #片段（本机开发可用 "
-                "http://127.0.0.1 或 http://localhost）",
+                "地址无效：%(uri)s。须为完整的 https 地址（不超过 1000 个字符），不含用户名、"
+                "通配符、空白或 #（本机开发可用 http://127.0.0.1 或 http://localhost）",
                 uri=uri,
             )
             return
@@ -119,11 +123,14 @@ def _check_oidc(settings: OidcSettings, grants: list[str]) -> dict[str, str]:
     _check_uris(settings.post_logout_uris, "post_logout_uris", problems)
     if settings.backchannel_logout_uri:
         _check_uris([settings.backchannel_logout_uri], "backchannel_logout_uri", problems)
-    bad_scopes = [scope for scope in settings.scopes if not SCOPE_PATTERN.match(scope)]
-    if bad_scopes:
-        problems["scopes"] = _("授权范围无效：%(scopes)s", scopes="、".join(bad_scopes))
-    elif "authorization_code" in grants and "openid" not in settings.scopes:
-        problems["scopes"] = _("授权范围须包含 openid")
+    try:
+        check_scopes(settings.scopes, grants)
+    except ScopeError as exc:
+        problems["scopes"] = (
+            _("授权范围无效：%(scopes)s", scopes="、".join(exc.invalid))
+            if exc.invalid
+            else _("授权范围须包含 openid")
+        )
     if settings.id_token_alg not in ID_TOKEN_ALGS:
         problems["id_token_alg"] = _("未知的签名算法")
     elif settings.id_token_alg not in signing_algorithms():
@@ -144,6 +151,11 @@ def _check_cas(settings: CasSettings) -> dict[str, str]:
     else:
         try:
             check_service_pattern(settings.service_pattern)
+        except UnsupportedPattern:
+            problems["service_pattern"] = _(
+                "服务地址规则须使用 RE2 语法：不支持反向引用（如 \\1）和环视（如 (?=…)），"
+                "字符串结尾请写 \\z 而非 \\Z"
+            )
         except ClientError:
             problems["service_pattern"] = _("服务地址规则不是有效的正则表达式")
     try:
@@ -178,9 +190,11 @@ def create_oidc_client(
     reason: str = "",
 ) -> tuple[OidcClient, str | None]:
     """Register a relying party from the console; returns it and its secret (shown once)."""
-    grants = list(grant_types or ["authorization_code", "refresh_token"])
+    grants = list(["authorization_code", "refresh_token"] if grant_types is None else grant_types)
     problems = _check_oidc(settings, grants)
-    if any(grant not in GRANT_TYPES for grant in grants):
+    if not grants:
+        problems["grant_types"] = _("请至少选择一种授权类型")
+    elif any(grant not in GRANT_TYPES for grant in grants):
         problems["grant_types"] = _("未知的授权类型")
     elif public and "client_credentials" in grants:
         problems["grant_types"] = _("公开客户端不能使用 client_credentials")

@@ -29,12 +29,12 @@ import requests
 from flask import current_app
 from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
-from werkzeug.urls import iri_to_uri
 
 from idp.auth.models import SsoSession
 from idp.auth.sessions import session_is_live
 from idp.clients.models import CasService, SessionParticipant
 from idp.clients.operations import find_cas_service, policy_admits
+from idp.clients.rules import pattern_matches, web_url_parts
 from idp.directory.models import User, utcnow
 from idp.extensions import db
 from shared.factory import get_store
@@ -106,18 +106,12 @@ def looks_like(ticket: str | None, *prefixes: str) -> bool:
 
 def is_web_url(url: str | None) -> bool:
     """An absolute http(s) URL of sane length: the only kind of service a browser is sent to."""
-    # No spaces or control characters (C0 and DEL): they have no place in a URL, and an
-    # escape sequence would reach the logs that quote a refused or failing address.
-    if not url or len(url) > MAX_SERVICE_LENGTH or any(c <= " " or c == "\x7f" for c in url):
+    # No spaces or control characters (an escape sequence would reach the logs that quote a
+    # refused address), nothing Werkzeug cannot put in the Location header: see web_url_parts.
+    if not url or len(url) > MAX_SERVICE_LENGTH:
         return False
-    try:
-        parts = urlsplit(url)
-        # What Werkzeug does to a Location header: a port out of range or a host label IDNA
-        # refuses (over 63 characters) would otherwise fail there, after the ticket is issued.
-        iri_to_uri(url)
-    except (ValueError, UnicodeError):
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    parts = web_url_parts(url)
+    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _key(ticket: str) -> str:
@@ -253,11 +247,7 @@ def check_proxy_callback(service: CasService, pgt_url: str) -> None:
     schemes = ("https",) if current_app.config["CAS_PROXY_HTTPS_ONLY"] else ("https", "http")
     if not is_web_url(pgt_url) or urlsplit(pgt_url).scheme not in schemes:
         raise CasError(INVALID_PROXY_CALLBACK, "The proxy callback must be an absolute https URL")
-    try:
-        matches = re.fullmatch(service.service_pattern, pgt_url) is not None
-    except re.error:
-        matches = False
-    if not matches:
+    if not pattern_matches(service.service_pattern, pgt_url):
         raise CasError(INVALID_PROXY_CALLBACK, "The proxy callback does not belong to the service")
 
 

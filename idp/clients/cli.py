@@ -15,10 +15,10 @@ from idp.clients.operations import (
     CAS_ATTRIBUTES,
     GRANT_TYPES,
     ID_TOKEN_ALGS,
-    ClientError,
     register_cas_service,
     register_oidc_client,
 )
+from idp.clients.rules import ClientError
 from idp.extensions import db
 from idp.oidc.keys import DEFAULT_ALGORITHM, client_algorithm, signing_algorithms
 

@@ -5,19 +5,27 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached
 
 from idp.clients.models import AccessPolicyMixin, CasService, OidcClient
+from idp.clients.rules import (
+    ClientError,
+    ServiceMatcher,
+    check_name,
+    check_scopes,
+    check_service_pattern,
+    check_uri,
+    pattern_matches,
+    service_matcher,
+)
 from idp.directory.models import Department, User, UserKind
 from idp.extensions import db
 
@@ -28,10 +36,6 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 #: the default every relying party understands (OIDC Core §15.1).
 ID_TOKEN_ALGS = ("RS256", "ES256")
 CAS_ATTRIBUTES = ("name", "account", "kind", "department", "department_name", "email", "phone")
-
-
-class ClientError(ValueError):
-    """A registration was refused; the message says why."""
 
 
 def new_secret() -> str:
@@ -51,39 +55,6 @@ def secret_matches(client: OidcClient, secret: str | None) -> bool:
     return hmac.compare_digest(hash_secret(secret), client.client_secret_hash)
 
 
-#: Hosts where plain http is allowed (a developer's own machine); everywhere else https only.
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def check_uri(uri: str, what: str) -> str:
-    """A client URI: absolute, no fragment, https (http only on loopback, for development)."""
-    parts = urlsplit(uri)
-    try:
-        host = parts.hostname
-    except ValueError:
-        host = None
-    loopback = host in LOOPBACK_HOSTS or (host or "").startswith("127.")
-    if (
-        not host
-        or parts.fragment
-        or not (parts.scheme == "https" or (parts.scheme == "http" and loopback))
-    ):
-        raise ClientError(
-            f"{what} must be an absolute https URL without a fragment "
-            f"(http only on 127.0.0.1/localhost): {uri}"
-        )
-    return uri
-
-
-def check_service_pattern(service_pattern: str) -> str:
-    """A CAS service pattern: a regular expression that compiles."""
-    try:
-        re.compile(service_pattern)
-    except re.error as exc:
-        raise ClientError(f"the service pattern is not a valid regular expression: {exc}") from None
-    return service_pattern
-
-
 def check_attributes(attributes: list[str] | None) -> list[str]:
     """CAS attributes to release: each one of :data:`CAS_ATTRIBUTES`."""
     unknown = sorted(set(attributes or []) - set(CAS_ATTRIBUTES))
@@ -97,6 +68,11 @@ def check_attributes(attributes: list[str] | None) -> list[str]:
 def stored_id_token_alg(alg: str | None) -> str | None:
     """What ``id_token_signed_response_alg`` keeps: None for the default, so RS256 has one form."""
     return None if alg in (None, ID_TOKEN_ALGS[0]) else alg
+
+
+def _unique(values: list[str]) -> list[str]:
+    """``values`` without repeats, in their order."""
+    return list(dict.fromkeys(values))
 
 
 def register_oidc_client(
@@ -139,14 +115,16 @@ def register_oidc_client(
     client = OidcClient(
         client_id=secrets.token_hex(12),
         client_secret_hash=hash_secret(secret) if secret else None,
-        name=name.strip() or "client",
-        redirect_uris=[check_uri(u, "redirect URI") for u in redirect_uris],
-        post_logout_redirect_uris=[check_uri(u, "post-logout URI") for u in post_logout_uris or []],
+        name=check_name(name) or "client",
+        redirect_uris=[check_uri(u, "redirect URI") for u in _unique(redirect_uris)],
+        post_logout_redirect_uris=[
+            check_uri(u, "post-logout URI") for u in _unique(post_logout_uris or [])
+        ],
         backchannel_logout_uri=check_uri(backchannel_logout_uri, "back-channel logout URI")
         if backchannel_logout_uri
         else None,
-        grant_types=grants,
-        scopes=scopes or list(DEFAULT_SCOPES),
+        grant_types=_unique(grants),
+        scopes=check_scopes(_unique(scopes or list(DEFAULT_SCOPES)), grants),
         token_endpoint_auth_method=method,
         public=public,
         first_party=first_party,
@@ -170,7 +148,7 @@ def register_cas_service(
     """Register a CAS service; its pattern must compile and is matched against whole URLs."""
     check_service_pattern(service_pattern)
     service = CasService(
-        name=name.strip() or "service",
+        name=check_name(name) or "service",
         service_pattern=service_pattern,
         attributes=check_attributes(attributes),
         proxy_allowed=proxy_allowed,
@@ -193,7 +171,7 @@ _clock = time.monotonic
 
 @dataclass(frozen=True)
 class _Entry:
-    pattern: re.Pattern[str]
+    pattern: ServiceMatcher
     values: dict[str, Any]
 
 
@@ -226,11 +204,9 @@ def _enabled_services() -> tuple[_Entry, ...]:
     ).mappings()
     entries = []
     for row in rows:
-        try:
-            pattern = re.compile(row["service_pattern"])
-        except re.error:
-            continue  # never matches anything, as before
-        entries.append(_Entry(pattern, dict(row)))
+        matcher = service_matcher(row["service_pattern"])
+        if matcher is not None:  # one that does not compile matches nothing
+            entries.append(_Entry(matcher, dict(row)))
     return tuple(entries)
 
 
@@ -256,11 +232,8 @@ def find_cas_service(url: str | None) -> CasService | None:
             db.select(CasService).where(CasService.enabled.is_(True)).order_by(CasService.id)
         )
         for service in services:
-            try:
-                if re.fullmatch(service.service_pattern, url):
-                    return service
-            except re.error:
-                continue
+            if pattern_matches(service.service_pattern, url):
+                return service
         return None
     else:
         cache = _service_cache()

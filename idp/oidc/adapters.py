@@ -17,6 +17,7 @@ from sqlalchemy.orm import joinedload
 
 from idp.clients.models import OidcClient
 from idp.clients.operations import hash_secret, secret_matches
+from idp.clients.rules import web_url_parts
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
 from idp.oidc.claims import timestamp
@@ -54,7 +55,9 @@ class RelyingParty(ClientMixin):  # type: ignore[misc]
         return " ".join(dict.fromkeys(s for s in wanted if s in allowed))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.model.redirect_uris
+        # One registered before check_uri refused what Werkzeug cannot redirect to (a port out
+        # of range…) would fail only when the Location header is built: a 500, not a 400.
+        return redirect_uri in self.model.redirect_uris and web_url_parts(redirect_uri) is not None
 
     def check_client_secret(self, client_secret: str) -> bool:
         return secret_matches(self.model, client_secret)

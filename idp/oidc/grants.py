@@ -119,7 +119,10 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         # from (its refresh token would live on for weeks): no live session, no user.
         client: OidcClient = self.request.client.model
         sso = operations.session_of_sid(authorization_code.sid, subject(user), client)
-        return user if sso is not None else None
+        if sso is None:
+            return None
+        # The client's access policy may have changed since the code was issued (as at refresh).
+        return user if policy_admits(client, user) else None
 
 
 class OpenIDConnectCode(OpenIDCode):  # type: ignore[misc]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import re
 
+import pytest
 from flask import Flask
 
 from idp.clients.models import CasService, OidcClient
@@ -35,6 +37,7 @@ def _register(admin: Signed, **fields: str) -> tuple[str, str]:
         "name": "教务系统",
         "redirect_uris": "https://jw.example.edu.cn/callback",
         "scopes": "openid profile email",
+        "grant_types": ["authorization_code", "refresh_token"],  # checked on the blank form
         **fields,
     }
     response = post_form(admin.client, NEW_OIDC, data)
@@ -97,6 +100,41 @@ def test_invalid_redirect_uri_is_refused_and_nothing_is_saved(
     # Loopback http is fine for a developer's machine.
     client_id, _ = _register(admin, redirect_uris="http://127.0.0.1:8000/cb")
     assert _oidc(idp_app, client_id).redirect_uris == ["http://127.0.0.1:8000/cb"]
+
+
+@pytest.mark.parametrize(
+    ("field", "uri"),
+    [
+        ("redirect_uris", "http://127.evil.com/cb"),  # a name, not a loopback address
+        ("redirect_uris", "https://jw.example.edu.cn@evil.example/cb"),
+        ("post_logout_uris", "http://127.0.0.1.nip.io/bye"),
+        ("backchannel_logout_uri", "https://jw.example.edu.cn/b c"),  # inner whitespace
+        ("backchannel_logout_uri", "https://jw.example.edu.cn:99999/bcl"),
+    ],
+)
+def test_lookalike_loopback_and_malformed_uris_are_refused(
+    idp_app: Flask, admin: Signed, field: str, uri: str
+) -> None:
+    """The CLI's URI rules, worded under the field; nothing is registered."""
+    data = {"name": "教务", "redirect_uris": "https://jw.example.edu.cn/cb", "scopes": "openid"}
+    response = post_form(admin.client, NEW_OIDC, {**data, field: uri})
+    assert response.status_code == 400
+    assert "地址无效" in response.get_data(as_text=True)
+    with idp_app.app_context():
+        assert db.session.query(OidcClient).count() == 0
+
+
+def test_unchecking_every_grant_type_is_refused(idp_app: Flask, admin: Signed) -> None:
+    """No grant type ticked is a mistake to point out, not a cue to register the defaults."""
+    response = post_form(
+        admin.client,
+        NEW_OIDC,
+        {"name": "教务", "redirect_uris": "https://jw.example.edu.cn/cb", "scopes": "openid"},
+    )
+    assert response.status_code == 400
+    assert "请至少选择一种授权类型" in response.get_data(as_text=True)
+    with idp_app.app_context():
+        assert db.session.query(OidcClient).count() == 0
 
 
 def test_admin_edits_client_and_a_bad_edit_keeps_the_old_values(
@@ -225,6 +263,33 @@ def test_bad_cas_pattern_is_refused(idp_app: Flask, admin: Signed) -> None:
     assert "正则表达式" in response.get_data(as_text=True)
     with idp_app.app_context():
         assert db.session.query(CasService).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        ("(" * 600 + ")" * 600, "不是有效的正则表达式"),
+        (r"https://a\.edu/x{4294967296}", "不是有效的正则表达式"),
+        (r"https://(jw)\.edu/\1/.*", "RE2 语法"),
+        (r"https://(?=jw)\w+\.edu/.*", "RE2 语法"),
+    ],
+)
+def test_pattern_that_breaks_the_parser_or_needs_backtracking_is_refused(
+    idp_app: Flask, admin: Signed, pattern: str, says: str
+) -> None:
+    """400 with the reason under the field and what was typed kept, on creation and on edit."""
+    response = post_form(admin.client, NEW_CAS, {"name": "坏", "service_pattern": pattern})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and says in page and html.escape(pattern) in page
+    with idp_app.app_context():
+        service = register_cas_service("教务", r"https://jw\.example\.edu\.cn/.*")
+        db.session.commit()
+        url = f"/admin/clients/cas/{service.id}"
+    edited = post_form(admin.client, url, {"name": "教务", "service_pattern": pattern})
+    assert edited.status_code == 400 and says in edited.get_data(as_text=True)
+    with idp_app.app_context():
+        patterns = db.session.scalars(db.select(CasService.service_pattern)).all()
+        assert patterns == [r"https://jw\.example\.edu\.cn/.*"]
 
 
 def test_oidc_client_page_shows_integration_snippets(idp_app: Flask, admin: Signed) -> None:

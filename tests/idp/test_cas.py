@@ -4,6 +4,7 @@ malformed requests."""
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -124,6 +125,22 @@ def test_service_no_location_header_can_carry_is_refused_not_a_500(
     assert "应用地址不正确" in response.get_data(as_text=True)
     page = idp_client.get("/cas/logout", query_string={"service": service})
     assert page.status_code == 200 and "已退出登录" in page.get_data(as_text=True)
+
+
+def test_backtracking_pattern_answers_a_long_service_url_at_once(
+    idp_app: Flask, idp_client: FlaskClient
+) -> None:
+    """``(a+)+b`` is matched by RE2 in linear time: an anonymous /cas/login or /cas/logout
+    with 2,000 ``a``s cannot hold a worker (a backtracking matcher would take ages)."""
+    add_service(idp_app, r"https://app\.example\.edu/(a+)+b")
+    slow = "https://app.example.edu/" + "a" * 2000 + "!"
+    started = time.monotonic()
+    login = idp_client.get("/cas/login", query_string={"service": slow})
+    logout = idp_client.get("/cas/logout", query_string={"service": slow})
+    assert time.monotonic() - started < 1
+    assert login.status_code == 403 and "Location" not in logout.headers
+    matching = idp_client.get("/cas/login", query_string={"service": slow[:-1] + "b"})
+    assert matching.status_code == 302 and matching.location.startswith("/login")
 
 
 def test_access_policy_refusal_issues_no_ticket(

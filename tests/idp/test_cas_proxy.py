@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from idp.cas.tickets import CasError, check_proxy_callback
+from idp.clients.models import CasService
+from idp.extensions import db
 from shared.factory import get_store
 from tests.fakes.recorder import Recorder
 from tests.idp.cas_support import (
@@ -201,3 +206,17 @@ def test_proxy_endpoint_failures(idp_app: Flask, idp_client: FlaskClient) -> Non
     assert failure_code(unknown) == "INVALID_TICKET"
     as_json = idp_client.get("/cas/proxy?pgt=nonsense&targetService=x&format=JSON").get_json()
     assert as_json["serviceResponse"]["proxyFailure"]["code"] == "INVALID_TICKET"
+
+
+def test_proxy_callback_is_matched_in_linear_time(idp_app: Flask) -> None:
+    """The pgtUrl check runs the service's pattern with RE2 too: a long callback URL against
+    ``(a+)+b`` is refused at once."""
+    service_id = add_service(idp_app, r"https://app\.example\.edu/(a+)+b", proxy_allowed=True)
+    with idp_app.app_context():
+        service = db.session.get(CasService, service_id)
+        started = time.monotonic()
+        with pytest.raises(CasError) as refused:
+            check_proxy_callback(service, "https://app.example.edu/" + "a" * 2000 + "!")
+        assert time.monotonic() - started < 1
+        assert refused.value.code == "INVALID_PROXY_CALLBACK"
+        check_proxy_callback(service, "https://app.example.edu/aab")

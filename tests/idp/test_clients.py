@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import pytest
 from flask import Flask
 
 from idp.clients.models import CasService, OidcClient
 from idp.clients.operations import (
-    ClientError,
     find_cas_service,
     policy_admits,
     register_cas_service,
     register_oidc_client,
     secret_matches,
 )
+from idp.clients.rules import ClientError
 from idp.directory.models import User, UserKind
 from idp.directory.operations import ensure_department
 from idp.extensions import db
@@ -111,6 +113,132 @@ def test_bad_oidc_registration_is_refused(idp_app: Flask, args: list[str]) -> No
     """Malformed redirect URIs or none at all are refused with a one-line error."""
     result = idp_app.test_cli_runner().invoke(args=["clients", "add-oidc", "x", *args])
     assert result.exit_code == 1 and "error:" in result.output
+
+
+def _add_oidc(app: Flask, *args: str) -> Any:
+    return app.test_cli_runner().invoke(args=["clients", "add-oidc", "x", *args, "--json"])
+
+
+@pytest.mark.parametrize(
+    "option", ["--redirect-uri", "--post-logout-uri", "--backchannel-logout-uri"]
+)
+@pytest.mark.parametrize("uri", ["http://127.evil.com/cb", "http://127.0.0.1.nip.io/cb"])
+def test_plain_http_only_for_loopback_addresses_not_lookalike_names(
+    idp_app: Flask, option: str, uri: str
+) -> None:
+    """http is for 127.0.0.1, ::1 or localhost: a host *named* 127.… may be anyone's."""
+    extra = [] if option == "--redirect-uri" else ["--redirect-uri", "https://jw.example.edu/cb"]
+    result = _add_oidc(idp_app, *extra, option, uri)
+    assert result.exit_code == 1 and "error:" in result.output
+    with idp_app.app_context():
+        assert db.session.query(OidcClient).count() == 0
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["http://127.0.0.1:8000/cb", "http://127.8.0.1/cb", "http://[::1]/cb", "http://localhost/cb"],
+)
+def test_plain_http_on_a_loopback_address_is_accepted(idp_app: Flask, uri: str) -> None:
+    """A developer's own machine may use http."""
+    result = _add_oidc(idp_app, "--redirect-uri", uri)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["redirect_uris"] == [uri]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://jw.example.edu@evil.example/cb",  # user name: the browser goes to evil.example
+        "https://jw.example.edu/cb#",  # a fragment, even empty (RFC 6749 §3.1.2)
+        "https://*.example.edu/cb",  # a wildcard host
+        "\thttps://jw.example.edu/cb",
+        "https://jw.example.edu/cb ",
+        "https://jw.example.edu/c b",
+        "https://jw.example.edu/c\u3000b",
+        "https://jw.example.edu:99999/cb",  # Werkzeug cannot build the Location header
+        "https://" + "a" * 64 + ".example.edu/cb",  # a label IDNA refuses
+        "https://jw.example.edu/" + "a" * 1000,  # longer than the column
+    ],
+)
+def test_malformed_client_uris_are_refused(idp_app: Flask, uri: str) -> None:
+    """User names, fragments, wildcards, whitespace, bad ports or labels, overlong URIs."""
+    for option in ("--redirect-uri", "--backchannel-logout-uri"):
+        extra = [] if option == "--redirect-uri" else ["--redirect-uri", "https://a.edu/cb"]
+        result = _add_oidc(idp_app, *extra, option, uri)
+        assert result.exit_code == 1 and "error:" in result.output, (option, result.output)
+
+
+def test_a_uri_given_twice_is_stored_once(idp_app: Flask) -> None:
+    """Repeated --redirect-uri / --post-logout-uri are kept once each, in their order."""
+    a, b = "https://jw.example.edu/a", "https://jw.example.edu/b"
+    result = _add_oidc(
+        idp_app,
+        *("--redirect-uri", a, "--redirect-uri", b, "--redirect-uri", a),
+        *("--post-logout-uri", b, "--post-logout-uri", b),
+    )
+    shown = json.loads(result.output)
+    assert shown["redirect_uris"] == [a, b] and shown["post_logout_redirect_uris"] == [b]
+
+
+@pytest.mark.parametrize(
+    "scopes", [["profile"], ["openid", "open id"], ["openid", "openid\n"], ["openid", ""]]
+)
+def test_cli_refuses_the_scopes_the_console_refuses(idp_app: Flask, scopes: list[str]) -> None:
+    """A code-flow client needs openid; a scope holds no whitespace (the console's rule)."""
+    args = [arg for scope in scopes for arg in ("--scope", scope)]
+    result = _add_oidc(idp_app, "--redirect-uri", "https://jw.example.edu/cb", *args)
+    assert result.exit_code == 1 and "scope" in result.output
+
+
+def test_cli_refuses_what_the_columns_cannot_hold(idp_app: Flask) -> None:
+    """A name over 200 characters is refused with a message, not a database error."""
+    long_name = idp_app.test_cli_runner().invoke(
+        args=["clients", "add-oidc", "名" * 201, "--redirect-uri", "https://jw.example.edu/cb"]
+    )
+    assert long_name.exit_code == 1 and "error:" in long_name.output
+    cas = idp_app.test_cli_runner().invoke(
+        args=["clients", "add-cas", "名" * 201, "--service", r"https://jw\.example\.edu/.*"]
+    )
+    assert cas.exit_code == 1 and "error:" in cas.output
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        ("(" * 600 + ")" * 600, "regular expression"),  # RecursionError in Python's parser
+        (r"https://a\.edu/x{4294967296}", "regular expression"),  # OverflowError
+        (r"https://(a)\1\.edu/.*", "RE2"),  # a backreference
+        (r"https://(?!evil)\w+\.edu/.*", "RE2"),  # a lookaround
+    ],
+)
+def test_cli_refuses_patterns_that_break_the_parser_or_need_backtracking(
+    idp_app: Flask, pattern: str, says: str
+) -> None:
+    """An error line and exit 1, never a traceback; RE2's limits are named."""
+    result = idp_app.test_cli_runner().invoke(
+        args=["clients", "add-cas", "x", "--service", pattern]
+    )
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1
+    assert "error:" in result.output and says in result.output
+
+
+def test_cas_patterns_registered_so_far_still_match(idp_app: Flask) -> None:
+    """What the demo and the docs register (an escaped URL and ``/.*``, classes, groups,
+    ``(?i)``, ``^…$``) matches as before under RE2."""
+    cases = {
+        re.escape("https://jw.example.edu.cn/a-b~c") + "/.*": "https://jw.example.edu.cn/a-b~c/x",
+        r"https://(jw|lib)\.example\.edu/[\w-]+\?next=\d+": "https://lib.example.edu/a-b?next=12",
+        r"(?i)^HTTPS://JW\.EXAMPLE\.EDU/.*$": "https://jw.example.edu/教务?q=1",
+        r"https?://app\.example\.edu(:\d+)?/.+": "http://app.example.edu:8443/login",
+    }
+    with idp_app.app_context():
+        for pattern, url in cases.items():
+            service = register_cas_service("x", pattern)
+            db.session.commit()
+            found = find_cas_service(url)
+            assert found is not None and found.id == service.id, pattern
+            db.session.delete(service)
+            db.session.commit()
 
 
 def test_cas_service_pattern_matches_whole_url_only(idp_app: Flask) -> None:

@@ -76,6 +76,23 @@ def test_max_age_counts_fractions_of_a_second(
     assert sent.status_code == 302 and sent.headers["Location"].startswith("/login?next=")
 
 
+def test_registered_redirect_uri_werkzeug_cannot_redirect_to_is_refused(
+    browser: FlaskClient, idp_app: Flask, rp: RelyingParty
+) -> None:
+    """A redirect URI stored before the registry refused it (a port out of range) gets the
+    error page, not a 500 when the Location header is built."""
+    bad = "https://rp.example.edu:99999/callback"
+    with idp_app.app_context():
+        db.session.execute(
+            db.update(OidcClient)
+            .where(OidcClient.client_id == rp.client_id)
+            .values(redirect_uris=[bad])
+        )
+        db.session.commit()
+    response = browser.get(authorize_url(rp, redirect_uri=bad))
+    assert response.status_code == 400
+
+
 @pytest.mark.parametrize("name", ["request", "request_uri"])
 def test_empty_request_object_parameters_count_as_omitted(
     browser: FlaskClient, rp: RelyingParty, name: str

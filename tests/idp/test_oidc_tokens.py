@@ -147,6 +147,23 @@ def test_code_is_bound_to_client_and_redirect_uri(
     assert moved.get_json()["error"] == "invalid_grant"
 
 
+def test_code_of_a_user_the_policy_now_excludes_is_invalid_grant(
+    browser: FlaskClient, idp_app: Flask, rp: RelyingParty
+) -> None:
+    """A code issued to a student, exchanged after the admin restricted the client to staff,
+    gets no tokens (as a refresh token of theirs would not)."""
+    authz = authorize(browser, rp)
+    with idp_app.app_context():
+        db.session.execute(
+            db.update(OidcClient)
+            .where(OidcClient.client_id == rp.client_id)
+            .values(allowed_kinds=["staff"])
+        )
+        db.session.commit()
+    response = exchange(browser, rp, authz)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
 def test_wrong_secret_is_401_invalid_client(browser: FlaskClient, rp: RelyingParty) -> None:
     """A wrong client secret (basic) is 401 invalid_client with a WWW-Authenticate header."""
     authz = authorize(browser, rp)

@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from idp.clients import operations
+from idp.clients import operations, rules
 from idp.clients.models import CasService
 from idp.clients.operations import find_cas_service, register_cas_service
 from idp.extensions import db
@@ -45,6 +45,26 @@ def _outside_insert(pattern: str) -> None:
         {"pattern": pattern},
     )
     db.session.commit()
+
+
+def test_stored_pattern_re2_cannot_run_matches_nothing_and_is_logged(
+    idp_app: Flask, idp_client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pattern stored before RE2 was required (a lookahead) matches no URL — a warning in
+    the log, never a 500 — and the services after it still match, cached or not."""
+    rules.service_matcher.cache_clear()  # so that this process compiles it afresh
+    with idp_app.app_context():
+        _outside_insert(r"https://jw\.example\.edu/(?=login).*")
+        register_cas_service("jw", r"https://jw\.example\.edu/.*")
+        db.session.commit()
+    with caplog.at_level("WARNING", logger="idp.clients.operations"):
+        response = idp_client.get("/cas/login", query_string={"service": URL})
+    assert response.status_code == 302 and response.location.startswith("/login")
+    assert "does not compile with RE2" in caplog.text
+    with idp_app.app_context():
+        register_cas_service("other", r"https://other\.example\.edu/.*")
+        found = find_cas_service(URL)  # a transaction changing the registry reads the table
+        assert found is not None and found.name == "jw"
 
 
 def test_service_registered_in_this_process_is_used_at_once(idp_app: Flask, clock: Clock) -> None:
