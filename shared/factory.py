@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from shared import web
 from shared.config import (
@@ -90,6 +91,21 @@ class Extensions:
         return cls(SQLAlchemy(model_class=model_class), Migrate(), Babel(), CSRFProtect())
 
 
+class RowIdConverter(IntegerConverter):
+    """``<int:…>`` in our routes names a row: past the largest id a database column holds
+    (PostgreSQL's INTEGER) the route does not match, a 404 rather than an overflow and a 500."""
+
+    def __init__(
+        self,
+        url_map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = 2**31 - 1,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def create_flask_app(
     import_name: str,
     *,
@@ -106,6 +122,7 @@ def create_flask_app(
     """
     try:
         app = Flask(import_name)
+        app.url_map.converters["int"] = RowIdConverter
         configure_app(app, prefix=prefix, settings=settings, overrides=config, ext=extensions)
         setup(app)
     except ConfigError as exc:

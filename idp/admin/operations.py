@@ -385,21 +385,30 @@ def _unlock(actor: User, target: User, reason: str, role: Role | None) -> str | 
     return None
 
 
+def _sign_out_everywhere(target: User) -> int:
+    """These actions are for a lost phone, mailbox or WeChat: whoever holds it may be signed
+    in, and must not stay so (a temporary password and 停用 end every session too). Called
+    before the row changes: see :func:`_sign_out_for_reset`. Returns how many ended."""
+    return end_all_sessions(target)
+
+
 def _unbind_phone(actor: User, target: User, reason: str, role: Role | None) -> str | None:
     if not target.phone:
         raise ConsoleError(_l("该账号没有绑定安全手机。"), 409)
+    ended = _sign_out_everywhere(target)
     target.phone = None
     target.phone_verified_at = None
-    _audit(actor, target, Action.UNBIND_PHONE, reason)
+    _audit(actor, target, Action.UNBIND_PHONE, reason, sessions_ended=ended)
     return None
 
 
 def _unbind_email(actor: User, target: User, reason: str, role: Role | None) -> str | None:
     if not target.email:
         raise ConsoleError(_l("该账号没有绑定安全邮箱。"), 409)
+    ended = _sign_out_everywhere(target)
     target.email = None
     target.email_verified_at = None
-    _audit(actor, target, Action.UNBIND_EMAIL, reason)
+    _audit(actor, target, Action.UNBIND_EMAIL, reason, sessions_ended=ended)
     return None
 
 
@@ -412,20 +421,23 @@ def _unbind_social(provider: str, action: Action) -> Handler:
         if provider not in social_identities(target):
             raise ConsoleError(_l("该账号没有绑定此项。"), 409)
         # The social feature records its own event too; the console's keeps all actions alike.
+        ended = _sign_out_everywhere(target)
         unbind_identity(target, provider, actor=actor, reason=reason)
-        _audit(actor, target, action, reason)
+        _audit(actor, target, action, reason, sessions_ended=ended)
         return None
 
     return unbind
 
 
 def _reset_totp(actor: User, target: User, reason: str, role: Role | None) -> str | None:
-    from idp.mfa.operations import reset_totp
+    from idp.mfa.operations import reset_totp, totp_enabled
 
     # reset_totp records ``mfa.reset`` too; the console's event keeps all actions alike.
-    if not reset_totp(target, actor=actor, reason=reason):
+    if not totp_enabled(target):
         raise ConsoleError(_l("该账号没有开启两步验证。"), 409)
-    _audit(actor, target, Action.RESET_TOTP, reason)
+    ended = _sign_out_everywhere(target)
+    reset_totp(target, actor=actor, reason=reason)
+    _audit(actor, target, Action.RESET_TOTP, reason, sessions_ended=ended)
     return None
 
 

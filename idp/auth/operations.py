@@ -4,6 +4,7 @@ what a user must do before their SSO session starts."""
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +164,12 @@ def sign_in_with_password(identifier: str, password: str, user: User | None) -> 
         user.password_hash = hasher().hash(password)
     _audit_sign_in(target=user, method="password")
     return SignInResult(SignInOutcome.OK, user)
+
+
+def password_stamp(user: User) -> str:
+    """Changes whenever the password does (recovery, a help-desk reset, another tab): a
+    sign-in parked half-way under the old password is void once it differs."""
+    return hashlib.sha256((user.password_hash or "-").encode()).hexdigest()
 
 
 def set_password(user: User, password: str, *, must_change: bool = False) -> None:

@@ -3,7 +3,6 @@ CAPTCHA image and the password-strength meter."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from datetime import datetime
 from typing import Any
@@ -45,6 +44,7 @@ from idp.auth.operations import (
     find_user_by_identifier,
     find_user_by_security_phone,
     hasher,
+    password_stamp,
     personal_info,
     required_step,
     set_password,
@@ -111,7 +111,7 @@ def continue_sign_in(user: User, methods: list[str], remember: bool, target: str
                 "remember": remember,
                 "next": target,
                 "auth_time": utcnow().isoformat(),
-                "stamp": _password_stamp(user),
+                "stamp": password_stamp(user),
             },
         )
         db.session.commit()
@@ -141,11 +141,6 @@ def finish_pending_sign_in() -> Response | None:
     return redirect(state["next"] if is_local_path(state["next"]) else url_for("portal.home"))
 
 
-def _password_stamp(user: User) -> str:
-    """Changes whenever the password does (recovery, a help-desk reset, another tab)."""
-    return hashlib.sha256((user.password_hash or "-").encode()).hexdigest()
-
-
 def pending_sign_in_user() -> User | None:
     """The user part-way through sign-in (password proven, a required step not yet done).
 
@@ -156,7 +151,7 @@ def pending_sign_in_user() -> User | None:
     if not state:
         return None
     user = db.session.get(User, state["user_id"])
-    if user is None or not hmac.compare_digest(str(state.get("stamp")), _password_stamp(user)):
+    if user is None or not hmac.compare_digest(str(state.get("stamp")), password_stamp(user)):
         flows.discard_flow(SIGNIN_FLOW)
         return None
     return user

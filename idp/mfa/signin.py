@@ -9,6 +9,7 @@ from flask import current_app, request
 from werkzeug.wrappers import Response
 
 from idp.account import flows
+from idp.auth.operations import password_stamp
 from idp.directory.models import User, utcnow
 from idp.mfa.operations import second_factor_due, trust_days
 
@@ -55,6 +56,7 @@ def start_two_step(user: User, methods: list[str], remember: bool, target: str) 
             "remember": remember,
             "next": target,
             "started_at": utcnow().isoformat(),
+            "stamp": password_stamp(user),
         },
     )
 

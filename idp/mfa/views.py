@@ -4,6 +4,7 @@ centre (/security/totp)."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from flask import (
@@ -21,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from idp.account import flows
 from idp.audit.operations import client_ip, record
+from idp.auth.operations import password_stamp
 from idp.auth.sessions import current_session
 from idp.auth.views import continue_sign_in, no_store
 from idp.directory.models import User, UserStatus
@@ -108,7 +110,14 @@ def sign_in() -> ResponseReturnValue:
     """两步验证 during sign-in: the first factor is proven, the session waits for the code."""
     state = pending_two_step()
     user = db.session.get(User, state["user_id"]) if state else None
-    if state is None or user is None or user.status != UserStatus.ACTIVE:
+    # A sign-in parked under a password that has changed since (a help-desk temporary
+    # password, a recovery) is void: the old password must not finish it.
+    if (
+        state is None
+        or user is None
+        or user.status != UserStatus.ACTIVE
+        or not hmac.compare_digest(str(state.get("stamp")), password_stamp(user))
+    ):
         flows.discard_flow(TWO_STEP_FLOW)
         flash(_("登录已过期，请重新登录。"), "error")
         return redirect(url_for("auth.login"))

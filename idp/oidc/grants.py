@@ -174,7 +174,15 @@ class RotatingRefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         if token.is_expired() or user is None or user.status != UserStatus.ACTIVE:
             return None
         # The client's access policy may have changed since the sign-in.
-        return token if policy_admits(token.row.client, user) else None
+        if not policy_admits(token.row.client, user):
+            return None
+        # Tokens die with the sign-in they came from: one idle or past its end refreshes
+        # nothing, even before the hourly purge revokes its tokens (as a code would not
+        # exchange). Every code-flow token names its session's sid.
+        sid = token.row.sid
+        if sid and operations.session_of_sid(sid, subject(user), token.row.client) is None:
+            return None
+        return token
 
     def authenticate_user(self, refresh_token: PresentedToken) -> User | None:
         return refresh_token.row.user

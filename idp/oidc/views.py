@@ -207,6 +207,10 @@ def authorize() -> ResponseReturnValue:
         return refuse(RequestNotSupportedError())
     if any(request.values.getlist("request_uri")):
         return refuse(RequestURINotSupportedError())
+    if request.values.get("response_mode", "query") not in ("", "query"):
+        # Discovery offers the query only: a client asking for form_post or fragment must not
+        # get its code in a URL it did not expect.
+        return refuse(InvalidRequestError("Only response_mode=query is supported."))
     if not request.values.get("response_type"):
         # Authlib would call a missing response type unsupported; RFC 6749 §4.1.2.1 says invalid.
         return refuse(InvalidRequestError("Missing 'response_type'."))

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.routing import IntegerConverter
 
 from idp.admin.operations import ACTIONS, Action
 from idp.directory.models import User, UserStatus
@@ -54,10 +55,10 @@ def _snapshot(app: Flask, user: User) -> tuple[Any, ...]:
 
 def _url_for_rule(rule: Any, user_id: int) -> str:
     """A concrete address for ``rule``: ints become ``user_id``, other parts a plausible word."""
-    values = {}
+    values: dict[str, Any] = {}
     for name in rule.arguments:
-        converter = rule._converters[name].__class__.__name__
-        values[name] = user_id if converter == "IntegerConverter" else "x"
+        numeric = isinstance(rule._converters[name], IntegerConverter)
+        values[name] = user_id if numeric else "x"
     return rule.build(values, append_unknown=False)[1]
 
 

@@ -102,6 +102,18 @@ def test_empty_request_object_parameters_count_as_omitted(
     assert "code" in got, got
 
 
+@pytest.mark.parametrize(
+    ("mode", "issued"), [("query", True), ("", True), ("form_post", False), ("fragment", False)]
+)
+def test_only_the_query_response_mode_is_served(
+    browser: FlaskClient, rp: RelyingParty, mode: str, issued: bool
+) -> None:
+    """Discovery offers response_mode=query only: another mode is refused (invalid_request),
+    not answered with a code in a URL the client did not ask for."""
+    got = redirect_params(browser.get(authorize_url(rp, response_mode=mode)))
+    assert ("code" in got) is issued and (got.get("error") == "invalid_request") is not issued
+
+
 #: Two values each parameter could take in a request that would otherwise succeed.
 REPEATED = {
     "nonce": ("n-1", "n-2"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +17,7 @@ from joserfc.jwk import RSAKey
 
 from idp.auth.models import SsoSession
 from idp.clients.models import OidcClient
+from idp.directory.models import utcnow
 from idp.extensions import db
 from idp.oidc.models import OAuthToken
 from tests.idp.conftest import PASSWORD, MakeUser, post_form, sign_in
@@ -27,6 +29,7 @@ from tests.idp.oidc_support import (
     expire_retired_keys,
     register,
     still_signed_in,
+    token_request,
     tokens_for,
 )
 
@@ -272,3 +275,21 @@ def test_code_survives_signing_in_again(browser: FlaskClient, idp_app: Flask) ->
     for authz in (before, after):
         response = exchange(browser, rp, authz)
         assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("ended_by", ["idleness", "its absolute end"])
+def test_refresh_token_of_an_ended_sign_in_refreshes_nothing(
+    browser: FlaskClient, idp_app: Flask, ended_by: str
+) -> None:
+    """A sign-in idle too long or past its end refreshes nothing, even before the hourly
+    purge revokes its tokens (invalid_grant, as its codes would get)."""
+    rp = register(idp_app)
+    tokens = tokens_for(browser, rp)
+    past = utcnow() - timedelta(seconds=idp_app.config["SESSION_IDLE_TIMEOUT"] + 1)
+    with idp_app.app_context():
+        field = "last_seen_at" if ended_by == "idleness" else "expires_at"
+        db.session.execute(db.update(SsoSession).values({field: past}))
+        db.session.commit()
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    response = token_request(browser, rp, refresh)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
