@@ -181,6 +181,17 @@ def code_minutes() -> int:
     return max(1, int(effective_config()["CODE_TTL"]) // 60)
 
 
+def stored_code_key(purpose: str, channel: Channel, user_id: int | None) -> str:
+    """Where the code for ``purpose`` to ``channel`` is kept, with its resend wait.
+
+    A number or address being bound is anyone's to type: there each account asking has its
+    own code and wait, so that one account can neither void another's code nor learn from a
+    wait that someone else is binding that number.
+    """
+    key = channel.key(purpose)
+    return f"{key}:{user_id}" if RATIONS[purpose] == "bind" else key
+
+
 def _ip_key() -> str:
     ip = client_ip() or "-"
     return f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}"
@@ -223,7 +234,7 @@ def send_code(
     if store.count(ip_key) >= config["CODE_IP_HOURLY_LIMIT"]:
         _refused(purpose, channel, user, "ip-limit")
         raise CodeError(_("获取验证码过于频繁，请一小时后再试。"), 429)
-    key = channel.key(purpose)
+    key = stored_code_key(purpose, channel, user.id if user else None)
     if not store.add(f"code-wait:{key}", "1", config["CODE_RESEND_INTERVAL"]):
         wait = int(store.ttl(f"code-wait:{key}") or 1) + 1
         raise CodeError(_("验证码已发送，请 %(seconds)d 秒后再重新获取。", seconds=wait), 429)
@@ -250,7 +261,7 @@ def send_code(
     )
     store.delete(f"code-tries:{key}")
     if deliver:
-        _deliver(purpose, channel, code, ttl, background=background)
+        _deliver(purpose, channel, key, code, ttl, background=background)
     record(
         "code.send",
         target=user,
@@ -260,7 +271,9 @@ def send_code(
     )
 
 
-def _deliver(purpose: str, channel: Channel, code: str, ttl: int, *, background: bool) -> None:
+def _deliver(
+    purpose: str, channel: Channel, key: str, code: str, ttl: int, *, background: bool
+) -> None:
     locale = current_locale()
     minutes = max(1, ttl // 60)
     site = current_app.config["SITE_NAME"]
@@ -281,7 +294,7 @@ def _deliver(purpose: str, channel: Channel, code: str, ttl: int, *, background:
             code=code,
         )
         send = partial(mail.send, message)
-    wait_key = f"code-wait:{channel.key(purpose)}"
+    wait_key = f"code-wait:{key}"
     what = f"a {purpose} code by {channel.kind}"
     if background:
         delivery: BackgroundDelivery = current_app.extensions[DELIVERY]
@@ -295,14 +308,18 @@ def _deliver(purpose: str, channel: Channel, code: str, ttl: int, *, background:
         raise CodeError(_("验证码发送失败，请稍后再试。"), 502) from None
 
 
-def verify_code(purpose: str, channel: Channel, code: str | None) -> int | None:
+def verify_code(
+    purpose: str, channel: Channel, code: str | None, user_id: int | None = None
+) -> int | None:
     """Check a code; on success it is used up and the user id it was issued for is returned.
 
-    Raises :class:`CodeError` for a wrong, expired or exhausted code.
+    ``user_id``: the account binding ``channel``, for the purposes whose codes are kept per
+    account (:func:`stored_code_key`). Raises :class:`CodeError` for a wrong, expired or exhausted
+    code.
     """
     config = effective_config()
     store = get_store()
-    key = channel.key(purpose)
+    key = stored_code_key(purpose, channel, user_id)
     raw = store.get(f"code:{key}")
     if raw is None:
         raise CodeError(_("验证码错误或已过期，请重新获取。"))

@@ -162,7 +162,7 @@ def phone_step(form: PhoneForm, user: User, purpose: str) -> str | None:
         form.code.errors = [_("请输入短信验证码")]
         return None
     try:
-        owner_id = verify_code(purpose, Channel(SMS, phone), form.code.data)
+        owner_id = verify_code(purpose, Channel(SMS, phone), form.code.data, user.id)
     except CodeError as exc:
         form.code.errors = [exc.message]
     else:

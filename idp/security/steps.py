@@ -135,7 +135,7 @@ def code_refused(form: Any, purpose: str, channel: Channel, user: User) -> int |
         form.code.errors = [_("请输入验证码")]
         return 400
     try:
-        owner = verify_code(purpose, channel, form.code.data)
+        owner = verify_code(purpose, channel, form.code.data, user.id)
     except CodeError as exc:
         form.code.errors = [exc.message]
         record(

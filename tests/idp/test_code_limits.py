@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from idp.account.codes import SMS, Channel, CodeError, send_code
+from idp.account.codes import SMS, Channel, CodeError, send_code, stored_code_key, verify_code
 from idp.directory.models import User
 from idp.extensions import db
 from shared.factory import get_store
-from tests.idp.conftest import MakeUser
+from tests.idp.conftest import MakeUser, last_code
 
 
 def test_daily_ration_per_phone_and_strangers_cannot_use_up_recovery(
@@ -29,7 +29,9 @@ def test_daily_ration_per_phone_and_strangers_cannot_use_up_recovery(
         stored = db.session.get(User, user.id)
 
         def send(purpose: str) -> int:
-            get_store().delete(f"code-wait:{channel.key(purpose)}")  # the 60 s wait, elapsed
+            get_store().delete(
+                f"code-wait:{stored_code_key(purpose, channel, stored.id)}"
+            )  # waited
             try:
                 send_code(purpose, channel, stored)
             except CodeError as exc:
@@ -93,3 +95,18 @@ def test_parallel_requests_cannot_skip_the_captcha_of_a_heavy_sender(idp_app: Fl
     outcomes = _send_at_once(idp_app, 20)
     assert outcomes.count("sent") == 3
     assert _count(outcomes, lambda text: "请输入图形验证码" in text) == 17
+
+
+def test_two_accounts_binding_one_number_keep_their_own_codes(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """Anyone can type a number to bind: a second account asking for a code to it within the
+    60 s neither sees a wait (which would show someone else is binding it) nor voids the first
+    account's code."""
+    first, second = make_user("2024000001"), make_user("2024000002")
+    channel = Channel(SMS, "13800138000")
+    with idp_app.test_request_context("/security/phone"):
+        send_code("bind_phone", channel, db.session.get(User, first.id))
+        first_code = last_code(idp_app, to="13800138000")
+        send_code("bind_phone", channel, db.session.get(User, second.id))  # no wait refused it
+        assert verify_code("bind_phone", channel, first_code, first.id) == first.id
