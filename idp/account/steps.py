@@ -5,7 +5,6 @@ Kept apart from the routes so each wizard in :mod:`idp.account.views` reads as i
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -92,12 +91,6 @@ def restart_flow(start: str, message: str = EXPIRED) -> ResponseReturnValue:
     """
     flash(_(message), "error")
     return redirect(url_for("auth.login" if message == ALREADY_ACTIVE else start))
-
-
-def phone_stamp(user: User) -> str:
-    """Changes whenever the verified security phone does (bound, replaced or unbound)."""
-    phone = user.phone if user.has_security_phone else ""
-    return hashlib.sha256((phone or "-").encode()).hexdigest()
 
 
 def verify_identity(form: IdentityForm, flow_subject: str) -> User | None:

@@ -50,14 +50,13 @@ from idp.account.steps import (
     new_password_step,
     open_flow,
     password_errors,
-    phone_stamp,
     render_step,
     restart_flow,
     verify_identity,
 )
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha
-from idp.auth.operations import required_step
+from idp.auth.operations import credentials_stamp, required_step
 from idp.auth.policy import N_, PasswordPolicy
 from idp.auth.views import SIGNIN_FLOW, finish_pending_sign_in, no_store, pending_sign_in_user
 from idp.directory.models import User, UserStatus
@@ -151,9 +150,9 @@ def complete() -> ResponseReturnValue:
         # else changes a bound phone in the security centre, which asks for the old one.
         return redirect(url_for("auth.change_password"))
     if state is None or not in_progress:
-        state = {"user_id": user.id, "step": "intro", "phone": phone_stamp(user)}
+        state = {"user_id": user.id, "step": "intro", "stamp": credentials_stamp(user)}
         flows.start_flow(COMPLETE, state)
-    elif state.get("phone") != phone_stamp(user):
+    elif state.get("stamp") != credentials_stamp(user):
         # The security phone changed since this completion began or bound its own (another
         # completion, the security centre, the help desk): going on could replace a phone
         # this flow never proved, so the sign-in starts over.
@@ -200,7 +199,7 @@ def _complete_phone(user: User, state: dict[str, Any]) -> ResponseReturnValue:
         and form.validate_on_submit()
         and bind_phone_step(form, user, "bind_phone")
     ):
-        flows.save_flow(COMPLETE, {**state, "step": "password", "phone": phone_stamp(user)})
+        flows.save_flow(COMPLETE, {**state, "step": "password", "stamp": credentials_stamp(user)})
         return redirect(url_for("account.complete"))
     return render_step(
         "account/complete.html",

@@ -172,6 +172,16 @@ def password_stamp(user: User) -> str:
     return hashlib.sha256((user.password_hash or "-").encode()).hexdigest()
 
 
+def credentials_stamp(user: User) -> str:
+    """Changes whenever the verified security phone or email, or the password, does: a wizard
+    that proved them once is void when they are no longer what it proved (another tab or
+    browser, the help desk)."""
+    phone = user.phone if user.has_security_phone else ""
+    email = user.email if user.has_security_email else ""
+    changed = user.password_changed_at.isoformat() if user.password_changed_at else ""
+    return hashlib.sha256("\n".join((phone or "", email or "", changed)).encode()).hexdigest()
+
+
 def set_password(user: User, password: str, *, must_change: bool = False) -> None:
     """Store a new password (already checked against the policy); the caller commits."""
     user.password_hash = hasher().hash(password)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from flask import (
@@ -30,7 +29,7 @@ from idp.account.codes import (
 )
 from idp.audit.operations import FAILURE, record
 from idp.auth import captcha
-from idp.auth.operations import PasswordCheck, confirm_password
+from idp.auth.operations import PasswordCheck, confirm_password, credentials_stamp
 from idp.auth.sessions import current_session
 from idp.auth.views import no_store
 from idp.directory.models import User
@@ -85,11 +84,7 @@ def flow_state(kind: str, user: User) -> dict[str, Any] | None:
 def _holder(user: User) -> str:
     """Who may go on with a flow: this sign-in, and the account's credentials as they are."""
     sso = current_session()
-    phone = user.phone if user.has_security_phone else ""
-    email = user.email if user.has_security_email else ""
-    changed = user.password_changed_at.isoformat() if user.password_changed_at else ""
-    parts = (sso.id if sso else "", phone, email, changed)
-    return hashlib.sha256("\n".join(p or "" for p in parts).encode()).hexdigest()
+    return f"{sso.id if sso else ''}:{credentials_stamp(user)}"
 
 
 def finish_flow(kind: str, user: User, step: str) -> dict[str, Any] | None:

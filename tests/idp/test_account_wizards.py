@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -23,8 +21,14 @@ from tests.idp.conftest import (
     sign_in,
     solve_captcha,
 )
+from tests.idp.wizard_support import (
+    NEW_PASSWORD,
+    bind_phone,
+    fresh_user,
+    identify,
+    new_password,
+)
 
-NEW_PASSWORD = "Willow-Creek-2025"
 OTHER_ID_NUMBER = "11010519491231002X"
 MISMATCH = "您输入的信息与学校登记的信息不一致，请核对后重试。"
 EXPIRED = "操作已超时或已在其他页面完成，请重新开始。"
@@ -32,41 +36,15 @@ WRONG_CODE = "验证码错误或已过期，请重新获取。"
 CAPTCHA_WRONG = "请输入正确的图形验证码"
 
 
-def _user(app: Flask, user: User) -> User:
-    with app.app_context():
-        fresh = db.session.get(User, user.id)
-        assert fresh is not None
-        db.session.expunge(fresh)
-        return fresh
-
-
-def _identify(client: FlaskClient, url: str, account: str, **overrides: str) -> Any:
-    """基础信息验证 with 张三's registered name and ID number unless overridden."""
-    return post_form(
-        client, url, {"account": account, "name": "张三", "id_number": ID_NUMBER, **overrides}
-    )
-
-
-def _bind_phone(app: Flask, client: FlaskClient, url: str, phone: str) -> Any:
-    """Ask for an SMS code to ``phone`` on ``url``, then submit it."""
-    sent = post_form(client, url, {"phone": phone, "send": "1"})
-    assert sent.status_code == 200, sent.get_data(as_text=True)
-    return post_form(client, url, {"phone": phone, "code": last_code(app, to=phone)})
-
-
-def _new_password(client: FlaskClient, url: str, password: str = NEW_PASSWORD) -> Any:
-    return post_form(client, url, {"password": password, "confirm": password})
-
-
 def _activate_until_password(
     app: Flask, client: FlaskClient, account: str, phone: str = "13900001111"
 ) -> None:
-    assert _identify(client, "/activate", account).location == "/activate/phone"
-    assert _bind_phone(app, client, "/activate/phone", phone).location == "/activate/password"
+    assert identify(client, "/activate", account).location == "/activate/phone"
+    assert bind_phone(app, client, "/activate/phone", phone).location == "/activate/password"
 
 
 def _recover_until_password(app: Flask, client: FlaskClient, account: str, phone: str) -> None:
-    assert _identify(client, "/recover", account).location == "/recover/verify"
+    assert identify(client, "/recover", account).location == "/recover/verify"
     post_form(client, "/recover/verify", {"method": "sms", "send": "1"})
     done = post_form(client, "/recover/verify", {"method": "sms", "code": last_code(app, to=phone)})
     assert done.status_code == 302 and done.location == "/recover/password"
@@ -84,7 +62,7 @@ def test_new_student_activates_account_with_sms_code(
     assert start.status_code == 200 and start.headers["Cache-Control"] == "no-store"
     assert "基础信息验证" in start.get_data(as_text=True)
 
-    identified = _identify(idp_client, "/activate", "2024000001")
+    identified = identify(idp_client, "/activate", "2024000001")
     assert identified.status_code == 302 and identified.location == "/activate/phone"
     assert "绑定安全手机" in idp_client.get("/activate/phone").get_data(as_text=True)
 
@@ -96,11 +74,11 @@ def test_new_student_activates_account_with_sms_code(
     assert bound.status_code == 302 and bound.location == "/activate/password"
     assert "完成激活" in idp_client.get("/activate/password").get_data(as_text=True)
 
-    done = _new_password(idp_client, "/activate/password")
+    done = new_password(idp_client, "/activate/password")
     page = done.get_data(as_text=True)
     assert done.status_code == 200
     assert "激活成功" in page and "去登录" in page and "2024000001" in page
-    activated = _user(idp_app, user)
+    activated = fresh_user(idp_app, user)
     assert activated.status == UserStatus.ACTIVE
     assert activated.phone == "13900001111" and activated.phone_verified_at is not None
 
@@ -114,9 +92,9 @@ def test_activation_wrong_name_id_or_account_get_the_same_answer(
 ) -> None:
     """A wrong name, a wrong ID number and an unknown account give one message and status."""
     make_user("2024000001", pending=True, verified_phone=None)
-    wrong_name = _identify(idp_client, "/activate", "2024000001", name="李四")
-    wrong_id = _identify(idp_client, "/activate", "2024000001", id_number=OTHER_ID_NUMBER)
-    unknown = _identify(idp_client, "/activate", "2099999999")
+    wrong_name = identify(idp_client, "/activate", "2024000001", name="李四")
+    wrong_id = identify(idp_client, "/activate", "2024000001", id_number=OTHER_ID_NUMBER)
+    unknown = identify(idp_client, "/activate", "2099999999")
     assert wrong_name.status_code == wrong_id.status_code == unknown.status_code == 400
     for response in (wrong_name, wrong_id, unknown):
         page = response.get_data(as_text=True)
@@ -130,7 +108,7 @@ def test_activation_keeps_account_and_name_after_a_mismatch(
 ) -> None:
     """After a mismatch the form keeps the account and name typed."""
     make_user("2024000001", pending=True, verified_phone=None)
-    page = _identify(idp_client, "/activate", "2024000001", name="李四").get_data(as_text=True)
+    page = identify(idp_client, "/activate", "2024000001", name="李四").get_data(as_text=True)
     assert 'value="2024000001"' in page and 'value="李四"' in page
 
 
@@ -139,7 +117,7 @@ def test_activation_never_echoes_the_id_number(
 ) -> None:
     """After a mismatch the page does not show the ID number typed."""
     make_user("2024000001", pending=True, verified_phone=None)
-    page = _identify(idp_client, "/activate", "2024000001", name="李四").get_data(as_text=True)
+    page = identify(idp_client, "/activate", "2024000001", name="李四").get_data(as_text=True)
     assert ID_NUMBER not in page
 
 
@@ -148,7 +126,7 @@ def test_already_active_account_is_told_to_sign_in(
 ) -> None:
     """Activating an active account says so and starts no activation."""
     make_user("2024000001")
-    response = _identify(idp_client, "/activate", "2024000001")
+    response = identify(idp_client, "/activate", "2024000001")
     assert response.status_code == 400
     assert "该账号已激活，请直接登录" in response.get_data(as_text=True)
     assert idp_client.get("/activate/phone").location == "/activate"
@@ -160,15 +138,15 @@ def test_activation_asks_for_captcha_after_three_mismatches(
     """After 3 failed identity checks a CAPTCHA is required; solved, the right data passes."""
     make_user("2024000001", pending=True, verified_phone=None)
     for _ in range(3):
-        third = _identify(idp_client, "/activate", "2024000001", name="李四")
+        third = identify(idp_client, "/activate", "2024000001", name="李四")
     assert 'src="/captcha.png"' in third.get_data(as_text=True)
 
-    unsolved = _identify(idp_client, "/activate", "2024000001")
+    unsolved = identify(idp_client, "/activate", "2024000001")
     assert unsolved.status_code == 400
     assert CAPTCHA_WRONG in unsolved.get_data(as_text=True)
 
     answer = solve_captcha(idp_app, idp_client)
-    solved = _identify(idp_client, "/activate", "2024000001", captcha=answer)
+    solved = identify(idp_client, "/activate", "2024000001", captcha=answer)
     assert solved.status_code == 302 and solved.location == "/activate/phone"
 
 
@@ -177,13 +155,13 @@ def test_activation_refuses_wrong_sms_code(
 ) -> None:
     """A wrong SMS code is refused and binds nothing."""
     user = make_user("2024000001", pending=True, verified_phone=None)
-    _identify(idp_client, "/activate", "2024000001")
+    identify(idp_client, "/activate", "2024000001")
     post_form(idp_client, "/activate/phone", {"phone": "13900001111", "send": "1"})
     code = last_code(idp_app, to="13900001111")
     wrong = "000000" if code != "000000" else "111111"
     response = post_form(idp_client, "/activate/phone", {"phone": "13900001111", "code": wrong})
     assert response.status_code == 400 and WRONG_CODE in response.get_data(as_text=True)
-    assert _user(idp_app, user).phone_verified_at is None
+    assert fresh_user(idp_app, user).phone_verified_at is None
     assert idp_client.get("/activate/password").location == "/activate"
 
 
@@ -195,7 +173,7 @@ def test_activation_steps_cannot_be_skipped(idp_client: FlaskClient, make_user: 
         assert response.status_code == 302 and response.location == "/activate"
     assert EXPIRED in idp_client.get("/activate").get_data(as_text=True)
 
-    _identify(idp_client, "/activate", "2024000001")
+    identify(idp_client, "/activate", "2024000001")
     skipped = idp_client.get("/activate/password", follow_redirects=True)
     assert skipped.request.path == "/activate" and EXPIRED in skipped.get_data(as_text=True)
 
@@ -206,14 +184,14 @@ def test_activation_refuses_weak_password_with_policy_messages(
     """A password breaking the policy gets a message per rule (400), never echoed back."""
     user = make_user("2024000001", pending=True, verified_phone=None)
     _activate_until_password(idp_app, idp_client, "2024000001")
-    digits = _new_password(idp_client, "/activate/password", "12345678")
+    digits = new_password(idp_client, "/activate/password", "12345678")
     assert digits.status_code == 400
     assert "密码须同时包含字母和数字" in digits.get_data(as_text=True)
-    personal = _new_password(idp_client, "/activate/password", "ab2024000001")
+    personal = new_password(idp_client, "/activate/password", "ab2024000001")
     page = personal.get_data(as_text=True)
     assert personal.status_code == 400 and "密码不能包含您的学工号" in page
     assert "ab2024000001" not in page
-    assert _user(idp_app, user).status == UserStatus.PENDING
+    assert fresh_user(idp_app, user).status == UserStatus.PENDING
 
 
 def test_activation_refuses_mismatched_confirmation(
@@ -226,7 +204,7 @@ def test_activation_refuses_mismatched_confirmation(
         idp_client, "/activate/password", {"password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"}
     )
     assert response.status_code == 400 and "两次输入的密码不一致" in response.get_data(as_text=True)
-    assert _user(idp_app, user).status == UserStatus.PENDING
+    assert fresh_user(idp_app, user).status == UserStatus.PENDING
 
 
 def test_activation_finished_in_one_tab_is_expired_in_another(
@@ -236,8 +214,8 @@ def test_activation_finished_in_one_tab_is_expired_in_another(
     user = make_user("2024000001", pending=True, verified_phone=None)
     _activate_until_password(idp_app, idp_client, "2024000001")
     second_tab_token = csrf_token(idp_client, "/activate/password")
-    assert _new_password(idp_client, "/activate/password").status_code == 200
-    hash_after_first = _user(idp_app, user).password_hash
+    assert new_password(idp_client, "/activate/password").status_code == 200
+    hash_after_first = fresh_user(idp_app, user).password_hash
 
     again = idp_client.post(
         "/activate/password",
@@ -249,7 +227,7 @@ def test_activation_finished_in_one_tab_is_expired_in_another(
     )
     assert again.status_code == 302 and again.location == "/activate"
     assert EXPIRED in idp_client.get("/activate").get_data(as_text=True)
-    after = _user(idp_app, user)
+    after = fresh_user(idp_app, user)
     assert after.password_hash == hash_after_first and after.status == UserStatus.ACTIVE
 
 
@@ -261,8 +239,8 @@ def test_activation_finished_in_another_browser_leaves_password_alone(
     first, second = idp_app.test_client(), idp_app.test_client()
     _activate_until_password(idp_app, first, "2024000001", phone="13900001111")
     _activate_until_password(idp_app, second, "2024000001", phone="13900002222")
-    assert _new_password(first, "/activate/password").status_code == 200
-    activated_hash = _user(idp_app, user).password_hash
+    assert new_password(first, "/activate/password").status_code == 200
+    activated_hash = fresh_user(idp_app, user).password_hash
 
     # The form opened before (its token; opening the page again would already refuse).
     token = csrf_token(second, "/activate")
@@ -272,13 +250,13 @@ def test_activation_finished_in_another_browser_leaves_password_alone(
     )
     assert late.status_code == 302 and late.location == "/login"
     assert "该账号已激活，请直接登录" in second.get("/login").get_data(as_text=True)
-    assert _user(idp_app, user).password_hash == activated_hash
+    assert fresh_user(idp_app, user).password_hash == activated_hash
 
 
 def test_activation_restart_forgets_the_flow(idp_client: FlaskClient, make_user: MakeUser) -> None:
     """/activate?restart=1 starts over: the later steps are gone."""
     make_user("2024000001", pending=True, verified_phone=None)
-    _identify(idp_client, "/activate", "2024000001")
+    identify(idp_client, "/activate", "2024000001")
     assert idp_client.get("/activate/phone").status_code == 200
     assert idp_client.get("/activate?restart=1").status_code == 200
     assert idp_client.get("/activate/phone").location == "/activate"
@@ -290,11 +268,11 @@ def test_activation_refuses_phone_of_another_account(
     """A phone already verified on another account cannot become this one's security phone."""
     make_user("2024000009", verified_phone="13800138000")
     user = make_user("2024000001", pending=True, verified_phone=None)
-    _identify(idp_client, "/activate", "2024000001")
-    response = _bind_phone(idp_app, idp_client, "/activate/phone", "13800138000")
+    identify(idp_client, "/activate", "2024000001")
+    response = bind_phone(idp_app, idp_client, "/activate/phone", "13800138000")
     assert response.status_code == 400
     assert "该手机号已是其他账号的安全手机" in response.get_data(as_text=True)
-    assert _user(idp_app, user).phone_verified_at is None
+    assert fresh_user(idp_app, user).phone_verified_at is None
     assert idp_client.get("/activate/password").location == "/activate"
 
 
@@ -314,7 +292,7 @@ def test_activation_sms_resend_within_sixty_seconds_is_429(
 ) -> None:
     """A second activation code to the same phone within 60 s is refused with 429."""
     make_user("2024000001", pending=True, verified_phone=None)
-    _identify(idp_client, "/activate", "2024000001")
+    identify(idp_client, "/activate", "2024000001")
     post_form(idp_client, "/activate/phone", {"phone": "13900001111", "send": "1"})
     again = post_form(idp_client, "/activate/phone", {"phone": "13900001111", "send": "1"})
     assert "秒后再重新获取" in again.get_data(as_text=True)
@@ -353,7 +331,7 @@ def test_completion_refuses_another_persons_identity(
     make_user("2024000001", verified_phone=None)
     make_user("2024000002", name="李四", id_number=OTHER_ID_NUMBER, verified_phone=None)
     sign_in(idp_client, "2024000001")
-    response = _identify(
+    response = identify(
         idp_client, "/complete?start=1", "2024000002", name="李四", id_number=OTHER_ID_NUMBER
     )
     assert response.status_code == 400 and MISMATCH in response.get_data(as_text=True)
@@ -364,7 +342,7 @@ def test_completion_refuses_wrong_identity(idp_client: FlaskClient, make_user: M
     """A wrong ID number for the signed-in account is refused."""
     make_user("2024000001", verified_phone=None)
     sign_in(idp_client, "2024000001")
-    response = _identify(idp_client, "/complete?start=1", "2024000001", id_number=OTHER_ID_NUMBER)
+    response = identify(idp_client, "/complete?start=1", "2024000001", id_number=OTHER_ID_NUMBER)
     assert response.status_code == 400 and MISMATCH in response.get_data(as_text=True)
 
 
@@ -374,18 +352,18 @@ def test_completion_binds_phone_sets_password_and_signs_in(
     """信息完善: identity → bind the security phone → 完成并登录 lands on the original page."""
     user = make_user("2024000001", verified_phone=None)
     assert sign_in(idp_client, "2024000001", next="/security").location == "/complete"
-    identified = _identify(idp_client, "/complete?start=1", "2024000001")
+    identified = identify(idp_client, "/complete?start=1", "2024000001")
     assert identified.status_code == 302 and identified.location == "/complete"
     phone_page = idp_client.get("/complete").get_data(as_text=True)
     assert "未绑定安全手机" in phone_page and "带*号的信息类型为必须完善的信息" in phone_page
 
-    bound = _bind_phone(idp_app, idp_client, "/complete", "13900001111")
+    bound = bind_phone(idp_app, idp_client, "/complete", "13900001111")
     assert bound.status_code == 302 and bound.location == "/complete"
-    assert _user(idp_app, user).phone == "13900001111"
+    assert fresh_user(idp_app, user).phone == "13900001111"
     assert "完成并登录" in idp_client.get("/complete").get_data(as_text=True)
     assert session_count(idp_app, user) == 0
 
-    done = _new_password(idp_client, "/complete")
+    done = new_password(idp_client, "/complete")
     assert done.status_code == 302 and done.location == "/security"
     assert "hongliu_sso=" in done.headers["Set-Cookie"]
     assert session_count(idp_app, user) == 1
@@ -411,13 +389,13 @@ def test_completion_refuses_wrong_sms_code(
     """A wrong code at 信息完善 binds nothing."""
     user = make_user("2024000001", verified_phone=None)
     sign_in(idp_client, "2024000001")
-    _identify(idp_client, "/complete?start=1", "2024000001")
+    identify(idp_client, "/complete?start=1", "2024000001")
     post_form(idp_client, "/complete", {"phone": "13900001111", "send": "1"})
     code = last_code(idp_app, to="13900001111")
     wrong = "000000" if code != "000000" else "111111"
     response = post_form(idp_client, "/complete", {"phone": "13900001111", "code": wrong})
     assert response.status_code == 400 and WRONG_CODE in response.get_data(as_text=True)
-    assert _user(idp_app, user).phone_verified_at is None
+    assert fresh_user(idp_app, user).phone_verified_at is None
 
 
 def test_completion_refuses_weak_password(
@@ -426,9 +404,9 @@ def test_completion_refuses_weak_password(
     """The last step applies the password policy and starts no session on failure."""
     user = make_user("2024000001", verified_phone=None)
     sign_in(idp_client, "2024000001")
-    _identify(idp_client, "/complete?start=1", "2024000001")
-    _bind_phone(idp_app, idp_client, "/complete", "13900001111")
-    response = _new_password(idp_client, "/complete", "abcdefgh")
+    identify(idp_client, "/complete?start=1", "2024000001")
+    bind_phone(idp_app, idp_client, "/complete", "13900001111")
+    response = new_password(idp_client, "/complete", "abcdefgh")
     assert response.status_code == 400
     assert "密码须同时包含字母和数字" in response.get_data(as_text=True)
     assert session_count(idp_app, user) == 0
@@ -440,11 +418,11 @@ def test_temporary_password_without_phone_gets_completion_first(
     """No security phone and a temporary password: 信息完善 first, which sets the password."""
     user = make_user("2024000001", verified_phone=None, must_change_password=True)
     assert sign_in(idp_client, "2024000001", next="/security").location == "/complete"
-    _identify(idp_client, "/complete?start=1", "2024000001")
-    _bind_phone(idp_app, idp_client, "/complete", "13900001111")
-    done = _new_password(idp_client, "/complete")
+    identify(idp_client, "/complete?start=1", "2024000001")
+    bind_phone(idp_app, idp_client, "/complete", "13900001111")
+    done = new_password(idp_client, "/complete")
     assert done.status_code == 302 and done.location == "/security"
-    assert _user(idp_app, user).must_change_password is False
+    assert fresh_user(idp_app, user).must_change_password is False
     assert idp_client.get("/security").status_code == 200
 
 
@@ -454,8 +432,8 @@ def test_temporary_password_without_phone_gets_completion_first(
 def test_recovery_refuses_wrong_identity(idp_client: FlaskClient, make_user: MakeUser) -> None:
     """Name, account and ID number must all match the school's record."""
     make_user("2024000001")
-    wrong = _identify(idp_client, "/recover", "2024000001", name="李四")
-    unknown = _identify(idp_client, "/recover", "2099999999")
+    wrong = identify(idp_client, "/recover", "2024000001", name="李四")
+    unknown = identify(idp_client, "/recover", "2099999999")
     assert wrong.status_code == unknown.status_code == 400
     assert MISMATCH in wrong.get_data(as_text=True) and MISMATCH in unknown.get_data(as_text=True)
     assert idp_client.get("/recover/verify").location == "/recover"
@@ -466,7 +444,7 @@ def test_recovery_of_pending_account_says_activate_first(
 ) -> None:
     """An account never activated is sent to 激活账号."""
     make_user("2024000001", pending=True, verified_phone=None)
-    response = _identify(idp_client, "/recover", "2024000001")
+    response = identify(idp_client, "/recover", "2024000001")
     assert response.status_code == 400
     assert "该账号尚未激活，请先激活账号" in response.get_data(as_text=True)
 
@@ -476,7 +454,7 @@ def test_recovery_without_phone_or_email_says_contact_help_desk(
 ) -> None:
     """No security phone and no security email: 请联系管理员处理."""
     make_user("2024000001", verified_phone=None)
-    response = _identify(idp_client, "/recover", "2024000001")
+    response = identify(idp_client, "/recover", "2024000001")
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     assert "无法自助找回密码" in page and "联系管理员" in page
@@ -487,7 +465,7 @@ def test_recovery_offers_masked_phone_and_email(
 ) -> None:
     """身份验证 lists the security phone and email masked, never in full."""
     make_user("2024000001", verified_phone="13800138000", verified_email="zhang.san@lut.edu.cn")
-    assert _identify(idp_client, "/recover", "2024000001").location == "/recover/verify"
+    assert identify(idp_client, "/recover", "2024000001").location == "/recover/verify"
     page = idp_client.get("/recover/verify").get_data(as_text=True)
     assert "安全手机 138****8000" in page and "安全邮箱 z***n@lut.edu.cn" in page
     assert "13800138000" not in page and "zhang.san@" not in page
@@ -498,7 +476,7 @@ def test_recovery_by_sms_code_resets_password(
 ) -> None:
     """找回密码 by the security phone: code → new password → sign in with it."""
     make_user("2024000001", verified_phone="13800138000")
-    _identify(idp_client, "/recover", "2024000001")
+    identify(idp_client, "/recover", "2024000001")
     sent = post_form(idp_client, "/recover/verify", {"method": "sms", "send": "1"})
     assert sent.status_code == 200
     assert "验证码已发送至 138****8000" in sent.get_data(as_text=True)
@@ -507,7 +485,7 @@ def test_recovery_by_sms_code_resets_password(
     assert verified.status_code == 302 and verified.location == "/recover/password"
     assert "重置密码" in idp_client.get("/recover/password").get_data(as_text=True)
 
-    done = _new_password(idp_client, "/recover/password")
+    done = new_password(idp_client, "/recover/password")
     assert done.status_code == 302 and done.location == "/login"
     assert "密码已重置，请使用新密码登录" in idp_client.get("/login").get_data(as_text=True)
     assert sign_in(idp_app.test_client(), "2024000001", NEW_PASSWORD).status_code == 302
@@ -519,14 +497,14 @@ def test_recovery_by_mail_code_resets_password(
 ) -> None:
     """找回密码 by the security email when the phone is not at hand."""
     make_user("2024000001", verified_phone="13800138000", verified_email="zhang.san@lut.edu.cn")
-    _identify(idp_client, "/recover", "2024000001")
+    identify(idp_client, "/recover", "2024000001")
     sent = post_form(idp_client, "/recover/verify", {"method": "email", "send": "1"})
     assert sent.status_code == 200
     assert "验证码已发送至 z***n@lut.edu.cn" in sent.get_data(as_text=True)
     code = last_code(idp_app, kind="mail", to="zhang.san@lut.edu.cn")
     verified = post_form(idp_client, "/recover/verify", {"method": "email", "code": code})
     assert verified.status_code == 302 and verified.location == "/recover/password"
-    assert _new_password(idp_client, "/recover/password").location == "/login"
+    assert new_password(idp_client, "/recover/password").location == "/login"
     assert sign_in(idp_app.test_client(), "2024000001", NEW_PASSWORD).status_code == 302
 
 
@@ -535,7 +513,7 @@ def test_recovery_refuses_wrong_code(
 ) -> None:
     """A wrong code does not lead on to 重置密码."""
     make_user("2024000001", verified_phone="13800138000")
-    _identify(idp_client, "/recover", "2024000001")
+    identify(idp_client, "/recover", "2024000001")
     post_form(idp_client, "/recover/verify", {"method": "sms", "send": "1"})
     code = last_code(idp_app, to="13800138000")
     wrong = "000000" if code != "000000" else "111111"
@@ -549,7 +527,7 @@ def test_recovery_code_resend_within_sixty_seconds_is_429(
 ) -> None:
     """A second recovery code within 60 s is refused with 429 and the wait, and not sent."""
     make_user("2024000001", verified_phone="13800138000")
-    _identify(idp_client, "/recover", "2024000001")
+    identify(idp_client, "/recover", "2024000001")
     post_form(idp_client, "/recover/verify", {"method": "sms", "send": "1"})
     before = outbox_count(idp_app)
     again = post_form(idp_client, "/recover/verify", {"method": "sms", "send": "1"})
@@ -567,7 +545,7 @@ def test_recovery_ends_every_session(
     sign_in(elsewhere, "2024000001")
     assert elsewhere.get("/security").status_code == 200
     _recover_until_password(idp_app, idp_client, "2024000001", "13800138000")
-    assert _new_password(idp_client, "/recover/password").status_code == 302
+    assert new_password(idp_client, "/recover/password").status_code == 302
     assert session_count(idp_app, user) == 0
     assert elsewhere.get("/security").status_code == 302
 
@@ -581,7 +559,7 @@ def test_recovery_lifts_password_lock(idp_app: Flask, make_user: MakeUser) -> No
         sign_in(client, "2024000001", "Wrong-password-1")
     assert sign_in(client, "2024000001").status_code == 401  # locked
     _recover_until_password(idp_app, client, "2024000001", "13800138000")
-    assert _new_password(client, "/recover/password").status_code == 302
+    assert new_password(client, "/recover/password").status_code == 302
     signed_in = sign_in(idp_app.test_client(), "2024000001", NEW_PASSWORD)
     assert signed_in.status_code == 302
 
@@ -593,8 +571,8 @@ def test_recovery_cannot_be_resumed_after_completion(
     user = make_user("2024000001", verified_phone="13800138000")
     _recover_until_password(idp_app, idp_client, "2024000001", "13800138000")
     token = csrf_token(idp_client, "/recover/password")
-    assert _new_password(idp_client, "/recover/password").status_code == 302
-    reset_hash = _user(idp_app, user).password_hash
+    assert new_password(idp_client, "/recover/password").status_code == 302
+    reset_hash = fresh_user(idp_app, user).password_hash
 
     for url in ("/recover/verify", "/recover/password"):
         assert idp_client.get(url).location == "/recover"
@@ -604,7 +582,7 @@ def test_recovery_cannot_be_resumed_after_completion(
     )
     assert replay.status_code == 302 and replay.location == "/recover"
     assert EXPIRED in idp_client.get("/recover").get_data(as_text=True)
-    assert _user(idp_app, user).password_hash == reset_hash
+    assert fresh_user(idp_app, user).password_hash == reset_hash
 
 
 # CSRF -----------------------------------------------------------------------------------
@@ -636,7 +614,7 @@ def test_parked_sign_in_cannot_skip_completion_through_password_change(
     skipped = idp_client.post("/password/change", data=data)
     assert skipped.status_code == 302 and skipped.location == "/complete"
     assert session_count(idp_app, user) == 0
-    assert _user(idp_app, user).password_hash == user.password_hash
+    assert fresh_user(idp_app, user).password_hash == user.password_hash
 
 
 def test_recovery_voids_a_sign_in_parked_with_the_old_password(
@@ -649,7 +627,7 @@ def test_recovery_voids_a_sign_in_parked_with_the_old_password(
     token = csrf_token(intruder, "/password/change")
     owner = idp_app.test_client()
     _recover_until_password(idp_app, owner, "2024000001", "13800138000")
-    assert _new_password(owner, "/recover/password").location == "/login"
+    assert new_password(owner, "/recover/password").location == "/login"
     data = {"csrf_token": token, "password": "Intruder-Owns-2026", "confirm": "Intruder-Owns-2026"}
     taken = intruder.post("/password/change", data=data)
     assert taken.status_code == 302 and taken.location.startswith("/login")
@@ -662,7 +640,7 @@ def test_recovery_channels_unbound_after_step_one_are_explained_not_a_500(
 ) -> None:
     """The help desk unbinds the phone mid-recovery: back to step 1 with the reason."""
     user = make_user("2024000001", verified_phone="13800138000")
-    assert _identify(idp_client, "/recover", "2024000001").location == "/recover/verify"
+    assert identify(idp_client, "/recover", "2024000001").location == "/recover/verify"
     with idp_app.app_context():
         stored = db.session.get(User, user.id)
         assert stored is not None
@@ -678,13 +656,13 @@ def test_wrong_codes_in_the_wizards_are_audited(
 ) -> None:
     """Every use of a code is audited: a wrong one in recovery and in activation too."""
     make_user("2024000001", verified_phone="13800138000")
-    assert _identify(idp_client, "/recover", "2024000001").location == "/recover/verify"
+    assert identify(idp_client, "/recover", "2024000001").location == "/recover/verify"
     post_form(idp_client, "/recover/verify", {"method": "sms", "send": "1"})
     wrong = "000000" if last_code(idp_app, to="13800138000") != "000000" else "111111"
     assert post_form(idp_client, "/recover/verify", {"method": "sms", "code": wrong}).status_code
     make_user("2024000002", verified_phone=None, pending=True, password=None)
     client = idp_app.test_client()
-    assert _identify(client, "/activate", "2024000002").location == "/activate/phone"
+    assert identify(client, "/activate", "2024000002").location == "/activate/phone"
     post_form(client, "/activate/phone", {"phone": "13900001111", "send": "1"})
     wrong = "000000" if last_code(idp_app, to="13900001111") != "000000" else "111111"
     post_form(client, "/activate/phone", {"phone": "13900001111", "code": wrong})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -42,21 +40,15 @@ from idp.directory.operations import (
 from idp.directory.positions import parse_holdings
 from idp.extensions import db
 from shared.config import ConfigError
+from tests.idp.directory_support import csv_bytes, ssha, user
 
 ID_NUMBER = "620102199901011239"  # valid check digit
-HEADER = "account,name,kind,department,id_number,phone,email,legacy_hash"
 
 
 def make_id_number(serial: int) -> str:
     """A resident ID number with a correct check character."""
     first17 = f"62010219990101{serial % 1000:03d}"
     return first17 + id_number_check_char(first17)
-
-
-def ssha(password: str, salt: bytes = b"salt1234") -> str:
-    """An OpenLDAP ``{SSHA}`` value, as the old unified-auth directory stored them."""
-    digest = hashlib.sha1(password.encode() + salt).digest()  # SHA-1: the legacy format itself
-    return "{SSHA}" + base64.b64encode(digest + salt).decode()
 
 
 @pytest.fixture
@@ -67,19 +59,6 @@ def app(idp_app: Flask) -> Iterator[Flask]:
         ensure_department("HR", "人事处")
         db.session.commit()
         yield idp_app
-
-
-def user(account: str) -> User:
-    """The account, freshly loaded."""
-    db.session.expire_all()
-    found = find_user_by_account(account)
-    assert found is not None
-    return found
-
-
-def csv_bytes(*rows: str, header: str = HEADER, encoding: str = "utf-8") -> bytes:
-    """A CSV file's bytes with the given header and rows."""
-    return ("\r\n".join([header, *rows]) + "\r\n").encode(encoding)
 
 
 # --- identifiers -----------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,21 +16,10 @@ from idp.directory.models import Department, User, UserStatus, utcnow
 from idp.directory.operations import DirectoryError, ensure_department, find_user_by_account
 from idp.extensions import db
 from tests.idp.conftest import sign_in
+from tests.idp.directory_support import HEADER, csv_bytes, ssha, user
 
-HEADER = "account,name,kind,department,id_number,phone,email,legacy_hash"
 NAMING_HEADER = "account,name,kind,department,department_name"
 QUOTE_REASON = "引号不成对：该行有未闭合的双引号（单元格内不能换行）"
-
-
-def csv_bytes(*rows: str, header: str = HEADER) -> bytes:
-    """A CSV file's bytes with the given header and rows."""
-    return ("\r\n".join([header, *rows]) + "\r\n").encode()
-
-
-def ssha(password: str, salt: bytes = b"salt1234") -> str:
-    """An OpenLDAP ``{SSHA}`` value, as the old unified-auth directory stored them."""
-    digest = hashlib.sha1(password.encode() + salt).digest()  # SHA-1: the legacy format itself
-    return "{SSHA}" + base64.b64encode(digest + salt).decode()
 
 
 @pytest.fixture
@@ -42,14 +30,6 @@ def app(idp_app: Flask) -> Iterator[Flask]:
         ensure_department("HR", "人事处")
         db.session.commit()
         yield idp_app
-
-
-def user(account: str) -> User:
-    """The account, freshly loaded."""
-    db.session.expire_all()
-    found = find_user_by_account(account)
-    assert found is not None
-    return found
 
 
 def user_count() -> int:

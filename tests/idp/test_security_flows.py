@@ -45,6 +45,15 @@ def _verify_by_sms(app: Flask, client: FlaskClient, url: str, phone: str) -> Non
     assert answer.status_code == 302 and answer.location == url
 
 
+def _replace_phone_behind_its_back(app: Flask, user: User, phone: str) -> None:
+    """The security phone changes by another route (the help desk, another browser)."""
+    with app.app_context():
+        stored = db.session.get(User, user.id)
+        assert stored is not None
+        stored.phone, stored.phone_verified_at = phone, utcnow()
+        db.session.commit()
+
+
 def _bind_phone(app: Flask, client: FlaskClient, phone: str) -> int:
     """Step 2 of 更换安全手机: a code to ``phone``, then bind it; the final status."""
     sent = post_form(client, "/security/phone", {"phone": phone, "send": "1"})
@@ -84,11 +93,7 @@ def test_verification_is_void_once_the_help_desk_changed_the_phone(
     user = make_user("2024000001", verified_phone=OLD_PHONE)
     a = _signed_in(idp_app, "2024000001")
     _verify_by_sms(idp_app, a, "/security/phone", OLD_PHONE)
-    with idp_app.app_context():
-        stored = db.session.get(User, user.id)
-        assert stored is not None
-        stored.phone, stored.phone_verified_at = NEW_PHONE, utcnow()
-        db.session.commit()
+    _replace_phone_behind_its_back(idp_app, user, NEW_PHONE)
 
     refused = _post_on_open_page(a, "/security/phone", {"phone": THIRD_PHONE, "send": "1"})
     assert refused.status_code == 302 and refused.location == "/security/phone"
@@ -104,11 +109,7 @@ def test_email_flow_verified_by_the_old_phone_is_void_after_a_phone_change(
     user = make_user("2024000001", verified_phone=OLD_PHONE)
     a = _signed_in(idp_app, "2024000001")
     _verify_by_sms(idp_app, a, "/security/email", OLD_PHONE)
-    with idp_app.app_context():
-        stored = db.session.get(User, user.id)
-        assert stored is not None
-        stored.phone = NEW_PHONE
-        db.session.commit()
+    _replace_phone_behind_its_back(idp_app, user, NEW_PHONE)
 
     refused = _post_on_open_page(a, "/security/email", {"email": "evil@example.com", "send": "1"})
     assert refused.status_code == 302 and refused.location == "/security/email"
