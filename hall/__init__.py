@@ -35,10 +35,6 @@ def setup_hall(app: Flask) -> None:
     from hall.manage.views import bp as manage
     from hall.portal.views import bp as portal
 
-    # Cookies ignore ports: on 127.0.0.1 the IdP's "session" cookie would overwrite the hall's
-    # in the middle of a sign-in. ``__Host-`` over HTTPS keeps subdomains from setting it.
-    secure = app.config["SESSION_COOKIE_SECURE"]
-    app.config["SESSION_COOKIE_NAME"] = "__Host-hongliu_hall" if secure else "hongliu_hall"
     setup_auth(app)
     app.register_blueprint(portal)
     setup_catalog(app)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from idp.extensions import extensions
 from idp.settings import SETTINGS
 from shared import web
 from shared.factory import create_flask_app
+
+#: Blueprints whose pages a sign-in may pass through, in a popup as well as in a tab.
+SIGN_IN_CHAIN = frozenset({"oidc", "cas", "auth", "mfa", "social", "account"})
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -62,3 +65,23 @@ def setup_idp(app: Flask) -> None:
     # CAS, OIDC and SCIM answer bad parameters in their protocols' own error formats.
     web.setup_input_guard(app, exempt=("cas", "oidc", "scim"))
     cli.register(app)
+
+    @app.after_request
+    def popups_keep_their_opener(response: Response) -> Response:
+        """Single-page apps may sign in through a popup (oidc-client-ts ``signinPopup``): the
+        popup's page must keep ``window.opener`` to hand the result back, and a
+        ``Cross-Origin-Opener-Policy: same-origin`` anywhere on the way cuts it. The pages a
+        sign-in passes through allow it; the security centre and the console keep the policy."""
+        if request.blueprint in SIGN_IN_CHAIN:
+            response.headers["Cross-Origin-Opener-Policy"] = "unsafe-none"
+        return response
+
+    @app.after_request
+    def pages_never_cached(response: Response) -> Response:
+        """Every page of the IdP names who is signed in or carries a one-time form (a CSRF
+        token, a wizard step): none may come from a shared or back-button cache. Responses
+        that chose their own caching (public JSON documents, static files) keep it."""
+        if response.mimetype == "text/html" and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
+        return response

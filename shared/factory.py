@@ -47,6 +47,11 @@ STORE_EXTENSION = "hongliu_store"
 POOL_PING_AFTER_IDLE = 2.0
 #: Seconds after which a pooled connection is closed and replaced rather than reused.
 POOL_RECYCLE = 1800
+#: Seconds each attempt at a new PostgreSQL connection may take before the request fails
+#: (503). libpq's default ``sslmode=prefer`` makes two attempts, with TLS and without.
+POSTGRES_CONNECT_TIMEOUT = 3
+#: Milliseconds sent data may stay unacknowledged before a PostgreSQL connection is dropped.
+POSTGRES_TCP_USER_TIMEOUT_MS = 20_000
 _IDLE_SINCE = "hongliu_idle_since"
 
 
@@ -72,6 +77,12 @@ def common_settings(default_site_name: str) -> tuple[Setting, ...]:
         Setting("STORE_PREFIX", None, str, "namespace of this app's keys in Redis"),
         Setting(
             "PROXY_COUNT", 0, parse_int(0, 5), "reverse proxies in front setting X-Forwarded-*"
+        ),
+        Setting(
+            "DATABASE_STATEMENT_TIMEOUT",
+            0,
+            parse_int(0, 3600),
+            "seconds a PostgreSQL statement may run (0: no limit)",
         ),
     )
 
@@ -169,7 +180,7 @@ def configure_app(
     web.setup_csrf(app, ext.csrf)
     web.setup_security_headers(app)
     web.setup_logging(app)
-    web.setup_error_pages(app)
+    web.setup_error_pages(app, reset=db.session.rollback)
     web.setup_health(
         app, {"database": lambda: ping_database(db), "store": lambda: get_store().ping()}
     )
@@ -209,7 +220,16 @@ def _derive_defaults(app: Flask, prefix: str, values: dict[str, Any]) -> None:
     if values["DATABASE_URL"].startswith("sqlite"):
         # Wait for the single writer rather than fail at once under concurrent requests.
         engine_options["connect_args"] = {"timeout": 15}
+    else:
+        engine_options["connect_args"] = postgres_connect_args(values["DATABASE_STATEMENT_TIMEOUT"])
     values["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+    # The Flask session (CSRF secret, wizard flows) under the app's own name: cookies ignore
+    # ports, so on one host the two apps' cookies would otherwise collide; ``__Host-`` over
+    # HTTPS keeps sibling subdomains from setting or planting it.
+    app_cookie = f"hongliu_{prefix.lower()}"
+    values["SESSION_COOKIE_NAME"] = (
+        f"__Host-{app_cookie}" if values["SESSION_COOKIE_SECURE"] else app_cookie
+    )
     values["SESSION_COOKIE_HTTPONLY"] = True
     values["SESSION_COOKIE_SAMESITE"] = "Lax"
     values["PREFERRED_URL_SCHEME"] = "https" if production else "http"
@@ -218,6 +238,28 @@ def _derive_defaults(app: Flask, prefix: str, values: dict[str, Any]) -> None:
     # be re-read from disk for every form (about 1 ms per sign-in).
     values["WTF_I18N_ENABLED"] = False
     values["TESTING"] = values["ENV"] == "testing"
+
+
+def postgres_connect_args(statement_timeout: int) -> dict[str, Any]:
+    """libpq limits so that a database that stops answering fails requests instead of
+    hanging their threads: gthread workers are not recycled by gunicorn's timeout, and every
+    thread would wait on it. A connection attempt gives up after POSTGRES_CONNECT_TIMEOUT
+    seconds (libpq waits for the OS, about two minutes); keepalives notice a vanished server on
+    an idle connection, and TCP_USER_TIMEOUT one that stops acknowledging what was sent (a
+    partition, a failover). ``statement_timeout`` (seconds, 0 for none) bounds a server that
+    answers the network but not the query; off by default because migrations and bulk jobs
+    share the settings (deploy/env sets it for the web services)."""
+    args: dict[str, Any] = {
+        "connect_timeout": POSTGRES_CONNECT_TIMEOUT,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": POSTGRES_TCP_USER_TIMEOUT_MS,
+    }
+    if statement_timeout:
+        args["options"] = f"-c statement_timeout={statement_timeout * 1000}"
+    return args
 
 
 def ping_idle_connections(engine: Engine) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     event,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -81,6 +82,10 @@ class Store(Protocol):
 
     def hit_unless(self, key: str, window: float, blocker: str) -> int | None:
         """:meth:`hit`, unless ``blocker`` is live: then count nothing and return None."""
+
+    def unhit(self, key: str) -> None:
+        """Take back one event counted by :meth:`hit` in the current window (never below 0);
+        the window keeps its end."""
 
     def count(self, key: str) -> int:
         """Events counted so far in the current window (0 when none or expired)."""
@@ -229,6 +234,20 @@ class SqlStore:
             return None
         return self.hit(key, window)
 
+    def unhit(self, key: str) -> None:
+        """See :class:`Store`."""
+        stmt = (
+            update(entries)
+            .where(
+                entries.c.key == self._key(key),
+                entries.c.expires_at > _now_ms(),
+                entries.c.counter > 0,
+            )
+            .values(counter=entries.c.counter - 1)
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
     def count(self, key: str) -> int:
         """See :class:`Store`."""
         return self.counts(key)[0]
@@ -278,6 +297,15 @@ end"""
     + _HIT_SCRIPT
 )
 
+# KEYS[1] = key. DECR keeps the key's expiry; a missing or spent counter stays as it is.
+_UNHIT_SCRIPT = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+"""
+
 
 class RedisStore:
     """The store in Redis: native TTLs, GETDEL for take, a Lua script for windowed counters."""
@@ -287,6 +315,7 @@ class RedisStore:
         self.prefix = prefix
         self._hit = client.register_script(_HIT_SCRIPT)
         self._hit_unless = client.register_script(_HIT_UNLESS_SCRIPT)
+        self._unhit = client.register_script(_UNHIT_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "") -> RedisStore:
@@ -329,6 +358,10 @@ class RedisStore:
         keys = [self._key(key), self._key(blocker)]
         counted = int(cast(int, self._hit_unless(keys=keys, args=[_ms(window)])))
         return None if counted < 0 else counted
+
+    def unhit(self, key: str) -> None:
+        """See :class:`Store`."""
+        self._unhit(keys=[self._key(key)])
 
     def count(self, key: str) -> int:
         """See :class:`Store`."""

@@ -123,21 +123,26 @@ class BackgroundDelivery:
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
 
-    def submit(self, send: Callable[[], None], what: str, wait_key: str | None = None) -> None:
-        """Run ``send`` soon; on failure log ``what`` and delete the resend wait ``wait_key``."""
-        future = self._executor.submit(self._run, send, what, wait_key)
+    def submit(
+        self, send: Callable[[], None], what: str, undo: Callable[[], None] | None = None
+    ) -> None:
+        """Run ``send`` soon; on failure log ``what`` and run ``undo`` (in an app context)."""
+        future = self._executor.submit(self._run, send, what, undo)
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._done)
 
-    def _run(self, send: Callable[[], None], what: str, wait_key: str | None) -> None:
+    def _run(self, send: Callable[[], None], what: str, undo: Callable[[], None] | None) -> None:
         try:
             send()
         except (SmsError, MailError) as exc:
             log.warning("sending %s failed: %s", what, exc)
-            if wait_key is not None:
-                with self._app.app_context():
-                    get_store().delete(wait_key)
+            if undo is not None:
+                try:
+                    with self._app.app_context():
+                        undo()
+                except Exception:
+                    log.exception("could not take back %s that was never sent", what)
         except Exception:
             log.exception("sending %s failed", what)
 
@@ -261,7 +266,12 @@ def send_code(
     )
     store.delete(f"code-tries:{key}")
     if deliver:
-        _deliver(purpose, channel, key, code, ttl, background=background)
+        undo = partial(_never_sent, key, target_key, ip_key)
+        try:
+            _deliver(purpose, channel, code, ttl, undo, background=background)
+        except CodeError:
+            _refused(purpose, channel, user, "send-failed")
+            raise
     record(
         "code.send",
         target=user,
@@ -271,8 +281,23 @@ def send_code(
     )
 
 
+def _never_sent(key: str, target_key: str, ip_key: str) -> None:
+    """A code the gateway did not take: it is void, its resend wait lifted, and the day's and
+    the address's counts given back, so that an outage never uses up anyone's codes."""
+    store = get_store()
+    store.delete(f"code:{key}", f"code-wait:{key}")
+    store.unhit(target_key)
+    store.unhit(ip_key)
+
+
 def _deliver(
-    purpose: str, channel: Channel, key: str, code: str, ttl: int, *, background: bool
+    purpose: str,
+    channel: Channel,
+    code: str,
+    ttl: int,
+    undo: Callable[[], None],
+    *,
+    background: bool,
 ) -> None:
     locale = current_locale()
     minutes = max(1, ttl // 60)
@@ -294,17 +319,16 @@ def _deliver(
             code=code,
         )
         send = partial(mail.send, message)
-    wait_key = f"code-wait:{key}"
     what = f"a {purpose} code by {channel.kind}"
     if background:
         delivery: BackgroundDelivery = current_app.extensions[DELIVERY]
-        delivery.submit(send, what, wait_key)
+        delivery.submit(send, what, undo)
         return
     try:
         send()
     except (SmsError, MailError) as exc:
         log.warning("sending %s failed: %s", what, exc)
-        get_store().delete(wait_key)
+        undo()
         raise CodeError(_("验证码发送失败，请稍后再试。"), 502) from None
 
 

@@ -80,6 +80,16 @@ class OidcClientForm(AccessPolicyFields):
         _l("客户端 ID（留空自动生成）"), validators=[Optional(), Length(max=64, message=TOO_LONG)]
     )
     public = BooleanField(_l("公开客户端（无密钥，如单页应用或手机应用）"))
+    #: Confidential clients only (a public one's is ``none``); the view drops it for those.
+    token_endpoint_auth_method = SelectField(
+        _l("令牌端点认证方式"),
+        choices=[
+            SelectChoice("client_secret_basic", _l("client_secret_basic（推荐）")),
+            SelectChoice("client_secret_post", "client_secret_post"),
+        ],
+        default="client_secret_basic",
+        invalid_choice_message=NOT_OFFERED,
+    )
     grant_types = MultiCheckboxField(
         _l("授权类型"),
         choices=[

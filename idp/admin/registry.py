@@ -56,7 +56,11 @@ def _show_problems(form: Any, problems: dict[str, str]) -> None:
             flash(message, "error")
 
 
-def _oidc_settings(form: OidcClientForm) -> OidcSettings:
+def _oidc_settings(form: OidcClientForm, public: bool) -> OidcSettings:
+    # A public client has no secret to present: its method is none, whatever was posted. A form
+    # without the choice (a page older than it) leaves the method as it is.
+    chosen = None if public else form.token_endpoint_auth_method
+    method = chosen.data if chosen is not None and chosen.raw_data else None
     return OidcSettings(
         name=form.name.data or "",
         redirect_uris=split_lines(form.redirect_uris.data),
@@ -67,6 +71,7 @@ def _oidc_settings(form: OidcClientForm) -> OidcSettings:
         allowed_departments=split_lines(form.allowed_departments.data),
         first_party=bool(form.first_party.data),
         id_token_alg=form.id_token_alg.data or "",
+        token_endpoint_auth_method=method,
     )
 
 
@@ -118,7 +123,7 @@ def new_oidc(user: User) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             client, secret = create_oidc_client(
-                _oidc_settings(form),
+                _oidc_settings(form, public=bool(form.public.data)),
                 actor=user,
                 client_id=form.client_id.data,
                 public=bool(form.public.data),
@@ -149,6 +154,8 @@ def edit_oidc(user: User, client_id: str) -> ResponseReturnValue:
     """A client's registration, its integration snippets, and the form to change it."""
     client = _find_oidc(client_id)
     form = OidcClientForm()
+    if client.public:
+        del form.token_endpoint_auth_method  # always none: nothing to choose
     if not form.is_submitted():
         form.name.data = client.name
         form.redirect_uris.data = "\n".join(client.redirect_uris or [])
@@ -159,10 +166,15 @@ def edit_oidc(user: User, client_id: str) -> ResponseReturnValue:
         form.allowed_departments.data = " ".join(client.allowed_departments or [])
         form.first_party.data = client.first_party
         form.id_token_alg.data = client_algorithm(client)
+        if not client.public:
+            form.token_endpoint_auth_method.data = client.token_endpoint_auth_method
     elif form.validate_on_submit():
         try:
             changed = update_oidc_client(
-                client, _oidc_settings(form), actor=user, reason=form.reason.data or ""
+                client,
+                _oidc_settings(form, public=client.public),
+                actor=user,
+                reason=form.reason.data or "",
             )
         except RegistryError as exc:
             db.session.rollback()

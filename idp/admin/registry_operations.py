@@ -12,6 +12,7 @@ from typing import Any
 from idp.audit.operations import record
 from idp.clients.models import CasService, OidcClient
 from idp.clients.operations import (
+    AUTH_METHODS,
     CAS_ATTRIBUTES,
     GRANT_TYPES,
     ID_TOKEN_ALGS,
@@ -30,13 +31,17 @@ from idp.clients.rules import (
     check_service_pattern,
     check_uri,
 )
-from idp.directory.models import Department, User, UserKind
+from idp.directory.models import Department, User, UserKind, utcnow
 from idp.extensions import db
 from idp.oidc.keys import signing_algorithms
+from idp.oidc.models import OAuthToken
 from shared.i18n import translate as _
 
 #: What a client id chosen by an admin may look like (the generated ones are 24 hex digits).
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+#: How a confidential client may present its secret at the token endpoint; the first,
+#: client_secret_basic, is the default. A public client has no secret: its method is ``none``.
+SECRET_AUTH_METHODS = tuple(method for method in AUTH_METHODS if method != "none")
 
 
 class RegistryError(ValueError):
@@ -61,6 +66,10 @@ class OidcSettings:
     first_party: bool = False
     #: ``id_token_signed_response_alg``: the algorithm of its ID tokens and logout tokens.
     id_token_alg: str = ID_TOKEN_ALGS[0]
+    #: How it presents its secret to the token endpoint, which refuses any other way: it must be
+    #: what the relying party's library sends. None: client_secret_basic for a new confidential
+    #: client, ``none`` for a public one; unchanged on an edit.
+    token_endpoint_auth_method: str | None = None
 
 
 @dataclass
@@ -113,8 +122,15 @@ def _check_policy(kinds: list[str], departments: list[str], problems: dict[str, 
             )
 
 
-def _check_oidc(settings: OidcSettings, grants: list[str]) -> dict[str, str]:
+def _check_oidc(settings: OidcSettings, grants: list[str], public: bool) -> dict[str, str]:
     problems: dict[str, str] = {}
+    method = settings.token_endpoint_auth_method
+    if method is not None and method not in (("none",) if public else SECRET_AUTH_METHODS):
+        problems["token_endpoint_auth_method"] = (
+            _("公开客户端没有密钥，令牌端点认证方式只能是 none")
+            if public
+            else _("令牌端点认证方式须为 client_secret_basic 或 client_secret_post")
+        )
     if not settings.name.strip():
         problems["name"] = _("请填写名称")
     if "authorization_code" in grants and not settings.redirect_uris:
@@ -191,7 +207,7 @@ def create_oidc_client(
 ) -> tuple[OidcClient, str | None]:
     """Register a relying party from the console; returns it and its secret (shown once)."""
     grants = list(["authorization_code", "refresh_token"] if grant_types is None else grant_types)
-    problems = _check_oidc(settings, grants)
+    problems = _check_oidc(settings, grants, public)
     if not grants:
         problems["grant_types"] = _("请至少选择一种授权类型")
     elif any(grant not in GRANT_TYPES for grant in grants):
@@ -218,6 +234,7 @@ def create_oidc_client(
             first_party=settings.first_party,
             grant_types=grants,
             scopes=settings.scopes or None,
+            auth_method=settings.token_endpoint_auth_method,
             id_token_alg=settings.id_token_alg,
         )
     except ClientError as exc:  # every rule was checked above; this is a rule added since
@@ -235,7 +252,7 @@ def update_oidc_client(
     client: OidcClient, settings: OidcSettings, *, actor: User, reason: str = ""
 ) -> list[str]:
     """Change a relying party's registration; returns the names of the changed fields."""
-    problems = _check_oidc(settings, list(client.grant_types or []))
+    problems = _check_oidc(settings, list(client.grant_types or []), client.public)
     if problems:
         raise RegistryError(problems)
     wanted = {
@@ -248,6 +265,8 @@ def update_oidc_client(
         "allowed_departments": settings.allowed_departments or None,
         "first_party": settings.first_party,
         "id_token_signed_response_alg": stored_id_token_alg(settings.id_token_alg),
+        "token_endpoint_auth_method": settings.token_endpoint_auth_method
+        or client.token_endpoint_auth_method,
     }
     changed = _apply(client, wanted)
     if changed:
@@ -310,8 +329,16 @@ def rotate_secret(client: OidcClient, *, actor: User, reason: str = "") -> str:
         raise RegistryError({"secret": _("公开客户端没有密钥")})
     secret = new_secret()
     client.client_secret_hash = hash_secret(secret)
+    # A secret is rotated because it may have leaked: what was obtained with it goes too
+    # (RFC 6819 §5.1.5.4). Its users' next sign-in at the client is silent while their SSO
+    # session lasts.
+    revoked = db.session.execute(
+        db.update(OAuthToken)
+        .where(OAuthToken.client_id == client.id, OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    ).rowcount
     db.session.flush()
-    _audit("client.secret_rotate", actor, client.client_id, "oidc", reason)
+    _audit("client.secret_rotate", actor, client.client_id, "oidc", reason, tokens_revoked=revoked)
     return secret
 
 

@@ -88,11 +88,23 @@ def cas_snippets(issuer: str, service: CasService) -> list[Snippet]:
     ]
 
 
+#: openid-client v6's client authentication for each ``token_endpoint_auth_method``. Spelled
+#: out because a bare secret string makes it send client_secret_post, which the token endpoint
+#: refuses from a client registered with client_secret_basic.
+OPENID_CLIENT_AUTH = {
+    "client_secret_basic": "ClientSecretBasic",
+    "client_secret_post": "ClientSecretPost",
+    "none": "None",
+}
+
+
 def oidc_snippets(issuer: str, client: OidcClient) -> list[Snippet]:
-    """Discovery, an Authlib Flask registration and an openid-client (Node) configuration."""
+    """Discovery, an Authlib Flask registration and an openid-client (Node) configuration, each
+    presenting the secret the way the client is registered to (token_endpoint_auth_method)."""
     discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
     scope = " ".join(s for s in client.scopes if s in ("openid", "profile", "email")) or "openid"
     redirect_uri = client.redirect_uris[0] if client.redirect_uris else "https://app/callback"
+    method = client.token_endpoint_auth_method
     secret_line = (
         "" if client.public else f"    client_secret={_q(SECRET_PLACEHOLDER)},  # shown once\n"
     )
@@ -105,17 +117,32 @@ def oidc_snippets(issuer: str, client: OidcClient) -> list[Snippet]:
         f"    client_id={_q(client.client_id)},\n"
         f"{secret_line}"
         f"    server_metadata_url={_q(discovery)},\n"
-        f'    client_kwargs={{"scope": {_q(scope)}, "code_challenge_method": "S256"}},\n'
+        "    client_kwargs={\n"
+        f'        "scope": {_q(scope)},\n'
+        '        "code_challenge_method": "S256",\n'
+        f'        "token_endpoint_auth_method": {_q(method)},\n'
+        "    },\n"
         ")\n"
         "# login:    return oauth.hongliu.authorize_redirect(" + _q(redirect_uri) + ")\n"
         "# callback: token = oauth.hongliu.authorize_access_token(); token['userinfo']"
     )
-    secret_arg = "" if client.public else f", {_q(SECRET_PLACEHOLDER)}"
+    secret_arg = "" if client.public else _q(SECRET_PLACEHOLDER)
+    # openid-client refuses a plain-http issuer unless told: a developer's local IdP.
+    insecure = (
+        "  { execute: [client.allowInsecureRequests] }, // http issuer: development only\n"
+        if issuer.startswith("http://")
+        else ""
+    )
     node = (
         'import * as client from "openid-client";\n'
         "\n"
-        f"const config = await client.discovery(new URL({_q(issuer)}), "
-        f"{_q(client.client_id)}{secret_arg});\n"
+        "const config = await client.discovery(\n"
+        f"  new URL({_q(issuer)}),\n"
+        f"  {_q(client.client_id)},\n"
+        "  undefined,\n"
+        f"  client.{OPENID_CLIENT_AUTH.get(method, method)}({secret_arg}), // {method}\n"
+        f"{insecure}"
+        ");\n"
         "const code_verifier = client.randomPKCECodeVerifier();\n"
         "const code_challenge = await client.calculatePKCECodeChallenge(code_verifier);\n"
         "const url = client.buildAuthorizationUrl(config, {\n"

@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from blinker import Namespace
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, request, session
 from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.wrappers import Response
 
@@ -57,6 +57,7 @@ def start_session(
     """
     config = current_app.config
     previous = current_session()
+    renew_csrf_secret()
     token = secrets.token_hex(32)
     sso_id = _digest(token)
     now = utcnow()
@@ -104,6 +105,30 @@ def start_session(
     g.sso_session = sso
     g.sso_cookie = (token, lifetime if remember else None)
     return token
+
+
+#: Where Flask-WTF keeps the browser's CSRF secret (in the Flask session) and its signed
+#: token for this request (on ``g``).
+CSRF_KEY = "csrf_token"
+#: Where Flask keeps the messages to show on the next page.
+FLASHES_KEY = "_flashes"
+
+
+def renew_csrf_secret() -> None:
+    """A new CSRF secret for this browser: at every sign-in and change of session, so that a
+    token learnt before (or a secret planted in the browser's cookie) is worthless after."""
+    session.pop(CSRF_KEY, None)
+    g.pop(CSRF_KEY, None)
+
+
+def forget_browser_state() -> None:
+    """The browser's own SSO session ended: its Flask session goes too (CSRF secret, flows
+    half done, anything planted in it), keeping only the messages for the next page."""
+    flashes = session.get(FLASHES_KEY)
+    session.clear()
+    g.pop(CSRF_KEY, None)
+    if flashes:
+        session[FLASHES_KEY] = flashes
 
 
 def find_session(token: str | None) -> SsoSession | None:
@@ -200,6 +225,7 @@ def setup_session_cookie(app: Flask) -> None:
         name = cookie_name()
         if not token:
             response.delete_cookie(name, path="/", secure=app.config["SESSION_COOKIE_SECURE"])
+            forget_browser_state()
         else:
             response.set_cookie(
                 name,

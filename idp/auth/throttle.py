@@ -14,6 +14,7 @@ few NAT addresses, so an IP is never locked or slowed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from idp.policy_settings import effective_config
@@ -28,6 +29,8 @@ class Attempt:
 
     allowed: bool
     number: int = 0
+    #: Seconds of the lock this attempt set in advance, being the last of its block.
+    locks_for: int | None = None
 
 
 def account_key(subject: str) -> str:
@@ -62,18 +65,37 @@ def is_locked(subject: str) -> bool:
 
 
 def reserve_attempt(subject: str) -> Attempt:
-    """Count this attempt before checking the password; refuse it if a lock applies.
-
-    Attempt ``n`` belongs to block ``(n - 1) // EVERY``; block ``k >= 1`` may only run once the
-    lock that ended block ``k`` has been set and has expired. The last attempt of a block sets
-    the next lock *before* its password is checked, so concurrent attempts find it in place.
-    """
+    """Count this attempt before checking the password; refuse it if a lock applies."""
     config = effective_config()
-    store = get_store()
     every: int = config["LOCKOUT_EVERY"]
     durations: tuple[int, ...] = config["LOCKOUT_DURATIONS"]
-    window: int = config["LOCKOUT_WINDOW"]
-    fail, lock, level = _keys(subject, every)
+
+    def lock_after(block: int, number: int) -> int:
+        return durations[min(block, len(durations)) - 1]
+
+    return reserve_in_blocks(_keys(subject, every), every, config["LOCKOUT_WINDOW"], lock_after)
+
+
+def reserve_in_blocks(
+    keys: tuple[str, str, str],
+    every: int,
+    window: int,
+    lock_after: Callable[[int, int], int],
+    most: int | None = None,
+) -> Attempt:
+    """Count an attempt in the store before it is checked, so parallel guesses cannot pass the
+    limit; refuse it while a lock holds. ``keys``: the failure count, the lock and the lock
+    level; ``lock_after(block, number)``: seconds of the lock that ends the ``block``-th block
+    of ``every`` attempts (from 1); ``most``: no attempt past this number is allowed, and the
+    one reaching it locks as the end of a block does. Password sign-in and two-step codes both.
+
+    Attempt ``n`` belongs to block ``(n - 1) // every``; block ``k >= 1`` may only run once the
+    lock that ended block ``k`` has been set and has expired. The last attempt of a block sets
+    the next lock *before* it is checked, so concurrent attempts find it in place
+    (:attr:`Attempt.locks_for`: a success lifts it by clearing the keys).
+    """
+    store = get_store()
+    fail, lock, level = keys
     counted = store.hit_unless(fail, window, lock)  # a lock in place: refused, not counted
     if counted is None:
         return Attempt(False)
@@ -82,12 +104,15 @@ def reserve_attempt(subject: str) -> Attempt:
     # Read the level before the lock: the lock is written before the level, so a level that
     # shows this block has begun guarantees its lock is already visible (reading the other way
     # round, a lock could appear between the two reads and slip an attempt through).
-    if block >= 1 and (int(store.get(level) or 0) < block or store.get(lock) is not None):
+    too_many = most is not None and number > most
+    if too_many or (block >= 1 and (int(store.get(level) or 0) < block or store.get(lock))):
         return Attempt(False, number)
-    if number % every == 0:
-        served = number // every
-        store.set(lock, "1", durations[min(served, len(durations)) - 1])
+    if number % every == 0 or (most is not None and number == most):
+        served = -(-number // every)
+        seconds = lock_after(served, number)
+        store.set(lock, "1", seconds)
         store.set(level, str(served), window)
+        return Attempt(True, number, seconds)
     return Attempt(True, number)
 
 

@@ -22,6 +22,8 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from idp.account import flows
 from idp.account.codes import (
@@ -411,4 +413,13 @@ def setup_auth(app: Any) -> None:
 
     @app.context_processor
     def signed_in_user() -> dict[str, Any]:
-        return {"current_user": current_user() if g.get("request_id") else None}
+        if not g.get("request_id"):
+            return {"current_user": None}
+        try:
+            return {"current_user": current_user()}
+        except (SQLAlchemyError, RedisError):
+            # The error page of a failing database must still render: as signed out.
+            current_app.logger.warning("could not look up the SSO session", exc_info=True)
+            db.session.rollback()
+            g.sso_session = None
+            return {"current_user": None}

@@ -60,12 +60,16 @@ _ATTRIBUTE_READERS: dict[str, Callable[[User], str | None]] = {
 
 
 def protocol_attributes(grant: Grant) -> Attributes:
-    """The three attributes CAS 3.0 defines for every successful ``/p3/`` validation."""
+    """The three attributes CAS 3.0 defines for every successful ``/p3/`` validation, and
+    ``authenticationMethod``: how the session signed in (``password``, ``sms``, ``wechat``,
+    ``wecom``, and ``totp`` once a second factor was verified), as OIDC's ``amr`` says it, so
+    that a service can ask for two-step verification."""
     moment = grant.auth_time.astimezone(UTC).isoformat(timespec="seconds")
     return {
         "authenticationDate": [moment.replace("+00:00", "Z")],
         "isFromNewLogin": [grant.new_login],
         "longTermAuthenticationRequestTokenUsed": [grant.remember],
+        "authenticationMethod": [m for m in grant.session.methods.split(",") if m],
     }
 
 

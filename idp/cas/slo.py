@@ -87,14 +87,17 @@ def _cas_participants(session_ids: list[str]) -> list[tuple[str, str]]:
 
 
 def on_session_ending(app: Flask, sessions: list[SsoSession], **_: Any) -> None:
-    """Receiver of ``session_ending``: forget the sessions' PGTs, queue the logout requests."""
+    """Receiver of ``session_ending``: queue the logout requests, forget the sessions' PGTs.
+
+    The two are independent: the logout requests need only the database, the PGTs live in
+    the store, and a store outage must not leave every CAS service signed in. (A PGT that
+    outlives its session is refused anyway: proxy tickets are issued only for live sessions.)
+    """
     executor: ThreadPoolExecutor | None = app.extensions.get(EXECUTOR)
     if executor is None or not sessions:
         return
     try:
-        session_ids = [sso.id for sso in sessions]
-        forget_session_tickets([sso.lineage for sso in sessions])
-        targets = _cas_participants(session_ids)
+        targets = _cas_participants([sso.id for sso in sessions])
         options = {
             "timeout": app.config["CAS_SLO_TIMEOUT"],
             "retries": app.config["CAS_SLO_RETRIES"],
@@ -105,6 +108,10 @@ def on_session_ending(app: Flask, sessions: list[SsoSession], **_: Any) -> None:
     except Exception:
         # Signing out must succeed even when single logout cannot be arranged.
         app.logger.exception("could not queue CAS single logout")
+    try:
+        forget_session_tickets([sso.lineage for sso in sessions])
+    except Exception:
+        app.logger.exception("could not forget the proxy-granting tickets of ending sessions")
 
 
 def setup_single_logout(app: Flask) -> None:

@@ -23,7 +23,7 @@ import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from flask import current_app
@@ -168,6 +168,18 @@ def issue_service_ticket(service: CasService, url: str, sso: SsoSession, new_log
     return ticket
 
 
+def _comparable(url: str) -> str:
+    """A service URL as two clients of one service may write it differently: the fragment
+    never reaches a server, and characters browsers leave bare (``|``, ``{``, ``^``) arrive
+    percent-encoded after a redirect. Apereo CAS compares services the same way."""
+    return unquote(url.partition("#")[0])
+
+
+def same_service(issued_for: str, presented: str) -> bool:
+    """Whether ``presented`` names the service a ticket was issued for (CAS 3.0 §2.5)."""
+    return issued_for == presented or _comparable(issued_for) == _comparable(presented)
+
+
 def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bool) -> Grant:
     """Burn ``ticket`` and return what it grants, or raise :class:`CasError`.
 
@@ -186,7 +198,7 @@ def redeem_ticket(ticket: str, service_url: str, *, allow_proxy: bool, renew: bo
             "A proxy ticket was presented where only service tickets are accepted; "
             "use /proxyValidate",
         )
-    if record["service"] != service_url:
+    if not same_service(record["service"], service_url):
         raise CasError(
             INVALID_SERVICE, f"Ticket '{ticket}' was not issued for this service; it is now void"
         )

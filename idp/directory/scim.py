@@ -66,6 +66,14 @@ def _number(text: str, prefix: str = "") -> int | None:
     return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 12 else None
 
 
+def _complement(clause: Any) -> ColumnElement[bool]:
+    """Every row ``clause`` does not match. SQL's ``NOT`` alone would drop the rows where it is
+    NULL (a person without a department, for a comparison on its name), which it does not match
+    either: NULL counts as false first."""
+    complement: ColumnElement[bool] = not_(func.coalesce(clause, false()))
+    return complement
+
+
 def _lower(value: Any) -> str:
     if not isinstance(value, str):
         raise FilterError("this attribute is compared with a quoted string")
@@ -93,12 +101,16 @@ def _string(column: Any, operator: str, value: Any, *, case_exact: bool = False)
     return comparisons[operator]()
 
 
-def _when(column: Any, operator: str, value: Any) -> Any:
+def _when(column: Any | None, operator: str, value: Any) -> Any:
+    """A time compared with an xsd:dateTime; ``column`` None is a time the resource does not
+    record, which only ``ne`` matches (as an absent string), once the value was checked."""
     if operator == "pr":
-        return column.is_not(None)
+        return column.is_not(None) if column is not None else false()
     if operator in ("co", "sw", "ew"):
         raise FilterError(f"dates cannot be compared with {operator}")
     moment = _moment(value)
+    if column is None:
+        return true() if operator == "ne" else false()
     return {
         "eq": column == moment,
         "ne": column != moment,
@@ -135,8 +147,22 @@ def _kind_is(kind: str) -> Callable[[str, Any], Any]:
     return compare
 
 
-def _department_of_user(condition: Any) -> Any:
+def _department_of_user(column: Any, operator: str, value: Any, *, case_exact: bool) -> Any:
+    """A person's department compared on ``column``; without a department, only ``ne`` matches
+    (as for any absent string attribute)."""
+    if operator == "pr":
+        return User.department_id.is_not(None)
+    if operator == "ne":
+        return _complement(_department_of_user(column, "eq", value, case_exact=case_exact))
+    condition = _string(column, operator, value, case_exact=case_exact)
     return User.department_id.in_(select(Department.id).where(condition))
+
+
+def _verified_email(operator: str, value: Any) -> Any:
+    """Only verified emails are served, so only they are matched; ``ne`` matches the rest."""
+    if operator == "ne":
+        return _complement(_verified_email("eq", value))
+    return and_(User.email_verified_at.is_not(None), _string(User.email, operator, value))
 
 
 Compiler = dict[str, Callable[[str, Any], Any]]
@@ -153,22 +179,14 @@ def _user_attributes() -> Compiler:
         "active": lambda op, v: _boolean(User.status != UserStatus.DISABLED, op, v),
         "meta.lastmodified": lambda op, v: _when(User.updated_at, op, v),
         "meta.created": lambda op, v: _when(User.created_at, op, v),
-        "emails": lambda op, v: and_(
-            User.email_verified_at.is_not(None), _string(User.email, op, v)
-        ),
-        "emails.value": lambda op, v: and_(
-            User.email_verified_at.is_not(None), _string(User.email, op, v)
-        ),
-        f"{enterprise}:department": lambda op, v: (
-            User.department_id.is_not(None)
-            if op == "pr"
-            else _department_of_user(_string(Department.name, op, v))
+        "emails": _verified_email,
+        "emails.value": _verified_email,
+        f"{enterprise}:department": lambda op, v: _department_of_user(
+            Department.name, op, v, case_exact=False
         ),
         f"{enterprise}:employeenumber": lambda op, v: _string(User.account, op, v),
-        f"{campus}:departmentcode": lambda op, v: (
-            User.department_id.is_not(None)
-            if op == "pr"
-            else _department_of_user(_string(Department.code, op, v, case_exact=True))
+        f"{campus}:departmentcode": lambda op, v: _department_of_user(
+            Department.code, op, v, case_exact=True
         ),
         "groups.value": lambda op, v: _member_of(op, v),
         "groups": lambda op, v: _member_of(op, v),
@@ -206,15 +224,13 @@ def _department_attributes() -> Compiler:
             return false()
         return Department.id.in_(select(User.department_id).where(User.id == user_id))
 
-    def created(operator: str, value: Any) -> Any:
-        raise FilterError("meta.created is not recorded for departments; use meta.lastModified")
-
     return {
         "id": lambda op, v: _number_id(DEPARTMENT_PREFIX, Department.id, op, v),
         "displayname": lambda op, v: _string(Department.name, op, v),
         "externalid": lambda op, v: _string(Department.code, op, v, case_exact=True),
         "meta.lastmodified": lambda op, v: _when(Department.updated_at, op, v),
-        "meta.created": created,
+        # Not recorded for departments: matches none, and the filter still finds positions.
+        "meta.created": lambda op, v: _when(None, op, v),
         "members": members,
         "members.value": members,
         f"{campus}:kind": _kind_is("department"),
@@ -262,7 +278,7 @@ def compile_filter(node: Node | None, attributes: Compiler, core: str) -> Column
         right = compile_filter(node.right, attributes, core)
         return and_(left, right) if node.operator == "and" else or_(left, right)
     if isinstance(node, Negation):
-        return not_(compile_filter(node.inner, attributes, core))
+        return _complement(compile_filter(node.inner, attributes, core))
     assert isinstance(node, Comparison)
     handler = attributes.get(_attribute_name(node.attribute, core))
     if handler is None:

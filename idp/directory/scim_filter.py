@@ -18,6 +18,9 @@ OPERATORS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
 #: A filter longer than this is refused before parsing (no campus system needs more).
 MAX_FILTER_LENGTH = 1000
 MAX_DEPTH = 20
+#: Lone UTF-16 surrogates (a JSON escape such as ``"\ud800"``): not text, and no database
+#: driver can encode them as UTF-8 (the query would fail with a 500).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FilterError(ValueError):
@@ -149,6 +152,8 @@ def _value(token: tuple[str, str]) -> Any:
         if any(ord(char) < 32 for char in value):
             # An escaped NUL would reach the database, which refuses it.
             raise FilterError("a string in the filter contains control characters")
+        if _SURROGATE.search(value):
+            raise FilterError("a string in the filter contains a lone surrogate (\\ud800-\\udfff)")
         return value
     if kind == "word":
         lowered = text.lower()
@@ -167,6 +172,10 @@ def parse_filter(text: str) -> Node:
         raise FilterError(f"the filter is longer than {MAX_FILTER_LENGTH} characters")
     if any(ord(char) < 32 and char not in "\t\r\n" for char in text):
         raise FilterError("the filter contains control characters")
+    if _SURROGATE.search(text):
+        # HTTP query strings cannot carry one (Werkzeug decodes with replacement): a caller
+        # passing one would otherwise see it echoed in an error the response cannot encode.
+        raise FilterError("the filter contains a lone surrogate (\\ud800-\\udfff)")
     parser = _Parser(_tokens(text))
     if not parser.tokens:
         raise FilterError("the filter is empty")
@@ -185,10 +194,12 @@ def parse_datetime(value: Any) -> datetime:
         text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        # Year 1 at +14:00 or year 9999 at -14:00 lies outside what datetime holds in UTC.
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise FilterError(
-            f"{value!r} is not an xsd:dateTime such as 2026-09-01T00:00:00Z"
+            f"{value!r} is not an xsd:dateTime between years 1 and 9999, such as "
+            "2026-09-01T00:00:00Z"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

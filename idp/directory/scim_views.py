@@ -2,7 +2,8 @@
 
 Users and Groups need a client-credentials access token with scope ``directory.read`` (see
 :mod:`idp.oidc.provider`); the self-description endpoints (ServiceProviderConfig, Schemas,
-ResourceTypes) are public, as they hold nothing about anyone. Every refusal is audited.
+ResourceTypes) are public, as they hold nothing about anyone. Every refusal is audited; any
+other failure is a SCIM Error too (500, or 503 with ``Retry-After`` in an outage), never a page.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.clients.models import OidcClient
@@ -20,6 +22,7 @@ from idp.directory.scim_filter import FilterError, Node, parse_filter
 from idp.directory.scim_schemas import resource_types, schemas, service_provider_config
 from idp.extensions import db
 from idp.oidc.adapters import find_token
+from shared.web import RETRY_AFTER_OUTAGE, is_outage
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 
@@ -28,6 +31,9 @@ REALM = "hongliu-directory"
 #: Larger start indexes are clamped: nothing lies past them, and the database needs a bigint.
 MAX_START_INDEX = 2**31
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+GRANT_TYPE = "client_credentials"
+#: Headers of a Werkzeug HTTP error worth keeping on its SCIM answer (the body is replaced).
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 class Refusal(Exception):
@@ -105,37 +111,89 @@ def _authorized_client() -> OidcClient:
             None,
             _challenge("insufficient_scope", "A client-credentials token is needed"),
         )
-    if scim.DIRECTORY_SCOPE not in token.row.scope.split():
+    client: OidcClient = token.row.client
+    # The registration as it is now, not as it was when the token was issued: an
+    # administrator taking the grant or the scope away ends the tokens already out.
+    if GRANT_TYPE not in (client.grant_types or []):
+        raise Refusal(
+            401,
+            "The client is no longer registered for the client-credentials grant.",
+            None,
+            _challenge("invalid_token", "The client may no longer use client credentials"),
+        )
+    if scim.DIRECTORY_SCOPE not in token.row.scope.split() or scim.DIRECTORY_SCOPE not in (
+        client.scopes or []
+    ):
         raise Refusal(
             403,
             f"The access token lacks the scope {scim.DIRECTORY_SCOPE}.",
             None,
             _challenge("insufficient_scope", "The token lacks directory.read"),
         )
-    client: OidcClient = token.row.client
     return client
 
 
 @bp.errorhandler(Refusal)
 def refused(refusal: Refusal) -> ResponseReturnValue:
     """Audit the refusal and answer with a SCIM Error."""
-    db.session.rollback()
-    record(
-        "directory.read",
-        DENIED if refusal.status in (401, 403) else FAILURE,
-        subject=g.get("scim_client_id"),
-        detail={
-            "status": refusal.status,
-            "reason": refusal.scim_type or refusal.detail,
-            "path": request.path[:200],
-        },
-    )
-    db.session.commit()
+    try:
+        db.session.rollback()
+        record(
+            "directory.read",
+            DENIED if refusal.status in (401, 403) else FAILURE,
+            subject=g.get("scim_client_id"),
+            detail={
+                "status": refusal.status,
+                "reason": refusal.scim_type or refusal.detail,
+                "path": request.path[:200],
+            },
+        )
+        db.session.commit()
+    except Exception as error:  # a refusal that cannot be audited is a failure (503 if down)
+        return failed(error)
     response = _scim_response(
         scim.error_body(refusal.status, refusal.detail, refusal.scim_type), refusal.status
     )
     response.headers.update(refusal.headers)
     return response
+
+
+@bp.errorhandler(Exception)
+def failed(error: Exception) -> ResponseReturnValue:
+    """Anything else that goes wrong under /scim/v2, answered as a SCIM Error, never a page.
+
+    A Werkzeug HTTP error raised here (Flask hands those to this handler too) keeps its status
+    and headers, as a refusal. Any other error is rolled back and logged: 503 with
+    ``Retry-After`` when the database or the store did not answer, else 500. Flask also calls
+    this with an ``InternalServerError`` wrapping what failed after the view (a response hook).
+    """
+    if isinstance(error, HTTPException) and error.code is not None and error.code < 500:
+        headers = error.get_response().headers
+        kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+        return refused(Refusal(error.code, error.description or error.name, headers=kept))
+    cause = getattr(error, "original_exception", None) or error
+    try:
+        db.session.rollback()
+    except Exception:  # a dead connection may refuse even the rollback
+        current_app.logger.warning("scim: could not roll back after an error", exc_info=True)
+    current_app.logger.error(
+        "scim: %s %s failed (client %s)",
+        request.method,
+        request.path,
+        g.get("scim_client_id", "-"),
+        exc_info=cause,
+    )
+    if is_outage(cause):
+        detail = f"The directory is unavailable for a moment; retry in {RETRY_AFTER_OUTAGE} s."
+        response = _scim_response(scim.error_body(503, detail), 503)
+        response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE)
+        return response
+    status = error.code if isinstance(error, HTTPException) and error.code else 500
+    detail = (
+        "The directory could not answer; the failure was logged "
+        f"(request id {g.get('request_id', '-')})."
+    )
+    return _scim_response(scim.error_body(status, detail), status)
 
 
 def _integer(name: str, default: int) -> int:

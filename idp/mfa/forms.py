@@ -1,4 +1,5 @@
-"""Forms of two-step verification: the code at sign-in or step-up, enabling, disabling."""
+"""Forms of two-step verification: the code at sign-in or step-up, enabling (password, then
+the first code), disabling, new recovery codes."""
 
 from __future__ import annotations
 
@@ -26,6 +27,27 @@ def totp_field(required: bool = True) -> StringField:
     )
 
 
+def code_or_recovery_field() -> StringField:
+    """A code from the app or, when it is lost, an unused recovery code."""
+    return StringField(
+        _l("动态验证码或恢复码"),
+        validators=[
+            DataRequired(_l("请输入验证器应用中显示的 6 位数字，或一个未使用的恢复码")),
+            Length(max=32, message=TOO_LONG),
+        ],
+        render_kw={"placeholder": _l("6 位数字或恢复码"), "autocomplete": "off"},
+    )
+
+
+def login_password_field() -> PasswordField:
+    """The account's login password, asked again before a 两步验证 change."""
+    return PasswordField(
+        _l("登录密码"),
+        validators=[DataRequired(_l("请输入登录密码")), Length(max=1024, message=TOO_LONG)],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
 class VerifyForm(FlaskForm):
     """输入动态验证码, or on the recovery tab a recovery code instead."""
 
@@ -40,6 +62,14 @@ class VerifyForm(FlaskForm):
     submit = SubmitField(_l("验证"))
 
 
+class EnablePasswordForm(FlaskForm):
+    """开启两步验证, first step: the login password, so a session left open on a shared
+    computer cannot bind someone else's authenticator to the account."""
+
+    password = login_password_field()
+    submit = SubmitField(_l("下一步"))
+
+
 class EnableForm(FlaskForm):
     """开启两步验证: the first code proves the app holds the secret."""
 
@@ -48,21 +78,18 @@ class EnableForm(FlaskForm):
 
 
 class DisableForm(FlaskForm):
-    """关闭两步验证: the login password and a current code."""
+    """关闭两步验证: the login password and a current code (or an unused recovery code)."""
 
-    password = PasswordField(
-        _l("登录密码"),
-        validators=[DataRequired(_l("请输入登录密码")), Length(max=1024, message=TOO_LONG)],
-        render_kw={"autocomplete": "current-password"},
-    )
-    code = totp_field()
+    password = login_password_field()
+    code = code_or_recovery_field()
     submit = SubmitField(_l("关闭两步验证"))
 
 
 class RegenerateForm(FlaskForm):
-    """重新生成恢复码: a current code, so a stolen session alone cannot get new codes."""
+    """重新生成恢复码: a current code (or an unused recovery code), so a stolen session alone
+    cannot get new codes."""
 
-    code = totp_field()
+    code = code_or_recovery_field()
     submit = SubmitField(_l("重新生成恢复码"))
 
 

@@ -4,13 +4,15 @@ devices, and the help desk's reset. No ``request`` here: views pass in what they
 A TOTP code is accepted at most once: the credential remembers the last accepted 30-second
 time step and a code from that step or an earlier one is refused, with the check-and-set done
 in one UPDATE so two parallel submissions of the same code cannot both pass. Wrong codes (TOTP
-or recovery) count per user in the shared store; too many lock verification for a while.
+or recovery) count per user in the shared store: each block of them pauses verification twice
+as long as the one before, and the 100th in a row stops it until the help desk resets it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from sqlalchemy import inspect as sa_inspect
 from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth.models import SsoSession
 from idp.auth.operations import PasswordCheck, confirm_password
+from idp.auth.throttle import Attempt, reserve_in_blocks
 from idp.directory.identifiers import data_key, decrypt_identifier, encrypt_identifier
 from idp.directory.models import User, aware, utcnow
 from idp.extensions import db
@@ -61,6 +64,10 @@ class MfaError(ValueError):
 WRONG_CODE = _l("验证码错误，请输入验证器应用中当前显示的 6 位数字。")
 WRONG_RECOVERY_CODE = _l("恢复码错误或已使用过。")
 LOCKED = _l("验证码错误次数过多，请 %(minutes)d 分钟后再试。")
+ENROLMENT_EXPIRED = _l(
+    "该密钥已超过 %(minutes)d 分钟，已失效。请在验证器应用中删除刚添加的条目，"
+    "重新扫描下方的新二维码。"
+)
 
 
 # 状态 ---------------------------------------------------------------------------------------
@@ -83,18 +90,24 @@ def totp_enabled(user: User) -> bool:
     return bool(db.session.scalar(_CONFIRMED_CREDENTIAL, {"user_id": user.id}))
 
 
+def authenticator_stamp(user: User) -> str | None:
+    """Names the user's confirmed authenticator, None without one: a reset and a new enrolment
+    change it (a row id alone does not, as a database may reuse it)."""
+    credential = _credential(user)
+    if credential is None or credential.confirmed_at is None:
+        return None
+    return f"{credential.id}:{aware(credential.confirmed_at).isoformat()}"
+
+
 def session_has_totp(sso: SsoSession) -> bool:
     """True when the second factor was verified in this SSO session."""
     return TOTP in sso.methods.split(",")
 
 
-def add_totp_to_session(sso: SsoSession) -> None:
-    """Record a verified second factor on the session (step-up) and refresh ``auth_time``."""
+def methods_with_totp(sso: SsoSession) -> list[str]:
+    """The session's sign-in methods with a verified second factor added (step-up)."""
     methods = [m for m in sso.methods.split(",") if m]
-    if TOTP not in methods:
-        methods.append(TOTP)
-    sso.methods = ",".join(methods)
-    sso.auth_time = utcnow()
+    return methods if TOTP in methods else [*methods, TOTP]
 
 
 def recovery_codes_left(user: User) -> int:
@@ -160,61 +173,97 @@ def format_secret(secret: str) -> str:
 
 # 限流 ---------------------------------------------------------------------------------------
 
+#: Wrong codes are remembered this long from the first one; a right code, or the help desk's
+#: reset, forgets them at once.
+FAILURE_MEMORY = 30 * 86400
+#: Each block of ``TOTP_MAX_FAILURES`` wrong codes pauses verification twice as long as the one
+#: before (from ``TOTP_LOCK_SECONDS``), up to a day: a few dozen guesses the first day, then a
+#: handful a day.
+LONGEST_PAUSE = 86400
+#: NIST SP 800-63B 5.2.2: at most 100 consecutive wrong codes. The last of them pauses
+#: verification for all of ``FAILURE_MEMORY``, unless the help desk resets 两步验证.
+MOST_FAILURES = 100
 
-def _limit_keys(user: User) -> tuple[str, str]:
-    return f"mfa-fail:{user.id}", f"mfa-lock:{user.id}"
+LOCKED_HOURS = _l("验证码错误次数过多，请 %(hours)d 小时后再试。")
+SUSPENDED = _l("验证码错误次数过多，两步验证已暂停。请携带有效证件联系网络与信息中心重置两步验证。")
 
 
-def _lock_minutes() -> int:
-    return max(1, int(current_app.config["TOTP_LOCK_SECONDS"]) // 60)
+def _limit_keys(user: User, every: int | None = None) -> tuple[str, str, str]:
+    """The user's wrong-code count, pause and pause level.
+
+    Count and level are kept per ``TOTP_MAX_FAILURES`` value, like password sign-in's: they
+    only make sense in its blocks, and a changed setting must not strand an account between
+    blocks (a pause due that is never set) for the month wrong codes are remembered.
+    """
+    if every is None:
+        every = int(current_app.config["TOTP_MAX_FAILURES"])
+    return f"mfa-fail:{every}:{user.id}", f"mfa-lock:{user.id}", f"mfa-level:{every}:{user.id}"
 
 
-def _locked_error() -> MfaError:
-    return MfaError(str(LOCKED % {"minutes": _lock_minutes()}), status=429)
+def _first_and_longest_pause() -> tuple[int, int]:
+    first = int(current_app.config["TOTP_LOCK_SECONDS"])
+    return first, max(first, LONGEST_PAUSE)
+
+
+def _pause_seconds(block: int, number: int) -> int:
+    """How long verification pauses after the ``block``-th block of wrong codes (from 1)."""
+    if number >= MOST_FAILURES:
+        return FAILURE_MEMORY
+    first, longest = _first_and_longest_pause()
+    return min(first << min(block - 1, 32), longest)  # doubling
+
+
+def _locked_error(user: User) -> MfaError:
+    """The refusal while paused, saying how long is left (or, past the last block, whom to ask)."""
+    _, lock, _ = _limit_keys(user)
+    first, longest = _first_and_longest_pause()
+    left = get_store().ttl(lock) or float(first)
+    if left > longest:
+        message = str(SUSPENDED)
+    elif left > 3600:
+        message = str(LOCKED_HOURS % {"hours": math.ceil(left / 3600)})
+    else:
+        message = str(LOCKED % {"minutes": max(1, math.ceil(left / 60))})
+    return MfaError(message, status=429)
 
 
 def is_locked(user: User) -> bool:
     """True while too many wrong codes keep the user from trying again."""
-    _, lock = _limit_keys(user)
+    _, lock, _ = _limit_keys(user)
     return get_store().get(lock) is not None
 
 
-def _reserve_attempt(user: User) -> int:
-    """Count the attempt before checking it, so parallel guesses cannot pass the limit."""
-    config = current_app.config
-    store = get_store()
-    fail, lock = _limit_keys(user)
-    locked = store.get(lock) is not None
-    number = 0 if locked else store.hit(fail, config["TOTP_LOCK_SECONDS"])
-    if not locked and number > config["TOTP_MAX_FAILURES"]:
-        # A parallel guess got past the count while the lock was being set: set it here too.
-        store.set(lock, "1", config["TOTP_LOCK_SECONDS"])
-        locked = True
-    if locked:
+def _reserve_attempt(user: User) -> Attempt:
+    """Count the attempt before checking it (:func:`idp.auth.throttle.reserve_in_blocks`), so
+    parallel guesses cannot pass the limit; raise while paused."""
+    every = int(current_app.config["TOTP_MAX_FAILURES"])
+    keys = _limit_keys(user, every)
+    attempt = reserve_in_blocks(keys, every, FAILURE_MEMORY, _pause_seconds, MOST_FAILURES)
+    if not attempt.allowed:
         record("mfa.verify", DENIED, actor=user, detail={"reason": "locked"})
-        raise _locked_error()
-    return number
+        raise _locked_error(user)
+    return attempt
 
 
-def _attempt_failed(user: User, number: int, method: str, message: str) -> MfaError:
-    """Audit a wrong code and, at the limit, start the lock; returns the error to raise."""
-    config = current_app.config
-    record("mfa.verify", FAILURE, actor=user, method=method)
-    if number >= config["TOTP_MAX_FAILURES"]:
-        _, lock = _limit_keys(user)
-        get_store().set(lock, "1", config["TOTP_LOCK_SECONDS"])
-        return _locked_error()
+def _attempt_failed(user: User, attempt: Attempt, method: str, message: str) -> MfaError:
+    """Audit a wrong code (and the pause it starts); returns the error to raise."""
+    detail: dict[str, int] = {"failures": attempt.number}
+    if attempt.locks_for is not None:
+        detail["paused"] = attempt.locks_for
+    record("mfa.verify", FAILURE, actor=user, method=method, detail=detail)
+    if attempt.locks_for is not None:
+        return _locked_error(user)
     return MfaError(str(message), status=401)
 
 
 def _attempt_succeeded(user: User) -> None:
-    fail, _ = _limit_keys(user)
-    get_store().delete(fail)
+    """A right code forgets the wrong ones, and lifts a pause set in advance for it."""
+    get_store().delete(*_limit_keys(user))
 
 
 def failures(user: User) -> int:
     """Wrong (or in-flight) codes counted for the user in the current window."""
-    fail, _ = _limit_keys(user)
+    fail, _, _ = _limit_keys(user)
     return get_store().count(fail)
 
 
@@ -255,7 +304,7 @@ def _accept_step(credential: TotpCredential, step: int) -> bool:
 
 
 def _check_code(user: User, credential: TotpCredential, code: str, at: float | None) -> None:
-    number = _reserve_attempt(user)
+    attempt = _reserve_attempt(user)
     normalised = _normalise_code(code)
     step = (
         _matching_step(_secret(credential), normalised, time.time() if at is None else at)
@@ -263,7 +312,7 @@ def _check_code(user: User, credential: TotpCredential, code: str, at: float | N
         else None
     )
     if step is None or not _accept_step(credential, step):
-        raise _attempt_failed(user, number, TOTP, str(WRONG_CODE))
+        raise _attempt_failed(user, attempt, TOTP, str(WRONG_CODE))
     _attempt_succeeded(user)
 
 
@@ -295,7 +344,7 @@ def use_recovery_code(user: User, code: str) -> int:
     """
     if not totp_enabled(user):
         raise MfaError(_l("尚未开启两步验证。"), status=409)
-    number = _reserve_attempt(user)
+    attempt = _reserve_attempt(user)
     digest = _hash_recovery_code(code)
     match = None
     for candidate in db.session.scalars(
@@ -316,7 +365,7 @@ def use_recovery_code(user: User, code: str) -> int:
         )
         spent = bool(result.rowcount == 1)  # type: ignore[attr-defined]
     if not spent:
-        raise _attempt_failed(user, number, "recovery_code", str(WRONG_RECOVERY_CODE))
+        raise _attempt_failed(user, attempt, "recovery_code", str(WRONG_RECOVERY_CODE))
     _attempt_succeeded(user)
     db.session.expire_all()
     left = recovery_codes_left(user)
@@ -348,6 +397,12 @@ def confirm_enrolment(user: User, code: str, *, at: float | None = None) -> list
         raise MfaError(_l("请重新扫描二维码后再输入验证码。"), status=409)
     if credential.confirmed_at is not None:
         raise MfaError(_l("两步验证已开启。"), status=409)
+    if aware(credential.created_at) + ENROLMENT_TTL <= utcnow():
+        # Shown too long ago (a page left open): someone else may have seen it. The next page
+        # draws a new key.
+        db.session.delete(credential)
+        minutes = int(ENROLMENT_TTL.total_seconds() // 60)
+        raise MfaError(str(ENROLMENT_EXPIRED % {"minutes": minutes}), status=409)
     _check_code(user, credential, code, at)
     credential.confirmed_at = utcnow()
     codes = _new_recovery_codes(user)
@@ -355,9 +410,24 @@ def confirm_enrolment(user: User, code: str, *, at: float | None = None) -> list
     return codes
 
 
+def _looks_like_recovery_code(code: str) -> bool:
+    return len(_normalise_recovery_code(code)) == _RECOVERY_LENGTH
+
+
+def verify_code_or_recovery_code(user: User, code: str, *, at: float | None = None) -> None:
+    """Accept a current code from the app or, for someone who lost it, an unused recovery code
+    (spent). ``MfaError`` as :func:`verify_totp` or :func:`use_recovery_code`. The caller commits.
+    """
+    if _normalise_code(code) is None and _looks_like_recovery_code(code):
+        use_recovery_code(user, code)
+    else:
+        verify_totp(user, code, at=at)
+
+
 def regenerate_recovery_codes(user: User, code: str, *, at: float | None = None) -> list[str]:
-    """Replace all recovery codes after a TOTP code; returns the new ones. The caller commits."""
-    verify_totp(user, code, at=at)
+    """Replace all recovery codes after a code from the app or an unused recovery code;
+    returns the new ones. The caller commits."""
+    verify_code_or_recovery_code(user, code, at=at)
     codes = _new_recovery_codes(user)
     record("mfa.recovery_codes.regenerate", actor=user)
     return codes
@@ -370,13 +440,9 @@ def _remove_everything(user: User) -> None:
     db.session.expire_all()
 
 
-def disable_totp(user: User, password: str, code: str, *, at: float | None = None) -> None:
-    """Turn two-step verification off; needs the login password and a current code.
-
-    Recovery codes and trusted devices go with it. The caller commits.
-    """
-    if not totp_enabled(user):
-        raise MfaError(_l("尚未开启两步验证。"), status=409)
+def confirm_login_password(user: User, password: str) -> None:
+    """The signed-in user's login password, under the sign-in lock; ``MfaError`` (``password``
+    field) when wrong or locked. Failures are audited; the caller commits."""
     check = confirm_password(user, password)
     if check is PasswordCheck.LOCKED:
         raise MfaError(
@@ -386,7 +452,18 @@ def disable_totp(user: User, password: str, code: str, *, at: float | None = Non
         )
     if check is PasswordCheck.WRONG:
         raise MfaError(_l("当前密码不正确"), field="password", status=401)
-    verify_totp(user, code, at=at)
+
+
+def disable_totp(user: User, password: str, code: str, *, at: float | None = None) -> None:
+    """Turn two-step verification off; needs the login password and a current code (or, the
+    app lost, an unused recovery code).
+
+    Recovery codes and trusted devices go with it. The caller commits.
+    """
+    if not totp_enabled(user):
+        raise MfaError(_l("尚未开启两步验证。"), status=409)
+    confirm_login_password(user, password)
+    verify_code_or_recovery_code(user, code, at=at)
     _remove_everything(user)
     record("mfa.disable", actor=user)
 
@@ -506,6 +583,19 @@ def forget_device(user: User, device_id: int) -> bool:
         return False
     record("mfa.device.remove", actor=user, detail={"count": 1})
     return True
+
+
+def forget_other_devices(user: User, this_browser_token: str | None) -> int:
+    """Stop trusting every device of the user but this browser (its trusted-device cookie, if
+    any); returns how many. For 退出其他设备: a browser signed out there must ask for the code
+    again. The caller commits."""
+    query = db.delete(TrustedDevice).where(TrustedDevice.user_id == user.id)
+    if this_browser_token:
+        query = query.where(TrustedDevice.token_hash != _token_hash(this_browser_token))
+    count = int(db.session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        record("mfa.device.remove", actor=user, detail={"count": count, "others": True})
+    return count
 
 
 def forget_all_devices(user: User) -> int:

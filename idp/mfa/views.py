@@ -4,7 +4,6 @@ centre (/security/totp)."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from flask import (
@@ -22,22 +21,31 @@ from werkzeug.wrappers import Response
 
 from idp.account import flows
 from idp.audit.operations import client_ip, record
-from idp.auth.operations import password_stamp
-from idp.auth.sessions import current_session
+from idp.auth.models import SsoSession
+from idp.auth.sessions import current_session, start_session
 from idp.auth.views import continue_sign_in, no_store
-from idp.directory.models import User, UserStatus
+from idp.directory.models import User, utcnow
 from idp.extensions import db
-from idp.mfa.forms import DisableForm, EnableForm, ForgetDeviceForm, RegenerateForm, VerifyForm
+from idp.mfa.forms import (
+    DisableForm,
+    EnableForm,
+    EnablePasswordForm,
+    ForgetDeviceForm,
+    RegenerateForm,
+    VerifyForm,
+)
 from idp.mfa.operations import (
+    ENROLMENT_TTL,
     TOTP,
     MfaError,
-    add_totp_to_session,
     confirm_enrolment,
+    confirm_login_password,
     disable_totp,
     enrolment_secret,
     forget_all_devices,
     forget_device,
     format_secret,
+    methods_with_totp,
     provisioning_uri,
     qr_code_data_uri,
     recovery_codes_left,
@@ -49,8 +57,16 @@ from idp.mfa.operations import (
     use_recovery_code,
     verify_totp,
 )
-from idp.mfa.signin import TWO_STEP_FLOW, pending_two_step, set_trust_cookie, trust_cookie_name
-from idp.security.operations import campus_time, describe_device
+from idp.mfa.signin import (
+    TWO_STEP_FLOW,
+    parked_sign_in_holds,
+    parked_user,
+    pending_two_step,
+    set_trust_cookie,
+    trust_cookie_name,
+)
+from idp.security.operations import campus_time, describe_device, record_reverified
+from idp.security.steps import EXPIRED, flow_state
 from idp.security.views import user_needed
 from shared.web import is_local_path
 
@@ -63,6 +79,10 @@ bp = Blueprint(
 )
 
 RECOVERY = "recovery"
+#: 开启两步验证 in progress: ``step`` is ``verify`` (the password) or ``key`` (the QR code).
+ENROL_FLOW = "totp_enrol"
+#: The password step counts for as long as the key it shows may be confirmed.
+ENROLMENT_SECONDS = int(ENROLMENT_TTL.total_seconds())
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
@@ -105,29 +125,32 @@ def _check_second_factor(user: User, form: VerifyForm, mode: str) -> int | None:
 # 登录时的两步验证 -------------------------------------------------------------------------------
 
 
+def _step_up(sso: SsoSession) -> None:
+    """A second factor verified in this session raises what it may do: it continues under a
+    new id (a copy of the cookie taken before must not gain the raised rights), with the
+    factor recorded and ``auth_time`` now; its absolute end does not move."""
+    start_session(sso.user, methods_with_totp(sso), sso.remember, utcnow(), keep_times=True)
+
+
 @bp.route("/login/verify", methods=["GET", "POST"])
 def sign_in() -> ResponseReturnValue:
     """两步验证 during sign-in: the first factor is proven, the session waits for the code."""
     state = pending_two_step()
-    user = db.session.get(User, state["user_id"]) if state else None
-    # A sign-in parked under a password that has changed since (a help-desk temporary
-    # password, a recovery) is void: the old password must not finish it.
-    if (
-        state is None
-        or user is None
-        or user.status != UserStatus.ACTIVE
-        or not hmac.compare_digest(str(state.get("stamp")), password_stamp(user))
-    ):
+    user = parked_user(state) if state else None
+    if state is None or user is None:
         flows.discard_flow(TWO_STEP_FLOW)
         flash(_("登录已过期，请重新登录。"), "error")
+        return redirect(url_for("auth.login"))
+    if not parked_sign_in_holds(state, user):
+        # The first factor or the authenticator changed meanwhile (a help-desk temporary
+        # password, a lost phone unbound, 两步验证 reset): what was proven no longer counts,
+        # and a reset authenticator must not let the first factor alone finish the sign-in.
+        flows.discard_flow(TWO_STEP_FLOW)
+        flash(_("登录方式或安全设置已变更，本次登录已失效，请重新登录。"), "error")
         return redirect(url_for("auth.login"))
     mode = RECOVERY if request.args.get("mode") == RECOVERY else "code"
     form = VerifyForm()
     status = 200
-    if not totp_enabled(user):
-        # Reset by the help desk meanwhile: the first factor alone is what the account needs.
-        flows.finish_flow(TWO_STEP_FLOW)
-        return no_store(continue_sign_in(user, state["methods"], state["remember"], state["next"]))
     if form.validate_on_submit():
         failed = _check_second_factor(user, form, mode)
         if failed is None:
@@ -183,7 +206,7 @@ def step_up(user: User) -> ResponseReturnValue:
     if form.validate_on_submit():
         failed = _check_second_factor(user, form, mode)
         if failed is None:
-            add_totp_to_session(sso)
+            _step_up(sso)
             record(
                 "mfa.verify",
                 actor=user,
@@ -213,12 +236,43 @@ def step_up(user: User) -> ResponseReturnValue:
 @bp.route("/security/totp", methods=["GET", "POST"])
 @user_needed
 def enable(user: User) -> ResponseReturnValue:
-    """开启两步验证: scan the QR code (or type the secret), confirm with a first code."""
+    """开启两步验证: the login password first; then scan the QR code (or type the key) and
+    confirm with a first code. The step is kept server-side for this sign-in only."""
     target = request.values.get("next")
     target = target if is_local_path(target) else None
     if totp_enabled(user):
+        flows.discard_flow(ENROL_FLOW)
         flash(_("两步验证已开启。"), "success")
         return redirect(target or url_for("security.index"))
+    state = flow_state(ENROL_FLOW, user)
+    if state is None:
+        # A form posted after its password step expired, or from another sign-in.
+        flash(str(EXPIRED), "error")
+        return redirect(url_for("mfa.enable", next=target))
+    if state["step"] == "key":
+        return _enable_with_code(user, target)
+    form = EnablePasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            confirm_login_password(user, form.password.data or "")
+        except MfaError as exc:
+            form.password.errors = [exc.message]
+            status = exc.status
+        else:
+            record_reverified(user, "password", "totp")
+            flows.save_flow(ENROL_FLOW, {**state, "step": "key"}, ENROLMENT_SECONDS)
+            db.session.commit()
+            return redirect(url_for("mfa.enable", next=target))
+        db.session.commit()  # wrong passwords count and are audited
+    elif request.method == "POST":
+        status = 400
+    form.password.data = ""
+    return _page("mfa/enable_password.html", status, form=form, target=target)
+
+
+def _enable_with_code(user: User, target: str | None) -> ResponseReturnValue:
+    """The key as a QR code and as text, and the first code that turns 两步验证 on."""
     form = EnableForm()
     status = 200
     if form.validate_on_submit():
@@ -229,9 +283,10 @@ def enable(user: User) -> ResponseReturnValue:
             form.code.errors = [exc.message]
             status = exc.status
         else:
+            flows.discard_flow(ENROL_FLOW)
             sso = current_session()
             if sso is not None:
-                add_totp_to_session(sso)  # the first code was just verified in this session
+                _step_up(sso)  # the first code was just verified in this session
             db.session.commit()
             return _page("mfa/recovery_codes.html", codes=codes, fresh=True, target=target)
     elif request.method == "POST":
@@ -252,7 +307,7 @@ def enable(user: User) -> ResponseReturnValue:
 @bp.route("/security/totp/disable", methods=["GET", "POST"])
 @user_needed
 def disable(user: User) -> ResponseReturnValue:
-    """关闭两步验证: the login password and a current code."""
+    """关闭两步验证: the login password and a current code (or an unused recovery code)."""
     if not totp_enabled(user):
         return redirect(url_for("security.index"))
     form = DisableForm()
@@ -268,7 +323,9 @@ def disable(user: User) -> ResponseReturnValue:
             db.session.commit()
             flash(_("两步验证已关闭，恢复码和受信任设备已全部失效。"), "success")
             response = redirect(url_for("security.index"))
-            response.delete_cookie(trust_cookie_name(), path="/")
+            response.delete_cookie(
+                trust_cookie_name(), path="/", secure=current_app.config["SESSION_COOKIE_SECURE"]
+            )
             return response
     elif request.method == "POST":
         status = 400
@@ -279,7 +336,7 @@ def disable(user: User) -> ResponseReturnValue:
 @bp.route("/security/totp/recovery-codes", methods=["GET", "POST"])
 @user_needed
 def recovery_codes(user: User) -> ResponseReturnValue:
-    """恢复码: how many are left, and new ones after a current code."""
+    """恢复码: how many are left, and new ones after a current code (or an unused one)."""
     if not totp_enabled(user):
         return redirect(url_for("security.index"))
     form = RegenerateForm()

@@ -95,6 +95,10 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # *_DATABASE_STATEMENT_TIMEOUT bounds web requests; building an index on a
+                # big table may rightly take longer (LOCAL: the pooled connection keeps it).
+                connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
             context.run_migrations()
 
 

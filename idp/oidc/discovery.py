@@ -6,6 +6,7 @@ from typing import Any
 
 from idp.oidc.claims import SCOPE_CLAIMS, issuer, supported_claims
 from idp.oidc.keys import signing_algorithms
+from idp.oidc.provider import RESPONSE_MODES
 
 #: Endpoint paths, relative to the issuer.
 ENDPOINTS = {
@@ -28,7 +29,7 @@ def provider_metadata() -> dict[str, Any]:
         **{name: base + path for name, path in ENDPOINTS.items()},
         "scopes_supported": list(SCOPE_CLAIMS),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         # Only what a key exists for: a client registering another could not be served.

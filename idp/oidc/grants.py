@@ -156,6 +156,33 @@ class OpenIDConnectCode(OpenIDCode):  # type: ignore[misc]
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
         return UserInfo(user_claims(user, scope))
 
+    def process_token(self, grant: CodeGrant, response: Any) -> dict[str, Any]:
+        token: dict[str, Any] = super().process_token(grant, response)
+        code: IssuedCode | None = grant.request.authorization_code
+        if "id_token" in token and code is not None:
+            # Keycloak's identity brokering keys its session by the token response's
+            # session_state, then looks the back-channel logout token's sid up under it:
+            # without it a brokered sign-in is never signed out (keycloak#12142).
+            token["session_state"] = code.sid
+        return token
+
+
+def refresh_still_good(token: PresentedToken) -> bool:
+    """Whether an unused, unrevoked refresh token would refresh now: the one rule for the
+    refresh grant and for introspection, which must not call active what the token endpoint
+    refuses (RFC 7662 §2.2)."""
+    user = token.row.user
+    if token.is_expired() or user is None or user.status != UserStatus.ACTIVE:
+        return False
+    # The client's access policy may have changed since the sign-in.
+    if not policy_admits(token.row.client, user):
+        return False
+    # Tokens die with the sign-in they came from: one idle or past its end refreshes nothing,
+    # even before the hourly purge revokes its tokens (as a code would not exchange). Every
+    # code-flow token names its session's sid.
+    sid = token.row.sid
+    return not sid or operations.session_of_sid(sid, subject(user), token.row.client) is not None
+
 
 class RotatingRefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     """Each refresh token works once; a second use revokes its whole family."""
@@ -170,19 +197,7 @@ class RotatingRefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         if token.row.refresh_used_at is not None:
             operations.revoke_reused_refresh_token(token.row)
             return None
-        user = token.row.user
-        if token.is_expired() or user is None or user.status != UserStatus.ACTIVE:
-            return None
-        # The client's access policy may have changed since the sign-in.
-        if not policy_admits(token.row.client, user):
-            return None
-        # Tokens die with the sign-in they came from: one idle or past its end refreshes
-        # nothing, even before the hourly purge revokes its tokens (as a code would not
-        # exchange). Every code-flow token names its session's sid.
-        sid = token.row.sid
-        if sid and operations.session_of_sid(sid, subject(user), token.row.client) is None:
-            return None
-        return token
+        return token if refresh_still_good(token) else None
 
     def authenticate_user(self, refresh_token: PresentedToken) -> User | None:
         return refresh_token.row.user

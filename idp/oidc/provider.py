@@ -12,6 +12,7 @@ import json
 import secrets
 from datetime import timedelta
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
@@ -35,7 +36,7 @@ from authlib.oidc.core.errors import (
     RequestURINotSupportedError,
 )
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
-from flask import current_app, redirect
+from flask import Response, current_app, redirect, render_template
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -68,11 +69,13 @@ from idp.oidc.grants import (
     RotatingRefreshTokenGrant,
     S256CodeChallenge,
     ServiceGrant,
+    refresh_still_good,
 )
 from idp.oidc.keys import ALGORITHMS, signing_keyset, verification_keyset
 from idp.oidc.models import OAuthToken
 
 __all__ = [
+    "RESPONSE_MODES",
     "AccessDeniedError",
     "ConsentRequiredError",
     "InvalidRequestError",
@@ -82,8 +85,9 @@ __all__ = [
     "RequestNotSupportedError",
     "RequestURINotSupportedError",
     "authorization",
-    "error_redirect",
+    "authorization_error",
     "find_client",
+    "in_response_mode",
     "require_oauth",
     "verify_id_token_hint",
 ]
@@ -115,7 +119,11 @@ class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]
         _require_token(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        return find_token(token_string, token_type_hint)
+        token = find_token(token_string, token_type_hint)
+        if token is not None and token.kind == "refresh_token" and not token.is_revoked():
+            # Unknown is what an inactive token looks like: active: false.
+            return token if refresh_still_good(token) else None
+        return token
 
     def revoke_token(self, token: PresentedToken, request: OAuth2Request) -> None:
         if token.kind == "refresh_token":
@@ -133,7 +141,11 @@ class TokenIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
         _require_token(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        return find_token(token_string, token_type_hint)
+        token = find_token(token_string, token_type_hint)
+        if token is not None and token.kind == "refresh_token" and not token.is_revoked():
+            # Unknown is what an inactive token looks like: active: false.
+            return token if refresh_still_good(token) else None
+        return token
 
     def check_permission(
         self, token: PresentedToken, client: RelyingParty, request: OAuth2Request
@@ -205,7 +217,27 @@ def _is_signed_token(hint: str) -> bool:
     return token.protected.get("alg") in ALGORITHMS and isinstance(payload, dict)
 
 
-def error_redirect(redirect_uri: str, error: OAuth2Error, state: str | None) -> BaseResponse:
+#: How an authorization response may reach the client (discovery lists them): in the query of
+#: the redirect, the code flow's default, or posted by the browser (OAuth 2.0 Form Post
+#: Response Mode, what ASP.NET Core's OpenIdConnect handler asks for unless told otherwise).
+RESPONSE_MODES = ("query", "form_post")
+
+
+def authorization_response(
+    redirect_uri: str, params: list[tuple[str, str]], response_mode: str
+) -> BaseResponse:
+    """Hand ``params`` to the client at its verified ``redirect_uri``: added to its query (a
+    302), or, for form_post, as a page whose form the browser posts there (Form Post §2: the
+    action is the redirect URI as it is; a static script submits it, 继续 without one)."""
+    if response_mode == "form_post":
+        page = render_template("oidc/form_post.html", action=redirect_uri, params=params)
+        return Response(page, 200, mimetype="text/html")
+    return redirect(add_params_to_uri(redirect_uri, params), 302)
+
+
+def authorization_error(
+    redirect_uri: str, error: OAuth2Error, state: str | None, response_mode: str
+) -> BaseResponse:
     """Send an authorization error back to a verified redirect_uri, with ``iss`` (RFC 9207)."""
     params = [("error", error.error)]
     if error.description:
@@ -213,7 +245,23 @@ def error_redirect(redirect_uri: str, error: OAuth2Error, state: str | None) -> 
     if state:
         params.append(("state", state))
     params.append(("iss", issuer()))
-    return redirect(add_params_to_uri(redirect_uri, params), 302)
+    return authorization_response(redirect_uri, params, response_mode)
+
+
+def _query_pairs(uri: str) -> list[tuple[str, str]]:
+    return parse_qsl(urlsplit(uri).query, keep_blank_values=True)
+
+
+def in_response_mode(response: Response, redirect_uri: str, response_mode: str) -> BaseResponse:
+    """Authlib's redirect to ``redirect_uri`` (a code, or access_denied) delivered in
+    ``response_mode``; any other answer as it is."""
+    location = response.location
+    if response_mode == "query" or not location:
+        return response
+    # Authlib appends its parameters, then IssuerInResponse its iss, to the redirect URI's own
+    # query, which it parses and re-encodes just as _query_pairs reads it: they follow it.
+    params = _query_pairs(location)[len(_query_pairs(redirect_uri)) :]
+    return authorization_response(redirect_uri, params, response_mode)
 
 
 class EndSession(EndSessionEndpoint):  # type: ignore[misc]

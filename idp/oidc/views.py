@@ -4,13 +4,16 @@ views add what a person sees: sign-in, re-authentication, access policy and cons
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
     Response,
+    current_app,
     redirect,
     render_template,
     request,
@@ -19,6 +22,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_wtf.csrf import validate_csrf
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError
 
@@ -33,6 +37,7 @@ from idp.oidc.cors import cross_origin, public_json
 from idp.oidc.discovery import provider_metadata
 from idp.oidc.keys import ensure_signing_key, jwks
 from idp.oidc.provider import (
+    RESPONSE_MODES,
     AccessDeniedError,
     ConsentRequiredError,
     InvalidRequestError,
@@ -42,12 +47,20 @@ from idp.oidc.provider import (
     RequestNotSupportedError,
     RequestURINotSupportedError,
     authorization,
-    error_redirect,
+    authorization_error,
     find_client,
+    in_response_mode,
     verify_id_token_hint,
 )
+from shared.web import RETRY_AFTER_OUTAGE, is_outage
 
-bp = Blueprint("oidc", __name__, template_folder="templates")
+bp = Blueprint(
+    "oidc",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/_oidc/static",
+)
 #: A Flask or a plain Werkzeug response (``redirect`` makes the latter).
 R = TypeVar("R", bound=BaseResponse)
 
@@ -76,10 +89,63 @@ AUTHORIZATION_PARAMETERS = frozenset(
 )
 
 
+class ServerError(OAuth2Error):  # type: ignore[misc]
+    """The provider failed; nothing was wrong with the request (RFC 6749 §4.1.2.1)."""
+
+    error = "server_error"
+    status_code = 500
+
+
+class TemporarilyUnavailableError(OAuth2Error):  # type: ignore[misc]
+    """The database or the store did not answer: the client may try again shortly."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+
+def _failure(error: Exception) -> OAuth2Error:
+    """Log an unexpected ``error``, roll back, and name it the OAuth way."""
+    current_app.logger.exception("OIDC %s %s failed", request.method, request.path)
+    try:
+        db.session.rollback()
+    except Exception:  # a dead connection may refuse even the rollback
+        current_app.logger.warning("could not roll back after an error", exc_info=True)
+    return TemporarilyUnavailableError() if is_outage(error) else ServerError()
+
+
+def _with_retry_after(response: R, error: OAuth2Error) -> R:
+    if error.status_code == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE)
+    return response
+
+
+def answers_in_json(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseReturnValue]:
+    """Clients' back ends and scripts call ``view``: a failure inside it is an RFC 6749 error
+    object (``server_error``, or ``temporarily_unavailable`` in an outage), never a page."""
+
+    @functools.wraps(view)
+    def json_view() -> ResponseReturnValue:
+        try:
+            return view()
+        except HTTPException:
+            raise
+        except Exception as error:
+            failure = _failure(error)
+            response: Response = authorization.handle_error_response(None, failure)
+            return _with_retry_after(response, failure)
+
+    return json_view
+
+
 @bp.before_request
 def first_key() -> None:
     """Discovery, tokens and logout all need a key: make the first one on first use."""
-    ensure_signing_key()
+    try:
+        ensure_signing_key()
+    except Exception:
+        # The view meets the same failure and answers it in its own protocol's format.
+        current_app.logger.warning("could not check the signing key", exc_info=True)
+        db.session.rollback()
 
 
 def _no_store(response: R) -> R:
@@ -89,12 +155,14 @@ def _no_store(response: R) -> R:
 
 
 @bp.get("/.well-known/openid-configuration")
+@answers_in_json
 def discovery() -> Response:
     """OpenID Provider Metadata."""
     return public_json(provider_metadata())
 
 
 @bp.get("/oauth2/jwks")
+@answers_in_json
 def jwks_document() -> Response:
     """The public signing keys, retired ones included until their tokens expire."""
     return public_json(jwks())
@@ -187,6 +255,21 @@ def _send_to_login(params: list[tuple[str, str]], request_id: str) -> BaseRespon
     return _no_store(redirect(url_for("auth.login", next=next_path)))
 
 
+def _response_mode(redirect_uri: str) -> str | None:
+    """The response mode the request asks for (``query`` when none), or None when it asks for
+    one we do not serve, or for two. form_post only to a web address: a ``javascript:`` action
+    would run in our origin (registration admits only http(s), but older rows may not)."""
+    asked = [mode for mode in request.values.getlist("response_mode") if mode]
+    if not asked:
+        return "query"
+    mode = asked[0]
+    if len(asked) > 1 or mode not in RESPONSE_MODES:
+        return None
+    if mode == "form_post" and urlsplit(redirect_uri).scheme not in ("http", "https"):
+        return None
+    return mode
+
+
 @bp.route("/oauth2/authorize", methods=["GET", "POST"])
 def authorize() -> ResponseReturnValue:
     """The authorization endpoint: sign in, re-authenticate, policy, consent, then a code."""
@@ -195,9 +278,31 @@ def authorize() -> ResponseReturnValue:
         # Never redirect to an address the client did not register (RFC 6749 §4.1.2.1).
         return _bad_client_page()
     redirect_uri, state = request.values["redirect_uri"], request.values.get("state")
+    response_mode = _response_mode(redirect_uri)
+    try:
+        return _authorize(client, redirect_uri, state, response_mode)
+    except HTTPException:
+        raise
+    except Exception as error:
+        # The client and its redirect URI are verified: tell it, as RFC 6749 §4.1.2.1 says.
+        failure = _failure(error)
+        return _no_store(
+            authorization_error(redirect_uri, failure, state, response_mode or "query")
+        )
+
+
+def _authorize(
+    client: RelyingParty, redirect_uri: str, state: str | None, response_mode: str | None
+) -> ResponseReturnValue:
+    # A mode we do not serve (or two) is refused in the code flow's default, the query: the
+    # specifications name no other, and a fragment would keep the error from the client's server.
+    delivery = response_mode or "query"
 
     def refuse(error: OAuth2Error) -> BaseResponse:
-        return _no_store(error_redirect(redirect_uri, error, state))
+        return _no_store(authorization_error(redirect_uri, error, state, delivery))
+
+    def deliver(response: Response) -> BaseResponse:
+        return _no_store(in_response_mode(response, redirect_uri, delivery))
 
     repeated = _repeated_parameter(AUTHORIZATION_PARAMETERS)
     if repeated is not None:
@@ -207,10 +312,13 @@ def authorize() -> ResponseReturnValue:
         return refuse(RequestNotSupportedError())
     if any(request.values.getlist("request_uri")):
         return refuse(RequestURINotSupportedError())
-    if request.values.get("response_mode", "query") not in ("", "query"):
-        # Discovery offers the query only: a client asking for form_post or fragment must not
-        # get its code in a URL it did not expect.
-        return refuse(InvalidRequestError("Only response_mode=query is supported."))
+    if response_mode is None:
+        return refuse(
+            InvalidRequestError(
+                "Unsupported response_mode: use query or form_post (form_post to an http(s) "
+                "redirect URI only)."
+            )
+        )
     if not request.values.get("response_type"):
         # Authlib would call a missing response type unsupported; RFC 6749 §4.1.2.1 says invalid.
         return refuse(InvalidRequestError("Missing 'response_type'."))
@@ -258,15 +366,14 @@ def authorize() -> ResponseReturnValue:
             record("oidc.consent", "denied", target=user, subject=client.client_id)
             operations.finish_reauthentication()
             db.session.commit()
-            refusal: Response = authorization.create_authorization_response(grant=grant)
-            return _no_store(refusal)
+            return deliver(authorization.create_authorization_response(grant=grant))
         operations.remember_consent(user, client.model, scopes)
 
     response: Response = authorization.create_authorization_response(grant=grant, grant_user=user)
     operations.finish_reauthentication()
     record("oidc.authorize", target=user, subject=client.client_id, detail={"scope": scopes})
     db.session.commit()
-    return _no_store(response)
+    return deliver(response)
 
 
 def _consent_page(
@@ -320,6 +427,7 @@ def _endpoint(name: str) -> Response:
 
 @bp.route("/oauth2/token", methods=["POST", "OPTIONS"])
 @cross_origin
+@answers_in_json
 def token() -> ResponseReturnValue:
     """The token endpoint (codes, refresh tokens, client credentials)."""
     response = _endpoint("token")
@@ -330,6 +438,7 @@ def token() -> ResponseReturnValue:
 
 @bp.route("/oauth2/userinfo", methods=["GET", "POST", "OPTIONS"])
 @cross_origin
+@answers_in_json
 def userinfo() -> ResponseReturnValue:
     """Claims about the token's user (Bearer token in the Authorization header)."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
@@ -338,10 +447,18 @@ def userinfo() -> ResponseReturnValue:
         response = Response(status=401)
         response.headers["WWW-Authenticate"] = f'Bearer realm="{issuer()}"'
         return _no_store(response)
-    return _endpoint("userinfo")
+    answer = _endpoint("userinfo")
+    if answer.status_code == 403 and "WWW-Authenticate" not in answer.headers:
+        # RFC 6750 §3: a token without the scope still gets the challenge, naming what it
+        # lacks (Authlib's insufficient_scope error carries none).
+        answer.headers["WWW-Authenticate"] = (
+            f'Bearer realm="{issuer()}", error="insufficient_scope", scope="openid"'
+        )
+    return answer
 
 
 @bp.post("/oauth2/introspect")
+@answers_in_json
 def introspect() -> ResponseReturnValue:
     """RFC 7662 token introspection."""
     return _endpoint("introspection")
@@ -349,6 +466,7 @@ def introspect() -> ResponseReturnValue:
 
 @bp.route("/oauth2/revoke", methods=["POST", "OPTIONS"])
 @cross_origin
+@answers_in_json
 def revoke() -> ResponseReturnValue:
     """RFC 7009 token revocation."""
     response = _endpoint("revocation")

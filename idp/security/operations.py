@@ -18,6 +18,8 @@ from idp.auth.models import SsoSession
 from idp.auth.sessions import end_all_sessions, end_session
 from idp.directory.models import User
 from idp.extensions import db
+from idp.mfa.operations import forget_other_devices
+from idp.mfa.signin import trust_token
 
 #: The 身份验证 method that checks the login password (beside ``sms`` and ``email`` codes).
 PASSWORD = "password"  # noqa: S105 - a method name, not a secret
@@ -74,6 +76,9 @@ def sign_out_other_devices(user: User, keep: SsoSession | None, *, after: str | 
     the user's own click: as after a password change, whoever made it stays signed in only here.
     """
     ended = end_all_sessions(user, keep=keep)
+    # Signed out there, asked for the code there again: a trusted device would let whoever
+    # holds that browser back in with the password alone.
+    forget_other_devices(user, trust_token())
     detail: dict[str, object] = {"ended": ended}
     if after is not None:
         detail["after"] = after

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from idp.audit.operations import FAILURE, record
+from idp.audit.operations import DENIED, FAILURE, record
 from idp.directory.models import User
 from idp.extensions import db
 from idp.social.clients import WECHAT, WECOM, SocialProfile
@@ -135,6 +135,18 @@ def bind_identity(user: User, profile: SocialProfile, *, via: str) -> SocialIden
         ) from None
     record("social.bind", actor=user, method=profile.provider, detail={"via": via})
     return identity
+
+
+def decline_identity(user: User, provider: str, *, via: str) -> None:
+    """``user`` chose 暂不绑定 for a scanned identity: nothing is bound; audited, as a WeChat
+    left waiting for whoever signs in next is how an account would be taken over."""
+    record(
+        "social.bind",
+        DENIED,
+        actor=user,
+        method=provider,
+        detail={"reason": "declined", "via": via},
+    )
 
 
 def unbind_identity(user: User, provider: str, *, actor: User | None, reason: str) -> bool:

@@ -3,7 +3,9 @@
 Every trip to the provider carries a random ``state`` kept server-side for this browser
 (:mod:`idp.account.flows`) and taken on return, so a callback is accepted once, in the browser
 that started it. A scan of an identity no account has yet waits, for this browser only, until
-its owner signs in with password or SMS; then it is bound and the sign-in goes on.
+its owner signs in with password or SMS and confirms (确认绑定, a POST with the CSRF token):
+only then is it bound, and the sign-in goes on. The callback address given to the provider is
+under ``IDP_ISSUER``, never the request's Host header.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from idp.auth.sessions import current_session, current_user
 from idp.auth.views import continue_sign_in, no_store, pending_sign_in_user
 from idp.directory.models import User, UserStatus, aware, utcnow
 from idp.extensions import db
+from idp.oidc.claims import issuer
 from idp.security.steps import expired, finish_flow, flow_state, render_page, reverify
 from idp.security.views import user_needed
 from idp.social.clients import (
@@ -49,6 +52,7 @@ from idp.social.clients import (
 from idp.social.operations import (
     BindingError,
     bind_identity,
+    decline_identity,
     find_identity,
     identities_of,
     identity_of,
@@ -93,7 +97,8 @@ def _start(provider: str, data: dict[str, Any]) -> Response:
     """Send the browser to the provider's QR page with a fresh single-use state."""
     state = secrets.token_hex(16)
     flows.start_flow(_state_flow(provider), {**data, "state": state}, STATE_TTL)
-    callback = url_for("social.callback", provider=provider, _external=True)
+    # Under the configured public address: the Host header is the client's to choose.
+    callback = issuer() + url_for("social.callback", provider=provider)
     return no_store(redirect(authorize_url(provider, current_app.config, callback, state)))
 
 
@@ -214,6 +219,8 @@ def _sign_in(provider: str, profile: SocialProfile, flow: dict[str, Any]) -> Res
                 "next": target,
                 "remember": bool(flow.get("remember")),
                 "at": utcnow().isoformat(),
+                # Names this scan on the confirmation page, so 确认绑定 binds what it showed.
+                "scan": secrets.token_urlsafe(16),
             },
             PENDING_TTL,
         )
@@ -251,23 +258,46 @@ def unbound(provider: str) -> ResponseReturnValue:
     )
 
 
-@bp.get("/login/<any(wechat, wecom):provider>/link")
+@bp.route("/login/<any(wechat, wecom):provider>/link", methods=["GET", "POST"])
 def link(provider: str) -> ResponseReturnValue:
-    """After signing in from the 尚未绑定 page: bind the waiting identity, then go on."""
+    """After signing in from the 尚未绑定 page: name the waiting identity and the account, and
+    bind it only on 确认绑定 (a POST); 暂不绑定 drops it. Either way the sign-in goes on."""
     pending = flows.load_flow(PENDING_FLOW)
     user, sso = current_user(), current_session()
     if pending is None or pending.get("provider") != provider:
         flash(_("扫码信息已过期，请在安全中心重新绑定。"), "error")
         return redirect(url_for("security.index") if user else url_for("auth.login"))
-    if user is None or sso is None:
+    if user is None or sso is None or aware(sso.auth_time) < datetime.fromisoformat(pending["at"]):
+        # Signed out, or signed in before the scan (perhaps someone else's scan left waiting on
+        # a shared computer): only the account's owner signing in now may bind it.
         return redirect(url_for("social.unbound", provider=provider))
-    if aware(sso.auth_time) < datetime.fromisoformat(pending["at"]):
-        # Signed in before the scan: the binding needs the account's owner to sign in now.
-        return redirect(url_for("social.unbound", provider=provider))
+    scan = str(pending.get("scan", ""))
+    if request.method == "GET":
+        return render_page(
+            "social/link.html",
+            provider=provider,
+            provider_label=provider_name(provider),
+            nickname=pending.get("nickname"),
+            user=user,
+            scan=scan,
+        )
+    decision = request.form.get("decision")
+    if decision not in ("bind", "skip"):
+        abort(400)
+    if not hmac.compare_digest(request.form.get("scan", ""), scan):
+        # Another scan replaced the one the page showed (another tab): show the new one.
+        flash(_("扫码信息已变化，请重新确认。"), "error")
+        return redirect(url_for("social.link", provider=provider))
     taken = flows.finish_flow(PENDING_FLOW)
     target = str(pending.get("next") or "")
     target = target if is_local_path(target) else url_for("portal.home")
     if taken is None:
+        return redirect(target)  # confirmed or dropped in another tab a moment ago
+    name = provider_name(provider)
+    if decision == "skip":
+        decline_identity(user, provider, via=LOGIN)
+        db.session.commit()
+        flash(_("未绑定%(provider)s。如需扫码登录，可随时在安全中心绑定。", provider=name))
         return redirect(target)
     profile = SocialProfile(
         provider,
@@ -283,13 +313,7 @@ def link(provider: str) -> ResponseReturnValue:
         flash(str(exc), "error")
         return redirect(target)
     db.session.commit()
-    flash(
-        _(
-            "%(provider)s已绑定到您的账号，下次可直接扫码登录。",
-            provider=provider_name(provider),
-        ),
-        "success",
-    )
+    flash(_("%(provider)s已绑定到您的账号，下次可直接扫码登录。", provider=name), "success")
     return redirect(target)
 
 

@@ -12,12 +12,14 @@ import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Flask, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sql_errors
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -29,32 +31,47 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 #: ``/\evil.example`` as another host, so ``/\t/evil.example`` would leave the site.
 _UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 
-#: No inline script or style anywhere: every script and stylesheet is a static file.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
 
-#: Headers every response carries unless its view set them: (lower-cased name, name, value).
-_DEFAULT_HEADERS = tuple(
-    (name.lower(), name, value)
-    for name, value in (
-        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-        ("X-Content-Type-Options", "nosniff"),
-        ("X-Frame-Options", "DENY"),
-        ("Referrer-Policy", "same-origin"),
-        ("Cross-Origin-Opener-Policy", "same-origin"),
+def content_security_policy(image_origins: Collection[str] = ()) -> str:
+    """No inline script or style anywhere: every script and stylesheet is a static file.
+    Images come from the site itself, plus ``image_origins`` (a school logo hosted elsewhere)."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            " ".join(["img-src 'self' data:", *image_origins]),
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "frame-ancestors 'none'",
+        ]
     )
-)
+
+
+def default_headers(csp: str) -> tuple[tuple[str, str, str], ...]:
+    """Headers every response carries unless its view set them: (lower-cased name, name,
+    value)."""
+    return tuple(
+        (name.lower(), name, value)
+        for name, value in (
+            ("Content-Security-Policy", csp),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "same-origin"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+        )
+    )
+
+
+def logo_origin(logo_url: str | None) -> str | None:
+    """The origin of a logo configured on another site (``*_LOGO_URL``), for the CSP."""
+    parts = urlsplit(logo_url or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
 
 shared_blueprint = Blueprint(
     "hongliu",
@@ -116,6 +133,13 @@ def setup_i18n(app: Flask, babel: Babel, translation_dirs: list[str]) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(translation_dirs)
     babel.init_app(app, locale_selector=current_locale)
 
+    @app.template_global()
+    def language_url(locale: str) -> str:
+        """This page in ``locale``: the query kept (a sign-in's ``next``, a CAS ``service``),
+        only ``lang`` replaced."""
+        kept = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+        return "?" + urlencode([*kept, ("lang", locale)])
+
     @app.after_request
     def remember_language(response: Response) -> Response:
         chosen = g.get("set_language_cookie")
@@ -134,13 +158,16 @@ def setup_i18n(app: Flask, babel: Babel, translation_dirs: list[str]) -> None:
 def setup_security_headers(app: Flask) -> None:
     """Headers every response carries; HSTS only when the request came over HTTPS."""
 
+    origin = logo_origin(app.config.get("LOGO_URL"))
+    defaults = default_headers(content_security_policy([origin] if origin else []))
+
     @app.after_request
     def add_headers(response: Response) -> Response:
         headers = response.headers
         # One pass over what the view set, instead of a lookup per header (each a scan that
         # ends in a KeyError): this runs for every response of both apps.
         present = {name.lower() for name, _ in headers.items()}
-        for lowered, name, value in _DEFAULT_HEADERS:
+        for lowered, name, value in defaults:
             if lowered not in present:
                 headers.add(name, value)
         if request.is_secure:
@@ -261,8 +288,46 @@ def error_response(status: int, title: str, message: str) -> ResponseReturnValue
     )
 
 
-def setup_error_pages(app: Flask) -> None:
-    """Errors render in the user's language with the right status; 500s are logged with context."""
+#: A dependency that did not answer (the database or the store down, unreachable, timing out,
+#: or its connection pool exhausted): nothing is wrong with the request, it may be sent again
+#: in a moment, so the answer is 503 with Retry-After rather than 500.
+OUTAGES: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    sql_errors.DisconnectionError,
+    sql_errors.TimeoutError,
+)
+#: Seconds a client is asked to wait after an outage (``Retry-After``).
+RETRY_AFTER_OUTAGE = 30
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` is a dependency outage (see :data:`OUTAGES`)."""
+    return isinstance(error, OUTAGES)
+
+
+def setup_error_pages(app: Flask, reset: Callable[[], None] | None = None) -> None:
+    """Errors render in the user's language with the right status; 500s are logged with context.
+
+    ``reset`` (the app's database session rollback) runs before an unexpected error's page is
+    rendered: the page's own lookups (who is signed in) must not meet the failed transaction.
+    A dependency outage (:data:`OUTAGES`) answers 503 服务暂不可用 with ``Retry-After``.
+    """
+
+    def failure_page(error: Exception) -> ResponseReturnValue:
+        if reset is not None:
+            try:
+                reset()
+            except Exception:  # a dead connection may refuse even the rollback
+                app.logger.warning("could not roll back after an error", exc_info=True)
+        status = 503 if is_outage(error) else 500
+        title, message = _error_texts()[status]
+        response = app.make_response(error_response(status, title, message))
+        if status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:
@@ -282,8 +347,16 @@ def setup_error_pages(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> ResponseReturnValue:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        title, message = _error_texts()[500]
-        return error_response(500, title, message)
+        return failure_page(error)
+
+    app.extensions["hongliu.failure_page"] = failure_page
+
+
+def failure_page(app: Flask, error: Exception) -> ResponseReturnValue:
+    """The app's page for an unexpected ``error`` (503 for an outage, else 500), rolled back;
+    for blueprints that answer their own protocol's errors but fall back to a page."""
+    page: Callable[[Exception], ResponseReturnValue] = app.extensions["hongliu.failure_page"]
+    return page(error)
 
 
 def setup_input_guard(app: Flask, *, exempt: Collection[str] = ()) -> None:

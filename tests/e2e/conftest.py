@@ -7,6 +7,7 @@ is ever downloaded. A failing test leaves a screenshot in ``test-artifacts/``.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -86,16 +87,24 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def flask(self, *args: str) -> None:
-        """Run a ``flask --app <app>`` command with the server's environment."""
-        subprocess.run(
+    def flask(self, *args: str) -> str:
+        """Run a ``flask --app <app>`` command with the server's environment; its output."""
+        result = subprocess.run(
             [sys.executable, "-m", "flask", "--app", self.app, *args],
             env=self.env,
             cwd=ROOT,
             check=True,
             capture_output=True,
+            text=True,
             timeout=120,
         )
+        return result.stdout
+
+    def add_oidc_client(self, name: str, *options: str) -> dict[str, Any]:
+        """Register an OIDC client with the real command line (``clients add-oidc … --json``);
+        what it printed (the secret included)."""
+        output = self.flask("clients", "add-oidc", name, "--json", *options)
+        return dict(json.loads(output.strip().splitlines()[-1]))
 
     @property
     def outbox(self) -> Path:

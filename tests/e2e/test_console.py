@@ -283,7 +283,7 @@ def _locked(server: LiveServer, account: str) -> bool:
 
 def _captcha_answer(server: LiveServer, page: Page) -> str:
     """The text of the CAPTCHA image this browser was shown (as a person reads it)."""
-    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "session")
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "hongliu_idp")
     body = (
         "from shared.factory import get_store\n"
         "data = app.session_interface.get_signing_serializer(app).loads(sys.argv[1])\n"
@@ -315,6 +315,8 @@ def test_console_refuses_help_desk_without_totp_until_it_is_enabled(
     expect(page.get_by_role("link", name="管理控制台")).to_have_count(0)
     page.get_by_role("link", name="启用两步验证").click()
     expect(page).to_have_url(f"{live_idp.url}/security/totp?next=/admin")
+    page.get_by_label("登录密码", exact=True).fill(DESK_PASSWORD)
+    page.get_by_role("button", name="下一步").click()
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     page.get_by_label("动态验证码", exact=True).fill(fresh_code(secret, steps_back=1))
     page.get_by_role("button", name="开启两步验证").click()

@@ -1,5 +1,5 @@
-"""两步验证 in a real browser: enabling it in 安全中心 with codes computed like an authenticator
-app does, then signing in with a code, and with a recovery code."""
+"""两步验证 in a real browser: enabling it in 安全中心 (login password, then codes computed like an
+authenticator app does), then signing in with a code, and with a recovery code."""
 
 from __future__ import annotations
 
@@ -49,6 +49,10 @@ def _enable_in_security_centre(
     card = page.locator("#two-step")
     expect(card).to_contain_text("未开启")
     card.get_by_role("link", name="开启两步验证").click()
+    # The login password first: a session left open elsewhere shows no key.
+    expect(page.get_by_role("img", name="两步验证二维码")).to_have_count(0)
+    page.get_by_label("登录密码", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="下一步").click()
     expect(page.get_by_role("img", name="两步验证二维码")).to_be_visible()
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     # Like a phone that scanned the QR code a moment ago: the code of the previous step.

@@ -35,6 +35,8 @@ def social_idp(
     env = _server_env("IDP", make_database_url("e2e_idp_social"), instance)
     env.update(fake_wechat.env(timeout=5))
     server = LiveServer("idp", env, instance / "server.log")
+    # WeChat is sent back under the IdP's public address, as a deployed IdP names its own.
+    server.env["IDP_ISSUER"] = server.url
     server.start()
     yield server
     server.stop()
@@ -101,7 +103,7 @@ def test_student_signs_in_by_scanning_bound_wechat(
 def test_first_scan_binds_after_password_sign_in(
     page: Page, social_idp: LiveServer, add_user: Callable[..., str]
 ) -> None:
-    """An unbound WeChat: 该微信尚未绑定账号 → 账号登录 → bound, signed in, next scan works."""
+    """An unbound WeChat: 该微信尚未绑定账号 → 账号登录 → 确认绑定 → bound, next scan works."""
     account = add_user(name="孙八")
     page.goto(social_idp.url + "/login?tab=qr")
     page.locator(".social-icon-wechat").click()
@@ -113,6 +115,10 @@ def test_first_scan_binds_after_password_sign_in(
     page.get_by_label("账号", exact=True).fill(account)
     page.get_by_label("密码", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("确认绑定微信")
+    expect(page.locator(".security-facts")).to_contain_text("八哥")
+    expect(page.locator(".security-facts")).to_contain_text(account)
+    page.get_by_role("button", name="确认绑定").click()
     expect(page.locator(".flash-success")).to_contain_text("微信已绑定到您的账号")
     expect(page.locator(".user-name")).to_have_text("孙八")
     page.goto(social_idp.url + "/security")
@@ -123,6 +129,31 @@ def test_first_scan_binds_after_password_sign_in(
     page.locator(".social-icon-wechat").click()
     _allow_on_phone(page, openid="o-e2e-sunba", unionid="u-e2e-sunba", nickname="八哥")
     expect(page.locator(".user-name")).to_have_text("孙八")
+
+
+def test_wechat_left_waiting_is_not_bound_when_the_next_person_declines(
+    page: Page, social_idp: LiveServer, add_user: Callable[..., str]
+) -> None:
+    """A stranger's unbound scan left on the page: the next person signs in, sees the stranger's
+    nickname, presses 暂不绑定, and the stranger's scan still opens nothing."""
+    account = add_user(name="郑一")
+    page.goto(social_idp.url + "/login?tab=qr")
+    page.locator(".social-icon-wechat").click()
+    _allow_on_phone(page, openid="o-e2e-stranger", unionid="u-e2e-stranger", nickname="路人")
+    page.get_by_role("link", name="账号登录").click()
+    page.get_by_label("账号", exact=True).fill(account)
+    page.get_by_label("密码", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator(".security-facts")).to_contain_text("路人")
+    page.get_by_role("button", name="暂不绑定").click()
+    expect(page.locator(".user-name")).to_have_text("郑一")
+    page.goto(social_idp.url + "/security")
+    expect(page.locator("#social-title + ul li").first).to_contain_text("未绑定")
+    page.get_by_role("button", name="退出").first.click()
+    page.goto(social_idp.url + "/login?tab=qr")
+    page.locator(".social-icon-wechat").click()
+    _allow_on_phone(page, openid="o-e2e-stranger", unionid="u-e2e-stranger", nickname="路人")
+    expect(page.get_by_role("status")).to_contain_text("该微信尚未绑定账号")
 
 
 def test_student_binds_and_unbinds_wechat_in_security_centre(

@@ -7,10 +7,7 @@ browser tests in ``tests/e2e/test_hall_sign_in.py``. Nothing about the IdP is fa
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -26,7 +23,7 @@ from werkzeug.test import TestResponse
 from hall.auth.models import HallSession
 from hall.extensions import db
 from tests.conftest import TEST_REDIS_URL, MakeDatabaseUrl, flush_redis_prefix
-from tests.e2e.conftest import ROOT, LiveServer, _server_env, free_port
+from tests.e2e.conftest import LiveServer, _server_env, free_port
 
 #: A demo account (``flask --app idp demo``).
 ACCOUNT, PASSWORD, NAME = "2024000001", "Hongliu2024demo", "张三"
@@ -60,19 +57,7 @@ def register_hall(idp: LiveServer, *bases: str, backchannel: str | None) -> dict
         options += ["--redirect-uri", f"{base}/auth/callback", "--post-logout-uri", f"{base}/"]
     if backchannel:
         options += ["--backchannel-logout-uri", backchannel]
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "flask", "--app", "idp", "clients", "add-oidc"),
-            *("红柳易办", "--first-party", "--json", *options),
-        ],
-        env=idp.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return idp.add_oidc_client("红柳易办", "--first-party", *options)
 
 
 def start_live_hall(

@@ -35,16 +35,7 @@ def directory_idp(
 
 def idp_cli(idp: LiveServer, *args: str) -> str:
     """Run ``flask --app idp …`` against the live IdP's database; its output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "idp", *args],
-        env=idp.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return result.stdout
+    return idp.flask(*args)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import re
 import time
 from typing import Any
 
+import pyotp
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -25,11 +26,14 @@ from tests.idp.cas_support import (
     add_service,
     attributes_of,
     failure_code,
+    follow_to_service,
     get_ticket,
+    ticket_in,
     validate,
     xml,
 )
-from tests.idp.conftest import MakeUser, sign_in
+from tests.idp.conftest import MakeUser, post_form, sign_in
+from tests.idp.console_support import enable_totp
 
 
 def test_tickets_use_the_protocol_alphabet_and_lifetime(make_idp: Any, make_user: MakeUser) -> None:
@@ -105,6 +109,28 @@ def test_multi_valued_attributes_repeat_the_element(idp_app: Flask) -> None:
     assert answer["serviceResponse"]["authenticationSuccess"]["attributes"]["role"] == ["a", "b"]
 
 
+def test_p3_says_how_the_session_signed_in(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """``authenticationMethod`` names the factors, as OIDC's ``amr`` does: a service that
+    wants two-step verification can tell a password-only sign-in from one with a code."""
+    add_service(idp_app)
+    plain = make_user()
+    ticket = get_ticket(idp_client, plain.account)
+    methods = attributes_of(validate(idp_client, "p3/serviceValidate", ticket))
+    assert methods["authenticationMethod"] == ["password"]
+
+    careful = make_user()
+    secret = enable_totp(idp_app, careful)
+    browser = idp_app.test_client()
+    assert sign_in(browser, careful.account).location.startswith("/login/verify")
+    code = {"code": pyotp.TOTP(secret).now()}
+    assert post_form(browser, "/login/verify", code).status_code == 302
+    ticket = get_ticket(browser, careful.account)
+    methods = attributes_of(validate(browser, "p3/serviceValidate", ticket))
+    assert methods["authenticationMethod"] == ["password", "totp"]
+
+
 def test_cas1_validate_answers_yes_or_no(
     idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
 ) -> None:
@@ -132,6 +158,33 @@ def test_service_ticket_is_single_use_even_after_a_failed_attempt(
     ticket = get_ticket(idp_client, user.account)
     assert xml(validate(idp_client, "serviceValidate", ticket)).find(NS + "authenticationSuccess")
     assert failure_code(validate(idp_client, "p3/serviceValidate", ticket)) == "INVALID_TICKET"
+
+
+def test_a_service_written_another_way_is_the_same_service(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """What phpCAS and single-page apps really send: a query with characters browsers leave
+    bare (the redirect percent-encodes them), and a hash route the back end never sees. The
+    ticket still validates; another path of the same registered site still burns it."""
+    add_service(idp_app)
+    user = make_user()
+    issued_for = "https://app.example.edu/list?filter=a|b"
+    ticket = get_ticket(idp_client, user.account, issued_for)
+    encoded = "https://app.example.edu/list?filter=a%7Cb"
+    assert xml(validate(idp_client, "serviceValidate", ticket, encoded)).find(
+        NS + "authenticationSuccess"
+    )
+    hash_routed = follow_to_service(idp_client, user.account, "https://app.example.edu/spa/#/home")
+    assert hash_routed.location.endswith("#/home")
+    ticket = ticket_in(hash_routed.location)
+    assert xml(
+        validate(idp_client, "serviceValidate", ticket, "https://app.example.edu/spa/")
+    ).find(NS + "authenticationSuccess")
+    ticket = get_ticket(idp_client, user.account, "https://app.example.edu/spa/")
+    other_path = "https://app.example.edu/spa/admin"
+    assert failure_code(validate(idp_client, "serviceValidate", ticket, other_path)) == (
+        "INVALID_SERVICE"
+    )
 
 
 def test_expired_ticket_is_invalid(

@@ -7,7 +7,6 @@ import hashlib
 import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyotp
 import pytest
@@ -31,8 +30,8 @@ from tests.idp.conftest import (
     session_count,
     sign_in,
 )
-
-STEP = 30
+from tests.idp.mfa_support import STEP, park_with_wechat
+from tests.idp.mfa_support import enable_totp_with_codes as _enable
 
 
 def _user(app: Flask, user: User) -> User:
@@ -41,21 +40,6 @@ def _user(app: Flask, user: User) -> User:
         assert fresh is not None
         db.session.expunge(fresh)
         return fresh
-
-
-def _enable(app: Flask, user: User) -> tuple[str, list[str]]:
-    """Turn TOTP on for ``user`` as the security centre does; returns (secret, recovery codes).
-
-    The first code is from a minute ago, so codes of the current step are still unused.
-    """
-    with app.test_request_context():
-        fresh = db.session.get(User, user.id)
-        assert fresh is not None
-        secret = mfa.enrolment_secret(fresh)
-        earlier = time.time() - 2 * STEP
-        codes = mfa.confirm_enrolment(fresh, pyotp.TOTP(secret).at(earlier), at=earlier)
-        db.session.commit()
-    return secret, codes
 
 
 def _code(secret: str, steps_ahead: int = 0) -> str:
@@ -317,8 +301,6 @@ def test_sms_sign_in_asks_for_the_code(idp_app: Flask, make_user: MakeUser) -> N
 
 def test_wechat_sign_in_asks_for_the_code(make_idp: Any, make_user: MakeUser) -> None:
     """扫码登录 with a bound WeChat is a first factor too: the code is asked for afterwards."""
-    from idp.social.clients import SocialProfile
-    from idp.social.operations import bind_identity
     from tests.fakes.wechat import FakeWeChat, WeChatUser
 
     person = WeChatUser("o-mfa-openid", "u-mfa-unionid", "小明")
@@ -326,15 +308,7 @@ def test_wechat_sign_in_asks_for_the_code(make_idp: Any, make_user: MakeUser) ->
         app = make_idp(**fake.settings(timeout=0.5))
         user = make_user("2024000001")
         secret, _ = _enable(app, user)
-        with app.app_context():
-            profile = SocialProfile("wechat", person.unionid or "", person.openid, person.unionid)
-            bind_identity(db.session.get(User, user.id), profile, via="security")
-            db.session.commit()
-        client = app.test_client()
-        provider_page = client.get("/login/wechat", query_string={"next": "/security"}).location
-        callback = urlsplit(fake.scan(provider_page, wechat_user=person))
-        back = client.get(f"{callback.path}?{callback.query}")
-        assert back.status_code == 302 and back.location == "/login/verify"
+        client = park_with_wechat(app, fake, user, person)
         assert session_count(app, user) == 0
         done = _verify(client, {"code": _code(secret)})
         assert done.status_code == 302 and done.location == "/security"
@@ -541,6 +515,8 @@ def test_student_enables_totp_in_security_centre(idp_app: Flask, make_user: Make
     sign_in(client, "2024000001")
     overview = client.get("/security").get_data(as_text=True)
     assert "两步验证" in overview and "未开启" in overview
+    asked = post_form(client, "/security/totp", {"password": PASSWORD})  # the password first
+    assert asked.status_code == 302 and asked.location == "/security/totp"
     page = client.get("/security/totp")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
@@ -568,10 +544,13 @@ def _totp_on(app: Flask, user: User) -> bool:
 
 
 def test_enable_page_in_english(idp_app: Flask, make_user: MakeUser) -> None:
-    """The page answers in English with ?lang=en and never a 500 for empty input."""
+    """The pages answer in English with ?lang=en and never a 500 for empty input."""
     make_user("2024000001")
     client = idp_app.test_client()
     sign_in(client, "2024000001")
+    assert client.get("/security/totp?lang=en").status_code == 200
+    assert post_form(client, "/security/totp", {"password": ""}).status_code == 400
+    assert post_form(client, "/security/totp", {"password": PASSWORD}).status_code == 302
     assert client.get("/security/totp?lang=en").status_code == 200
     empty = post_form(client, "/security/totp", {"code": ""})
     assert empty.status_code == 400

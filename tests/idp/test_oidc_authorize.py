@@ -103,13 +103,14 @@ def test_empty_request_object_parameters_count_as_omitted(
 
 
 @pytest.mark.parametrize(
-    ("mode", "issued"), [("query", True), ("", True), ("form_post", False), ("fragment", False)]
+    ("mode", "issued"), [("query", True), ("", True), ("fragment", False), ("query.jwt", False)]
 )
-def test_only_the_query_response_mode_is_served(
+def test_only_query_and_form_post_response_modes_are_served(
     browser: FlaskClient, rp: RelyingParty, mode: str, issued: bool
 ) -> None:
-    """Discovery offers response_mode=query only: another mode is refused (invalid_request),
-    not answered with a code in a URL the client did not ask for."""
+    """Discovery offers response_mode=query and form_post (tests/idp/test_oidc_form_post.py):
+    another mode is refused (invalid_request, in the query), not answered with a code in a
+    URL the client did not ask for."""
     got = redirect_params(browser.get(authorize_url(rp, response_mode=mode)))
     assert ("code" in got) is issued and (got.get("error") == "invalid_request") is not issued
 

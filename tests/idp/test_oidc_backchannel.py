@@ -118,6 +118,19 @@ def test_backchannel_logout_token_after_rp_logout(
     assert (claims["sid"], claims["sub"]) == (id_claims["sid"], id_claims["sub"])
 
 
+def test_token_response_names_the_session_a_logout_token_will_name(
+    browser: FlaskClient, idp_app: Flask, receiver: Receiver
+) -> None:
+    """``session_state`` in the code exchange's answer is the sid that the ID token and, at
+    sign-out, the logout token carry: Keycloak's identity brokering keys its session by it,
+    and without it a brokered sign-in is never signed out."""
+    _, tokens, id_claims = signed_in_to_listener(browser, idp_app, receiver)
+    assert tokens["session_state"] == id_claims["sid"]
+    post_form(browser, "/logout", {})
+    claims = verify_logout_token(browser, idp_app, receiver.next_token())
+    assert claims["sid"] == tokens["session_state"]
+
+
 def test_backchannel_logout_token_is_signed_like_the_clients_id_tokens(
     browser: FlaskClient, idp_app: Flask, receiver: Receiver
 ) -> None:

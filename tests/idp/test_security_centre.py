@@ -496,14 +496,15 @@ def test_second_tab_finishing_the_same_flow_fails_cleanly(
     first = _send_to_new_phone(idp_app, client, NEW_PHONE)
     second = _send_to_new_phone(idp_app, client, "13600136000")
     token = csrf_token(client, "/security/phone")
-    browser_session = client.get_cookie("session")
+    browser_session = client.get_cookie(idp_app.config["SESSION_COOKIE_NAME"])
     assert browser_session is not None
     done = client.post(
         "/security/phone",
         data={"csrf_token": token, "phone": NEW_PHONE, "code": first, "submit": "1"},
     )
     assert done.status_code == 302 and done.location == "/security"
-    client.set_cookie("session", browser_session.value)  # the other tab's (older) cookie
+    # The other tab's (older) cookie:
+    client.set_cookie(idp_app.config["SESSION_COOKIE_NAME"], browser_session.value)
     replay = client.post(
         "/security/phone",
         data={"csrf_token": token, "phone": "13600136000", "code": second, "submit": "1"},

@@ -7,6 +7,7 @@ The IdP's real client code (wechatpy) talks to a fake WeChat / WeCom on 127.0.0.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -164,9 +165,21 @@ def test_qr_page_request_carries_app_id_scope_callback_and_state(
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert parts.path == "/connect/qrconnect" and parts.fragment == "wechat_redirect"
     assert query["appid"] == fake.app_id and query["scope"] == "snsapi_login"
-    assert query["redirect_uri"] == "http://localhost/login/wechat/callback"
+    assert query["redirect_uri"] == "http://127.0.0.1:5000/login/wechat/callback"
     assert len(query["state"]) == 32
     assert qr_page(idp_client) != url  # a new state every time
+
+
+@pytest.mark.parametrize("provider", ["wechat", "wecom"])
+def test_callback_address_is_under_the_issuer_whatever_host_the_request_names(
+    make_idp: Any, fake: FakeWeChat, provider: str
+) -> None:
+    """redirect_uri is IDP_ISSUER + the callback path; a forged Host header does not move it."""
+    app = make_idp(**fake.settings(), ISSUER="https://id.example.edu/")
+    response = app.test_client().get(f"/login/{provider}", headers={"Host": "evil.example.com"})
+    assert response.status_code == 302
+    query = {k: v[0] for k, v in parse_qs(urlsplit(response.location).query).items()}
+    assert query["redirect_uri"] == f"https://id.example.edu/login/{provider}/callback"
 
 
 # --- scanning to sign in --------------------------------------------------------------------
@@ -449,10 +462,26 @@ def test_wrong_app_secret_is_a_clear_refusal(make_idp: Any, fake: FakeWeChat) ->
 # --- bind on first scan -----------------------------------------------------------------------
 
 
-def test_unbound_wechat_is_bound_after_password_sign_in_and_sign_in_continues(
+def link_form(client: FlaskClient, provider: str = "wechat") -> dict[str, str]:
+    """The hidden fields of the 确认绑定 page's form (its CSRF token and the scan it shows)."""
+    page = client.get(f"/login/{provider}/link")
+    assert page.status_code == 200, page.location
+    fields = re.findall(
+        r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.get_data(as_text=True)
+    )
+    return dict(fields)
+
+
+def confirm_link(client: FlaskClient, decision: str = "bind", provider: str = "wechat") -> Any:
+    """Press 确认绑定 (``bind``) or 暂不绑定 (``skip``) on the confirmation page."""
+    data = {**link_form(client, provider), "decision": decision}
+    return client.post(f"/login/{provider}/link", data=data)
+
+
+def test_unbound_wechat_is_bound_after_sign_in_and_confirmation_and_sign_in_continues(
     idp_app: Flask, idp_client: FlaskClient, fake: FakeWeChat, make_user: MakeUser
 ) -> None:
-    """该微信尚未绑定账号 → 账号登录 → bound, and on to where the user was going."""
+    """该微信尚未绑定账号 → 账号登录 → 确认绑定 → bound, and on to where the user was going."""
     user = make_user("2024000103")
     response = idp_client.get(
         local(fake.scan(qr_page(idp_client, next="/security"), wechat_user=XIAOMING))
@@ -463,7 +492,7 @@ def test_unbound_wechat_is_bound_after_password_sign_in_and_sign_in_continues(
     assert "小明" in page and "/login?next=/login/wechat/link" in page
     signed = sign_in(idp_client, "2024000103", next="/login/wechat/link")
     assert signed.status_code == 302 and signed.location == "/login/wechat/link"
-    linked = idp_client.get("/login/wechat/link")
+    linked = confirm_link(idp_client)
     assert linked.status_code == 302 and linked.location == "/security"
     assert bindings(idp_app, user) == [("wechat", XIAOMING.unionid)]
     assert "微信已绑定到您的账号" in idp_client.get("/security").get_data(as_text=True)
@@ -488,19 +517,91 @@ def test_unbound_wechat_can_be_bound_by_sms_sign_in(
         {"phone": "13900000001", "code": last_code(idp_app), "next": "/login/wechat/link"},
     )
     assert signed.status_code == 302 and signed.location == "/login/wechat/link"
-    assert idp_client.get("/login/wechat/link").status_code == 302
+    assert confirm_link(idp_client).status_code == 302
+    assert bindings(idp_app, user) == [("wechat", XIAOMING.unionid)]
+
+
+def test_link_page_names_wechat_and_account_and_binds_nothing_by_itself(
+    idp_app: Flask, idp_client: FlaskClient, fake: FakeWeChat, make_user: MakeUser
+) -> None:
+    """GET /login/wechat/link only asks: which WeChat, which account, 确认绑定 or 暂不绑定."""
+    user = make_user("2024000113", name="李四")
+    scan(idp_client, fake, wechat_user=XIAOMING)
+    sign_in(idp_client, "2024000113", next="/login/wechat/link")
+    for _ in range(2):  # a reload asks again; it never binds
+        page = idp_client.get("/login/wechat/link")
+        text = page.get_data(as_text=True)
+        assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+        assert "微信" in text and "小明" in text and "李四" in text and "2024000113" in text
+        assert '<form method="post" action="/login/wechat/link"' in text
+        assert 'name="csrf_token"' in text and "确认绑定" in text and "暂不绑定" in text
+    assert bindings(idp_app, user) == []
+    assert events(idp_app, "social.bind") == []
+
+
+def test_wechat_left_waiting_on_a_shared_computer_is_not_bound_to_the_next_person(
+    idp_app: Flask, idp_client: FlaskClient, fake: FakeWeChat, make_user: MakeUser
+) -> None:
+    """Someone scans their unbound WeChat and walks away; whoever signs in next is asked, and
+    暂不绑定 drops the waiting WeChat, so the stranger's scan never opens that account."""
+    victim = make_user("2024000114")
+    scan(idp_client, fake, start=qr_page(idp_client, next="/security"), wechat_user=STRANGER)
+    signed = sign_in(idp_client, "2024000114", next="/login/wechat/link")
+    assert signed.status_code == 302 and signed.location == "/login/wechat/link"
+    page = idp_client.get("/login/wechat/link")
+    assert page.status_code == 200 and "陌生人" in page.get_data(as_text=True)
+    assert bindings(idp_app, victim) == []
+    skipped = confirm_link(idp_client, "skip")
+    assert skipped.status_code == 302 and skipped.location == "/security"
+    assert bindings(idp_app, victim) == []
+    # The waiting scan is gone: the link neither binds nor asks again.
+    again = idp_client.get("/login/wechat/link")
+    assert again.status_code == 302 and again.location == "/security"
+    declined = events(idp_app, "social.bind")[-1]
+    assert (declined.outcome, declined.actor_id, declined.method) == ("denied", victim.id, "wechat")
+    assert json.loads(declined.detail or "{}") == {"reason": "declined", "via": "login"}
+    # The stranger scanning again is still a stranger.
+    stranger = idp_app.test_client()
+    back = scan(stranger, fake, wechat_user=STRANGER)
+    assert back.status_code == 302 and back.location == "/login/wechat/unbound"
+    assert session_count(idp_app, victim) == 1
+
+
+def test_binding_needs_a_post_with_the_csrf_token_for_the_scan_shown(
+    idp_app: Flask, idp_client: FlaskClient, fake: FakeWeChat, make_user: MakeUser
+) -> None:
+    """No CSRF token, another scan than the page showed, another provider: nothing is bound."""
+    user = make_user("2024000115")
+    scan(idp_client, fake, wechat_user=XIAOMING)
+    sign_in(idp_client, "2024000115")
+    form = link_form(idp_client)
+    no_token = idp_client.post(
+        "/login/wechat/link", data={**form, "csrf_token": "", "decision": "bind"}
+    )
+    assert no_token.status_code == 400
+    other_scan = idp_client.post(
+        "/login/wechat/link", data={**form, "scan": "x", "decision": "bind"}
+    )
+    assert other_scan.status_code == 302 and other_scan.location == "/login/wechat/link"
+    wecom = idp_client.post("/login/wecom/link", data={**form, "decision": "bind"})
+    assert wecom.status_code == 302 and wecom.location == "/security"
+    assert bindings(idp_app, user) == []
+    assert confirm_link(idp_client).status_code == 302
     assert bindings(idp_app, user) == [("wechat", XIAOMING.unionid)]
 
 
 def test_old_session_cannot_bind_without_signing_in_after_the_scan(
     idp_app: Flask, idp_client: FlaskClient, fake: FakeWeChat, make_user: MakeUser
 ) -> None:
-    """A browser signed in before the scan is sent to sign in again rather than bound."""
+    """A browser signed in before the scan is sent to sign in again rather than asked or bound."""
     user = make_user("2024000104")
     sign_in(idp_client, "2024000104")
     scan(idp_client, fake, wechat_user=XIAOMING)
     response = idp_client.get("/login/wechat/link")
     assert response.status_code == 302 and response.location == "/login/wechat/unbound"
+    token = csrf_token(idp_client, "/security")
+    forced = idp_client.post("/login/wechat/link", data={"csrf_token": token, "decision": "bind"})
+    assert forced.status_code == 302 and forced.location == "/login/wechat/unbound"
     assert bindings(idp_app, user) == []
 
 
@@ -512,7 +613,8 @@ def test_wechat_bound_to_someone_else_is_not_bound_again_at_sign_in(
     scan(idp_client, fake, wechat_user=XIAOMING)
     bind(idp_app, owner, XIAOMING)
     sign_in(idp_client, "2024000106", next="/login/wechat/link")
-    response = idp_client.get("/login/wechat/link", follow_redirects=True)
+    refused = confirm_link(idp_client)
+    response = idp_client.get(refused.location)
     assert "该微信已绑定其他账号" in response.get_data(as_text=True)
     assert bindings(idp_app, other) == []
     assert bindings(idp_app, owner) == [("wechat", XIAOMING.unionid)]

@@ -4,11 +4,8 @@ JWKS, userinfo, refresh-token rotation and RP-initiated logout."""
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -23,7 +20,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.conftest import MakeDatabaseUrl
-from tests.e2e.conftest import ROOT, LiveServer, _server_env, free_port
+from tests.e2e.conftest import LiveServer, _server_env, free_port
 
 #: A demo account (``flask --app idp demo``).
 ACCOUNT, PASSWORD = "2024000001", "Hongliu2024demo"
@@ -48,20 +45,14 @@ def oidc_idp(
 @pytest.fixture(scope="module")
 def registration(oidc_idp: LiveServer) -> dict[str, Any]:
     """A client registered with the real command line."""
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "flask", "--app", "idp", "clients", "add-oidc"),
-            *("Authlib 互通测试", "--first-party", "--json"),
-            *("--redirect-uri", REDIRECT_URI, "--post-logout-uri", REDIRECT_URI),
-        ],
-        env=oidc_idp.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    return oidc_idp.add_oidc_client(
+        "Authlib 互通测试",
+        "--first-party",
+        "--redirect-uri",
+        REDIRECT_URI,
+        "--post-logout-uri",
+        REDIRECT_URI,
     )
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def discover(server: LiveServer) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import re
 import selectors
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -84,20 +83,9 @@ def oidc_idp(
 @pytest.fixture(scope="module")
 def registration(oidc_idp: LiveServer) -> dict[str, Any]:
     """A confidential client (client_secret_basic, PKCE required) via the real command line."""
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "flask", "--app", "idp", "clients", "add-oidc"),
-            *("openid-client 互通测试", "--first-party", "--json"),
-            *("--redirect-uri", REDIRECT_URI),
-        ],
-        env=oidc_idp.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    client = oidc_idp.add_oidc_client(
+        "openid-client 互通测试", "--first-party", "--redirect-uri", REDIRECT_URI
     )
-    client = dict(json.loads(result.stdout.strip().splitlines()[-1]))
     assert client["client_secret"] and client["require_pkce"]
     return client
 

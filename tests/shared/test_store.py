@@ -146,6 +146,23 @@ def test_hit_unless_counts_only_while_the_blocker_is_absent(store: Store) -> Non
     assert store.hit_unless("tries", 60, blocker="lock") == 2
 
 
+def test_unhit_takes_back_one_event_and_keeps_the_window(store: Store) -> None:
+    """unhit() gives back one counted event: never below zero, the window's end unchanged."""
+    store.hit("sent", window=60)
+    store.hit("sent", window=60)
+    before = store.ttl("sent")
+    store.unhit("sent")
+    assert store.count("sent") == 1
+    remaining = store.ttl("sent")
+    assert before is not None and remaining is not None and 0 < remaining <= before
+    store.unhit("sent")
+    store.unhit("sent")
+    store.unhit("never-counted")
+    assert store.count("sent") == 0
+    assert store.count("never-counted") == 0
+    assert store.hit("sent", window=60) == 1
+
+
 def test_hit_window_restarts_after_expiry(store: Store) -> None:
     """A fixed window: once it has passed the count starts again at one."""
     store.hit("fails", window=0.2)

@@ -37,6 +37,47 @@ def test_security_headers_on_every_response(factory: AppFactory) -> None:
     assert "Strict-Transport-Security" not in response.headers
 
 
+def test_language_switch_keeps_where_the_page_was_going(make_idp: AppFactory) -> None:
+    """Switching language on the sign-in page keeps its query: a person sent to sign in for a
+    campus system, who switches to English, still returns to that system afterwards."""
+    page = make_idp().test_client().get("/login?next=%2Fcas%2Flogin%3Fservice%3Dx&lang=zh_CN")
+    text = page.get_data(as_text=True)
+    assert 'href="?next=%2Fcas%2Flogin%3Fservice%3Dx&amp;lang=en"' in text
+
+
+def test_sign_in_pages_let_a_popup_keep_its_opener(make_idp: AppFactory) -> None:
+    """A single-page app may sign in through a popup: the pages on the way do not cut it
+    from its opener (COOP), the security centre and the console still do."""
+    client = make_idp().test_client()
+    assert client.get("/login").headers["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert client.get("/oauth2/authorize").headers["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert client.get("/").headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert client.get("/admin").headers["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_idp_pages_are_never_cached(make_idp: AppFactory) -> None:
+    """Every IdP page names who is signed in or carries a one-time form: no-store, unless it
+    chose its own caching (the public discovery document)."""
+    client = make_idp().test_client()
+    for path in ("/", "/login", "/logout", "/admin", "/no-such-page"):
+        assert client.get(path).headers["Cache-Control"] == "no-store", path
+    discovery = client.get("/.well-known/openid-configuration")
+    assert discovery.headers["Cache-Control"].startswith("public")
+
+
+def test_a_logo_hosted_elsewhere_is_allowed_by_the_csp(factory: AppFactory) -> None:
+    """``*_LOGO_URL`` on the school's web site: the CSP lets that one origin's images in."""
+    logo = "https://www.example.edu.cn/images/logo.png"
+    response = factory(LOGO_URL=logo).test_client().get("/")
+    assert logo in response.get_data(as_text=True)
+    img_src = next(
+        part
+        for part in response.headers["Content-Security-Policy"].split("; ")
+        if part.startswith("img-src")
+    )
+    assert img_src == "img-src 'self' data: https://www.example.edu.cn"
+
+
 def test_hsts_only_over_https(factory: AppFactory) -> None:
     """HSTS is sent when the request came over HTTPS."""
     response = factory().test_client().get("/", base_url="https://localhost")
