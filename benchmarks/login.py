@@ -4,8 +4,10 @@ What it measures
     The IdP as deployed — gunicorn with deploy/gunicorn.conf.py, PostgreSQL, Redis — serving
     password sign-ins from real HTTP clients: each sign-in is a ``POST /login`` with the right
     password, which must answer 302 to ``/`` and set the SSO cookie (a session really started);
-    each virtual user loads the form (``GET /login``, CSRF token) once, as a browser does, and
-    drops the SSO cookie after each sign-in so the next one starts a new session. In the same
+    each virtual user loads the form (``GET /login``, CSRF token) before every sign-in, as a
+    browser does (the CSRF secret is renewed at every sign-in, so a form loaded before one is
+    void after it: the form's cost is part of each sign-in), and drops the SSO cookie after each
+    sign-in so the next one starts a new session. In the same
     run, the bare argon2id verify rate with the app's own parameters (``hasher_from_config`` of
     the app's config) is measured in this process on one core while the others idle, and again
     with one process per core verifying at once, as the server's cores do under load (argon2 is
@@ -309,20 +311,18 @@ class Tally:
 
 
 def _sign_in_once(
-    session: requests.Session, url: str, account: Account, form_token: list[str]
+    session: requests.Session, url: str, account: Account
 ) -> tuple[str | None, float]:
     """One sign-in: (failure reason or None, POST latency in seconds).
 
-    Like a browser, each virtual user loads the form once and signs in with it; the SSO cookie
-    is dropped after every sign-in so that each POST starts a new session.
+    Like a browser, the virtual user loads the form and signs in with it; the SSO cookie is
+    dropped after every sign-in so that each POST starts a new session.
     """
-    if not form_token:
-        page = session.get(url, timeout=HTTP_TIMEOUT)
-        match = CSRF_INPUT.search(page.text)
-        if page.status_code != 200 or match is None:
-            return f"GET /login answered {page.status_code} without a form", 0.0
-        form_token.append(match.group(1))
-    form = {"identifier": account[0], "password": account[1], "csrf_token": form_token[0]}
+    page = session.get(url, timeout=HTTP_TIMEOUT)
+    match = CSRF_INPUT.search(page.text)
+    if page.status_code != 200 or match is None:
+        return f"GET /login answered {page.status_code} without a form", 0.0
+    form = {"identifier": account[0], "password": account[1], "csrf_token": match.group(1)}
     started = time.monotonic()
     answer = session.post(url, data=form, allow_redirects=False, timeout=HTTP_TIMEOUT)
     latency = time.monotonic() - started
@@ -331,7 +331,6 @@ def _sign_in_once(
         if cookie.name == SSO_COOKIE:
             session.cookies.clear(cookie.domain, cookie.path, cookie.name)
     if answer.status_code != 302:
-        form_token.clear()  # e.g. an expired form: load it again next time
         return f"POST /login answered {answer.status_code}", latency
     if location != "/" or SSO_COOKIE not in answer.cookies:
         return f"POST /login redirected to {location!r} without a session", latency
@@ -349,12 +348,11 @@ def _virtual_user(
     session = requests.Session()
     session.headers["User-Agent"] = "hongliu-login-benchmark/1"
     n = 0
-    form_token: list[str] = []
     while time.monotonic() < measure_until:
         account = accounts[n % len(accounts)]
         n += 1
         try:
-            reason, latency = _sign_in_once(session, url, account, form_token)
+            reason, latency = _sign_in_once(session, url, account)
         except requests.RequestException as exc:
             reason, latency = type(exc).__name__, 0.0
         finished = time.monotonic()
@@ -632,7 +630,7 @@ def report(
     )
     if load.successes:
         _line(
-            "server CPU per sign-in (POST /login):",
+            "server CPU per sign-in (GET + POST /login):",
             f"{load.server_cpu / load.successes * 1000:6.1f} ms, of which argon2 "
             f"≈ {1000 / every_core:.1f} ms",
         )
