@@ -154,6 +154,29 @@ def test_student_activates_account_with_sms_code(
     expect(page.locator(".user-name")).to_have_text("赵六")
 
 
+def test_a_password_typed_before_the_meter_loaded_is_measured(
+    page: Page, live_idp: LiveServer, add_user: Callable[..., tuple[str, str]]
+) -> None:
+    """The strength meter's script may arrive after the person (or the browser's password
+    manager) has already filled the box: it measures what is there when it starts."""
+    account, id_number = add_user("--pending")
+    page.goto(live_idp.url + "/activate")
+    page.get_by_label("账号", exact=True).fill(account)
+    page.get_by_label("姓名", exact=True).fill("赵六")
+    page.get_by_label("证件号", exact=True).fill(id_number)
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("手机号码", exact=True).fill("13933331111")
+    page.get_by_role("button", name="发送验证码").click()
+    page.get_by_label("验证码", exact=True).fill(_code(live_idp, "13933331111"))
+    held: list[Any] = []
+    page.route("**/password-meter.js", lambda route: held.append(route))  # held until released
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("新密码", exact=True).fill(NEW_PASSWORD)
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator(".password-meter-label")).to_contain_text("分")
+
+
 def test_activation_with_wrong_id_number_is_refused(
     page: Page, live_idp: LiveServer, add_user: Callable[..., tuple[str, str]]
 ) -> None:

@@ -142,6 +142,9 @@
       if (timer) { clearTimeout(timer); }
       timer = setTimeout(measure, DEBOUNCE_MS);
     });
+    // Typed (or filled in by the browser's password manager) before this script ran: the
+    // input event has gone by, so measure what is there now.
+    if (input.value) { measure(); }
   }
 
   function init() {
