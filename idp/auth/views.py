@@ -413,7 +413,7 @@ def setup_auth(app: Any) -> None:
 
     @app.context_processor
     def signed_in_user() -> dict[str, Any]:
-        if not g.get("request_id"):
+        if not g.get("request_id") or g.get("dependency_down"):
             return {"current_user": None}
         try:
             return {"current_user": current_user()}

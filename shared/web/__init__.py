@@ -323,6 +323,8 @@ def setup_error_pages(app: Flask, reset: Callable[[], None] | None = None) -> No
             except Exception:  # a dead connection may refuse even the rollback
                 app.logger.warning("could not roll back after an error", exc_info=True)
         status = 503 if is_outage(error) else 500
+        # The page's own lookups (who is signed in) would only wait on the dependency again.
+        g.dependency_down = status == 503
         title, message = _error_texts()[status]
         response = app.make_response(error_response(status, title, message))
         if status == 503:

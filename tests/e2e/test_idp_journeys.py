@@ -129,6 +129,19 @@ def test_sms_code_sign_in(
     expect(page.locator(".user-name")).to_have_text("赵六")
 
 
+def _activate_up_to_password(
+    page: Page, live_idp: LiveServer, account: str, id_number: str, phone: str
+) -> None:
+    """激活账号 from its first step: identity, then the phone's code typed in (not sent on)."""
+    page.get_by_label("账号", exact=True).fill(account)
+    page.get_by_label("姓名", exact=True).fill("赵六")
+    page.get_by_label("证件号", exact=True).fill(id_number)
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_label("手机号码", exact=True).fill(phone)
+    page.get_by_role("button", name="发送验证码").click()
+    page.get_by_label("验证码", exact=True).fill(_code(live_idp, phone))
+
+
 def test_student_activates_account_with_sms_code(
     page: Page, live_idp: LiveServer, add_user: Callable[..., tuple[str, str]]
 ) -> None:
@@ -136,13 +149,7 @@ def test_student_activates_account_with_sms_code(
     account, id_number = add_user("--pending")
     page.goto(live_idp.url + "/login")
     page.get_by_role("link", name="激活账号").click()
-    page.get_by_label("账号", exact=True).fill(account)
-    page.get_by_label("姓名", exact=True).fill("赵六")
-    page.get_by_label("证件号", exact=True).fill(id_number)
-    page.get_by_role("button", name="下一步").click()
-    page.get_by_label("手机号码", exact=True).fill("13933330000")
-    page.get_by_role("button", name="发送验证码").click()
-    page.get_by_label("验证码", exact=True).fill(_code(live_idp, "13933330000"))
+    _activate_up_to_password(page, live_idp, account, id_number, "13933330000")
     page.get_by_role("button", name="下一步").click()
     page.get_by_label("新密码", exact=True).fill(NEW_PASSWORD)
     expect(page.locator(".password-meter-label")).to_contain_text("分")
@@ -161,13 +168,7 @@ def test_a_password_typed_before_the_meter_loaded_is_measured(
     manager) has already filled the box: it measures what is there when it starts."""
     account, id_number = add_user("--pending")
     page.goto(live_idp.url + "/activate")
-    page.get_by_label("账号", exact=True).fill(account)
-    page.get_by_label("姓名", exact=True).fill("赵六")
-    page.get_by_label("证件号", exact=True).fill(id_number)
-    page.get_by_role("button", name="下一步").click()
-    page.get_by_label("手机号码", exact=True).fill("13933331111")
-    page.get_by_role("button", name="发送验证码").click()
-    page.get_by_label("验证码", exact=True).fill(_code(live_idp, "13933331111"))
+    _activate_up_to_password(page, live_idp, account, id_number, "13933331111")
     held: list[Any] = []
     page.route("**/password-meter.js", lambda route: held.append(route))  # held until released
     page.get_by_role("button", name="下一步").click()
