@@ -159,6 +159,9 @@ class ServiceData:
 
 
 _COPIED = [f.name for f in fields(ServiceData) if f.name not in {"audiences", "entry_url", "title"}]
+#: What the audit's ``changed`` compares: the copied fields, and the name, 在线办理 address and
+#: audiences, which are stored differently (a changed entry address is what an auditor looks for).
+_AUDITED = [*_COPIED, "title", "entry_url", "for_student", "for_staff", "for_visitor"]
 
 
 def _validate(data: ServiceData) -> None:
@@ -191,7 +194,7 @@ def save_service(
     if service is None:
         service = Service(status=ServiceStatus.DRAFT.value, created_at=utcnow(), open_count=0)
         db.session.add(service)
-    before = {name: getattr(service, name, None) for name in _COPIED}
+    before = {name: getattr(service, name, None) for name in _AUDITED}
     for name in _COPIED:
         value = getattr(data, name)
         setattr(service, name, value.strip() if isinstance(value, str) else value)
@@ -204,7 +207,7 @@ def save_service(
     db.session.flush()
     db.session.refresh(service, ["department", "category"])
     refresh_search_columns(service)
-    changed = sorted(n for n in _COPIED if before[n] != getattr(service, n))
+    changed = sorted(n for n in _AUDITED if before[n] != getattr(service, n))
     record(
         "service.create" if created else "service.update",
         _actor_name(actor),
@@ -576,6 +579,8 @@ def save_system(
         raise CatalogError(_l("地址须为 http(s):// 开头的网址或本站路径。"))
     if data.section not in {s.value for s in EntrySection}:
         raise CatalogError(_l("请选择入口类型。"))
+    if data.department_id is not None and db.session.get(Department, data.department_id) is None:
+        raise CatalogError(_l("请选择所属部门。"))
     if not set(data.allowed_kinds) <= {a.value for a in Audience}:
         raise CatalogError(_l("可用人员类别无效。"))
     created = entry is None

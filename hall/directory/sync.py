@@ -77,7 +77,7 @@ class DirectoryClient:
             )
             discovery.raise_for_status()
             token_endpoint = discovery.json()["token_endpoint"]
-        except (requests.RequestException, ValueError, KeyError) as exc:
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise SyncError(
                 f"cannot read the IdP's discovery document at {self.issuer}: {exc}"
             ) from None
@@ -118,12 +118,34 @@ class DirectoryClient:
             if response.status_code != 200:
                 detail = _error_detail(response)
                 raise SyncError(f"the IdP's directory answered {response.status_code}: {detail}")
-            page = response.json()
-            items = page.get("Resources") or []
+            items, total = _list_page(response, endpoint)
             yield from items
             start += len(items)
-            if not items or start > int(page.get("totalResults", 0)):
+            if start > total:
                 return
+            if not items:
+                # A listing that stops short would make a complete run mark everyone after the
+                # gap inactive (and drop their positions), and an incremental one skip changes.
+                raise SyncError(
+                    f"the IdP's directory listing of {endpoint} stopped after {start - 1} of "
+                    f"{total} resources; nothing was marked inactive, the next run reads again"
+                )
+
+
+def _list_page(response: requests.Response, endpoint: str) -> tuple[list[dict[str, Any]], int]:
+    """The resources and ``totalResults`` of one SCIM ListResponse page, or a SyncError."""
+    try:
+        page = response.json()
+        items = page.get("Resources") or []
+        total = int(page.get("totalResults", 0))
+    except (ValueError, TypeError, AttributeError):
+        items, total = None, 0
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise SyncError(
+            f"the IdP's directory answered {endpoint} with something that is not a SCIM list: "
+            f"{response.text[:200]!r}"
+        )
+    return items, total
 
 
 def _error_detail(response: requests.Response) -> str:

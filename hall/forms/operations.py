@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -33,6 +35,7 @@ from hall.workflow.operations import (
     resubmit_data,
     submit_application,
 )
+from shared.factory import get_store
 
 #: Largest draft, as stored JSON: a draft skips validation, not every limit.
 MAX_DRAFT_BYTES = 256 * 1024
@@ -42,6 +45,16 @@ MAX_DRAFTS = 100
 MAX_CHOSEN = 10
 #: Form key of the approvers chosen for a node: ``chosen-<node id>``.
 CHOICE_PREFIX = "chosen-"
+#: How long a form page's submission is remembered: posting the same page again (a double
+#: click, the browser's resend, a second tab of one draft) shows the first application.
+SUBMISSION_TTL = 24 * 3600
+#: How long a second post of a page waits for the first one, still being processed.
+SUBMISSION_WAIT = 5.0
+#: How long a claim without an outcome holds (a process that died mid-submission must not
+#: block a draft's page for a day).
+SUBMISSION_PENDING_TTL = 60
+_SUBMISSION_PENDING = "pending"
+_SUBMISSION_ID = re.compile(r"[A-Za-z0-9_-]{16,80}")
 
 
 @dataclass(frozen=True)
@@ -198,11 +211,16 @@ def approver_choices(
 
 
 def read_choices(
-    choices: list[ApproverChoice], form: MultiDict[str, str], *, check: bool
+    choices: list[ApproverChoice],
+    form: MultiDict[str, str],
+    *,
+    check: bool,
+    applicant: str | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Chosen approvers by node (学工号 separated by commas or spaces) and problems by field.
 
-    ``check`` (at submission) requires a choice per node, each a person the hall knows.
+    ``check`` (at submission) requires a choice per node, each a person the hall knows other
+    than the ``applicant``: nobody approves their own application.
     """
     chosen: dict[str, list[str]] = {}
     errors: dict[str, list[str]] = {}
@@ -218,6 +236,10 @@ def read_choices(
             continue
         if len(accounts) > MAX_CHOSEN:
             errors[choice.key] = [_("最多选择%(n)s位审批人", n=MAX_CHOSEN)]
+            continue
+        if applicant is not None and applicant in accounts:
+            # The engine refuses it too; here the message stands beside the field.
+            errors[choice.key] = [_("不能选择申请人本人作为“%(name)s”的审批人", name=choice.name)]
             continue
         known = set(
             db.session.scalars(
@@ -284,11 +306,94 @@ def save_draft(
 
 
 def delete_draft(draft: Draft) -> None:
-    """Remove a draft and the files only it held."""
-    form = draft.form_definition
-    attachments.delete_unsubmitted(attachments.attachment_ids(form.ui, draft.data), draft.owner)
+    """Remove a draft and the files only it held (another draft of the owner may hold some)."""
+    kept: set[int] = set()
+    for other in drafts_of(draft.owner):
+        if other.id != draft.id:
+            kept.update(attachments.attachment_ids(other.form_definition.ui, other.data))
+    ids = attachments.attachment_ids(draft.form_definition.ui, draft.data)
+    attachments.delete_unsubmitted([i for i in ids if i not in kept], draft.owner)
     db.session.delete(draft)
     db.session.commit()
+
+
+# --------------------------------------------------------------------------- one submission a page
+
+
+@dataclass(frozen=True)
+class SubmissionClaim:
+    """The right to submit a form page once (``key`` None: a page without a submission id)."""
+
+    key: str | None
+    #: The application an earlier post of the same page created.
+    earlier: int | None = None
+    #: An earlier post of the same page is still being processed.
+    busy: bool = False
+
+
+def submission_id(raw: str | None, draft: Draft | None = None) -> str:
+    """The id a form page is submitted under: the draft's (shared by every tab showing it),
+    else the one the page already carried, else a new random one."""
+    if draft is not None:
+        created = draft.created_at.replace(tzinfo=None)
+        return f"draft-{draft.id}-{created:%Y%m%d%H%M%S%f}"
+    text = str(raw or "")
+    return text if _SUBMISSION_ID.fullmatch(text) else secrets.token_urlsafe(18)
+
+
+def _submission_key(account: str, raw: str | None) -> str | None:
+    text = str(raw or "")
+    return f"form-submission:{account}:{text}" if _SUBMISSION_ID.fullmatch(text) else None
+
+
+def claim_submission(account: str, raw: str | None) -> SubmissionClaim:
+    """Claim a page's one submission, or learn what an earlier post of it did.
+
+    The store decides between two posts at once; the later waits up to ``SUBMISSION_WAIT``
+    for the earlier one's application.
+    """
+    key = _submission_key(account, raw)
+    if key is None:
+        return SubmissionClaim(None)
+    store = get_store()
+    deadline = time.monotonic() + SUBMISSION_WAIT
+    while True:
+        if store.add(key, _SUBMISSION_PENDING, SUBMISSION_PENDING_TTL):
+            return SubmissionClaim(key)
+        value = store.get(key)
+        if value is not None and value != _SUBMISSION_PENDING:
+            return SubmissionClaim(key, earlier=row_id(value))
+        if value is not None and time.monotonic() >= deadline:
+            return SubmissionClaim(key, busy=True)
+        if value is not None:
+            time.sleep(0.1)
+
+
+def finish_submission(claim: SubmissionClaim, application: Application | None) -> None:
+    """Remember the application a claimed page created; without one the page may be posted
+    again (its errors fixed)."""
+    if claim.key is None or claim.earlier is not None or claim.busy:
+        return
+    store = get_store()
+    if application is None:
+        store.delete(claim.key)
+    else:
+        store.set(claim.key, str(application.id), SUBMISSION_TTL)
+
+
+def page_draft(account: str, raw: str | None) -> Draft | None:
+    """The draft a new form page was already saved as (存到我的草稿箱 clicked twice, or again
+    after the browser's Back button), so saving it again updates that draft."""
+    key = _submission_key(account, raw)
+    found = row_id(get_store().get(f"{key}:draft")) if key is not None else None
+    return find_draft(account, found) if found is not None else None
+
+
+def remember_page_draft(account: str, raw: str | None, draft: Draft) -> None:
+    """Note which draft a new form page was saved as (see ``page_draft``)."""
+    key = _submission_key(account, raw)
+    if key is not None:
+        get_store().set(f"{key}:draft", str(draft.id), SUBMISSION_TTL)
 
 
 # --------------------------------------------------------------------------- submission

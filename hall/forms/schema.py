@@ -38,6 +38,9 @@ CELL_WIDGETS = ("input", "number", "date", "select")
 FORM_ERROR = "__form__"
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
+#: Longest text taken as a number: Python refuses ints past 4,300 digits and a long float
+#: becomes ``inf``, which PostgreSQL's json refuses; longer text fails as "not a number".
+MAX_NUMBER_LENGTH = 32
 
 
 def _(msgid: str, /, **params: Any) -> str:
@@ -118,6 +121,8 @@ def _clean(value: Any) -> str:
 
 def _number(text: str) -> int | float | str:
     """An int or float from posted text; text that is no number is kept for the error."""
+    if len(text) > MAX_NUMBER_LENGTH:
+        return text
     if _INTEGER.match(text):
         return int(text)
     if _NUMBER.match(text):

@@ -31,18 +31,23 @@ from hall.forms.models import Draft, row_id
 from hall.forms.operations import (
     applicant_permissions,
     approver_choices,
+    claim_submission,
     delete_draft,
     drafts_of,
     find_draft,
+    finish_submission,
     form_version,
     may_resubmit,
     merge_errors,
     online_form,
+    page_draft,
     read_choices,
     read_post,
+    remember_page_draft,
     resubmit,
     save_draft,
     start_permissions,
+    submission_id,
     submit_form,
 )
 from hall.forms.rendering import field_views
@@ -78,8 +83,13 @@ def _render_form(
     application: Application | None = None,
     chosen: dict[str, list[str]] | None = None,
     status: int = 200,
+    posted_submission: str | None = None,
 ) -> ResponseReturnValue:
-    """The form page: every field with its value and errors; drafts only for new applications."""
+    """The form page: every field with its value and errors; drafts only for new applications.
+
+    A new application's page carries its submission id (``posted_submission`` when the page
+    comes back with errors), so posting it twice makes one application.
+    """
     errors = errors or {}
     # A resubmission keeps the approvers chosen at the first submission.
     choices = [] if application else approver_choices(service, chosen, errors)
@@ -110,6 +120,7 @@ def _render_form(
             application=application,
             action=action,
             application_url=application_url,
+            submission_id=None if application else submission_id(posted_submission, draft),
         ),
         status,
     )
@@ -135,8 +146,11 @@ def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
             )
         return _render_form(user, service, newest, {})
 
+    posted_submission = request.form.get("submission_id")
     draft_id = row_id(request.form.get("draft_id"))
     draft = find_draft(user.account, draft_id) if draft_id else None
+    if draft is None and not draft_id:
+        draft = page_draft(user.account, posted_submission)
     if draft is not None and draft.service_id != service.id:
         draft = None
     # The version the page was rendered with, so a definition changed meanwhile does not
@@ -147,11 +161,21 @@ def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
     posted = read_post(form.ui, request.form, request.files, user, permissions)
     db.session.commit()  # uploads are kept whatever happens to the rest of the form
     saving = request.form.get("action") == "draft"
-    chosen, choice_errors = read_choices(approver_choices(service), request.form, check=not saving)
+    chosen, choice_errors = read_choices(
+        approver_choices(service), request.form, check=not saving, applicant=user.account
+    )
 
     def again(errors: dict[str, list[str]], status: int = 422) -> ResponseReturnValue:
         return _render_form(
-            user, service, form, posted.data, errors, draft=draft, chosen=chosen, status=status
+            user,
+            service,
+            form,
+            posted.data,
+            errors,
+            draft=draft,
+            chosen=chosen,
+            status=status,
+            posted_submission=posted_submission,
         )
 
     if saving:
@@ -159,6 +183,8 @@ def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
             draft = save_draft(user, service, form, posted.data, draft, chosen)
         except SubmissionInvalid as exc:
             return again(merge_errors(posted.errors, exc.errors))
+        if not draft_id:
+            remember_page_draft(user.account, posted_submission, draft)
         if posted.errors:
             flash(_("已存到草稿箱，但有附件未能保存，请查看提示。"), "error")
             return again(posted.errors, 200)
@@ -169,12 +195,25 @@ def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
         # Show the rest of the form's errors too, all at once.
         shown = apply_profile(form.ui, posted.data, profile_of(user))
         return again(merge_errors(problems, validate_submission(form.schema, form.ui, shown)))
+    claim = claim_submission(user.account, posted_submission)
+    if claim.earlier is not None:
+        flash(_("这份表单已经提交过，没有重复提交。"), "success")
+        return redirect(url_for("forms.submitted", application_id=claim.earlier))
+    if claim.busy:
+        return error_response(
+            409,
+            _("正在提交"),
+            _("这份表单已提交，正在处理中。请稍后在待办中心“我发起的”中查看，不要重复提交。"),
+        )
+    application: Application | None = None
     try:
         application = submit_form(service, user, form, posted.data, draft, chosen)
     except SubmissionInvalid as exc:
         return again(exc.errors)
     except NotConfigured:
         return _no_form()
+    finally:
+        finish_submission(claim, application)
     return redirect(url_for("forms.submitted", application_id=application.id))
 
 

@@ -42,9 +42,15 @@ LISTS = {
 DRAFTS_PATH = "/drafts"
 
 
+def _row_number(text: str) -> int | None:
+    """A posted or queried id or page number; None for anything else."""
+    # ASCII only: "²".isdigit() is true, but int("²") fails.
+    ok = text.isascii() and text.isdigit() and 0 < len(text) < 10
+    return int(text) if ok else None
+
+
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() and 0 < len(value) < 10 else None
+    return _row_number(request.args.get(name, ""))
 
 
 def _missing() -> ResponseReturnValue:
@@ -100,7 +106,7 @@ def inbox(user: HallUser) -> ResponseReturnValue:
 def batch_approve(user: HallUser) -> ResponseReturnValue:
     """批量通过: the ticked tasks, one opinion."""
     form = BatchForm()
-    ids = [int(v) for v in request.form.getlist("task") if v.isdigit() and len(v) < 10]
+    ids = [n for v in request.form.getlist("task") if (n := _row_number(v)) is not None]
     opinion = (form.opinion.data or "").strip()
     problem = None
     if not ids:
@@ -205,8 +211,7 @@ def application(user: HallUser, application_id: int) -> ResponseReturnValue:
 
 
 def _task_arg(value: str | None) -> int:
-    text = (value or "").strip()
-    return int(text) if text.isdigit() and len(text) < 10 else 0
+    return _row_number((value or "").strip()) or 0
 
 
 def _after_refusal(
@@ -298,7 +303,11 @@ def pass_on(user: HallUser, application_id: int) -> ResponseReturnValue:
     kind = request.form.get("action", "")
     if kind not in ("transfer", "before", "after"):
         return _render_application(user, found, status=400, error=_("请选择操作"), person_form=form)
-    if not form.validate() or not who or not inbox_ops.known_person(who):
+    valid = form.validate()
+    if form.opinion.errors:
+        error = _("审批意见不能超过%(n)s字", n=ops.MAX_OPINION)
+        return _render_application(user, found, status=400, error=error, person_form=form)
+    if not valid or not who or not inbox_ops.known_person(who):
         return _render_application(
             user, found, status=400, error=_("找不到该人员，请先搜索并选择"), person_form=form
         )
@@ -406,6 +415,18 @@ def delegation(user: HallUser) -> ResponseReturnValue:
         ),
         status,
     )
+
+
+@bp.post("/inbox/delegation/<row_id:delegation_id>/end")
+@login_required
+def end_delegation(user: HallUser, delegation_id: int) -> ResponseReturnValue:
+    """结束委托: back early, new tasks are one's own again (someone else's: 404)."""
+    try:
+        ops.end_delegation(user.account, delegation_id, campus_today())
+    except LookupError:
+        return error_response(404, _("委托不存在"), _("该委托不存在，或不是您设置的。"))
+    flash(_("已结束委托"), "success")
+    return redirect(url_for(".delegation"))
 
 
 # --------------------------------------------------------------------------- setup

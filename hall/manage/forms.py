@@ -45,8 +45,17 @@ class MultiCheckboxField(SelectMultipleField):
         super().__init__(*args, **kwargs)
 
 
+#: The largest id the database's integer columns hold: a bigger one is tampering, not a row.
+MAX_ROW_ID = 2**31 - 1
+
+
 def _optional_int(value: object) -> int | None:
-    return int(value) if isinstance(value, str | int) and str(value).isdigit() else None
+    """The id chosen in a select (None for the empty choice); anything else is refused."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str | int) and str(value).isdigit() and 0 < int(value) <= MAX_ROW_ID:
+        return int(value)
+    raise ValueError(f"not a row id: {value!r}")
 
 
 def _audience_choices() -> list[SelectChoice]:

@@ -271,6 +271,11 @@ def unpublish(user: HallUser, service_id: int) -> ResponseReturnValue:
 # 类别 ------------------------------------------------------------------------------------
 
 
+def _sort(form: CategoryForm) -> int:
+    """The order typed (0 puts a category first), 100 when left empty."""
+    return form.sort.data if form.sort.data is not None else 100
+
+
 @bp.route("/categories", methods=["GET", "POST"])
 @manager_needed
 def categories(user: HallUser) -> ResponseReturnValue:
@@ -281,7 +286,7 @@ def categories(user: HallUser) -> ResponseReturnValue:
         if form.validate():
             if (
                 _commit_or_flash(
-                    lambda: save_category(form.name.data or "", form.sort.data or 100, actor=user)
+                    lambda: save_category(form.name.data or "", _sort(form), actor=user)
                 )
                 is None
             ):
@@ -304,9 +309,7 @@ def rename_category(user: HallUser, category_id: int) -> ResponseReturnValue:
         flash(_("类别名称不能为空，且不超过 64 个字符。"), "error")
         return redirect(url_for(".categories"))
     if _commit_or_flash(
-        lambda: save_category(
-            form.name.data or "", form.sort.data or 100, actor=user, category=category
-        )
+        lambda: save_category(form.name.data or "", _sort(form), actor=user, category=category)
     ):
         flash(_("已保存服务类别“%(name)s”。", name=category.name), "success")
     return redirect(url_for(".categories"))
@@ -326,7 +329,9 @@ def _edit_notice(user: HallUser, notice: Notice | None) -> ResponseReturnValue:
     form.department_id.choices = [SelectChoice(str(d.id), d.name) for d in _my_departments(user)]
     if request.method == "GET" and notice is not None:
         state = notice_state(notice)
-        form.mode.data = {"draft": "draft", "scheduled": "schedule"}.get(state, "now")
+        # A withdrawn notice stays down unless its manager chooses to publish it again.
+        modes = {"draft": "draft", "withdrawn": "draft", "scheduled": "schedule"}
+        form.mode.data = modes.get(state, "now")
         form.publish_at.data = _to_campus_input(notice.publish_at)
     status = 200
     if request.method == "POST":

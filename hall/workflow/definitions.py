@@ -177,7 +177,8 @@ class Flow:
 
 def parse_flow(defn: Any, form_fields: Collection[str] | None = None) -> Flow:
     """A validated, typed ``Flow`` from its JSON form; raises ``FlowInvalid``."""
-    errors = validate_flow(defn, form_fields)
+    # Storage limits are checked when a flow is saved; a copy already stored is read as is.
+    errors = validate_flow(defn, form_fields, storable=False)
     if errors:
         raise FlowInvalid(errors)
     by_id: dict[str, Node] = {}

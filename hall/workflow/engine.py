@@ -99,6 +99,8 @@ MSG_INVALID_SIGNER = N_("不能转给或加签给自己或已在本节点待办�
 MSG_INVALID_POSITION = N_("加签位置只能是之前或之后")
 MSG_NOTHING_PENDING = N_("当前没有待处理的审批")
 MSG_CHOICE_REQUIRED = N_("请为“%(name)s”选择审批人")
+MSG_APPLICANT_SIGNER = N_("不能转办或加签给申请人本人")
+MSG_CHOICE_SELF = N_("不能选择申请人本人作为“%(name)s”的审批人")
 
 
 # --------------------------------------------------------------------------- entry points
@@ -113,7 +115,7 @@ def submit(
 ) -> Outcome | Refusal:
     """Start an application: run the flow from its start node."""
     chosen_t = _normalise_chosen(chosen or {})
-    refusal = _check_choices(flow, chosen_t)
+    refusal = _check_choices(flow, chosen_t, applicant)
     if refusal:
         return refusal
     state = ApplicationState(
@@ -189,13 +191,19 @@ def _normalise_chosen(chosen: Mapping[str, Sequence[str]]) -> dict[str, tuple[st
     return {k: tuple(dict.fromkeys(u for u in v if u)) for k, v in chosen.items()}
 
 
-def _check_choices(flow: Flow, chosen: Mapping[str, tuple[str, ...]]) -> Refusal | None:
+def _check_choices(
+    flow: Flow, chosen: Mapping[str, tuple[str, ...]], applicant: str
+) -> Refusal | None:
     for node in flow.approver_nodes():
         spec = node.approver
-        if spec is not None and spec.type == "applicant_choice" and not chosen.get(node.id):
-            return Refusal(
-                RefusalCode.CHOICE_REQUIRED, MSG_CHOICE_REQUIRED, {"name": node.name or node.id}
-            )
+        if spec is None or spec.type != "applicant_choice":
+            continue
+        name = {"name": node.name or node.id}
+        if not chosen.get(node.id):
+            return Refusal(RefusalCode.CHOICE_REQUIRED, MSG_CHOICE_REQUIRED, name)
+        if applicant in chosen[node.id]:
+            # Nobody approves their own application.
+            return Refusal(RefusalCode.CHOICE_REQUIRED, MSG_CHOICE_SELF, name)
     return None
 
 
@@ -218,7 +226,7 @@ def _resubmit(
     if state.status != ApplicationStatus.RETURNED:
         return Refusal(RefusalCode.NOT_ALLOWED, MSG_NOT_RETURNED)
     chosen = {**state.chosen, **_normalise_chosen(action.chosen)}
-    refusal = _check_choices(flow, chosen)
+    refusal = _check_choices(flow, chosen, state.applicant)
     if refusal:
         return refusal
     fresh = replace(
@@ -303,6 +311,8 @@ def _transfer(
     busy = {t.assignee for t in state.tasks if t.node_id == task.node_id}
     if not action.to or action.to == action.actor or action.to in busy:
         return Refusal(RefusalCode.INVALID_SIGNER, MSG_INVALID_SIGNER)
+    if action.to == state.applicant:
+        return Refusal(RefusalCode.INVALID_SIGNER, MSG_APPLICANT_SIGNER)
     run = _Run(flow, state, ctx)
     run.close(task, TaskStatus.TRANSFERRED, action.opinion.strip())
     run.event(
@@ -327,6 +337,8 @@ def _add_signer(
     busy |= {t.on_behalf_of for t in state.tasks if t.node_id == task.node_id and t.on_behalf_of}
     if not action.who or action.who in busy or action.who in (action.actor, task.on_behalf_of):
         return Refusal(RefusalCode.INVALID_SIGNER, MSG_INVALID_SIGNER)
+    if action.who == state.applicant:
+        return Refusal(RefusalCode.INVALID_SIGNER, MSG_APPLICANT_SIGNER)
     opinion = action.opinion.strip()
     run = _Run(flow, state, ctx)
     if action.position == "after":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
@@ -28,6 +28,7 @@ from hall.forms.schema import (
     tampered_fields,
     validate_definition,
     validate_submission,
+    widget_of,
 )
 from hall.workflow import engine
 from hall.workflow.definitions import Flow, field_permissions, parse_flow, validate_flow
@@ -70,9 +71,11 @@ class NotConfigured(LookupError):
 
 
 def active_delegations(today: date) -> dict[str, list[engine.Delegation]]:
-    """Delegations in force today, by the person away."""
+    """Delegations in force today, by the person away; the newest first, so it wins."""
     rows = db.session.scalars(
-        select(Delegation).where(Delegation.starts_on <= today, Delegation.ends_on >= today)
+        select(Delegation)
+        .where(Delegation.starts_on <= today, Delegation.ends_on >= today)
+        .order_by(Delegation.id.desc())
     )
     result: dict[str, list[engine.Delegation]] = {}
     for row in rows:
@@ -105,6 +108,29 @@ def set_delegation(delegator: str, delegate: str, starts_on: date, ends_on: date
     )
     db.session.commit()
     return row
+
+
+def end_delegation(delegator: str, delegation_id: int, today: date) -> None:
+    """结束委托: from today on, ``delegator``'s new tasks stay theirs (one not begun goes).
+
+    Raises ``LookupError`` for a delegation that is not ``delegator``'s.
+    """
+    row = db.session.get(Delegation, delegation_id)
+    if row is None or row.delegator != delegator:
+        raise LookupError(delegation_id)
+    if row.ends_on < today:
+        return
+    if row.starts_on >= today:
+        db.session.delete(row)
+    else:
+        row.ends_on = today - timedelta(days=1)
+    record(
+        "workflow.delegate.end",
+        delegator,
+        f"account:{delegator}",
+        {"delegate": row.delegate, "id": delegation_id},
+    )
+    db.session.commit()
 
 
 # --------------------------------------------------------------------------- definitions
@@ -194,6 +220,8 @@ def profile_of(user: HallUser) -> dict[str, str]:
 
 def _checked_data(
     form: FormDefinition,
+    flow: Flow,
+    applicant: str,
     old: Mapping[str, Any],
     posted: Mapping[str, Any],
     permissions: Mapping[str, str],
@@ -210,9 +238,39 @@ def _checked_data(
     if profile is not None:
         data = apply_profile(form.ui, data, profile)
     errors = validate_submission(form.schema, form.ui, data)
+    errors.update(_people_problems(flow, applicant, old, data))
     if errors:
         raise SubmissionInvalid(errors)
     return data
+
+
+def _people_problems(
+    flow: Flow, applicant: str, old: Mapping[str, Any], data: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """Changed person fields that name approvers or CC recipients: each must be someone the
+    hall knows, and an approver never the applicant (nobody approves their own application)."""
+    errors: dict[str, list[str]] = {}
+    for node in flow.by_id.values():
+        spec = node.approver
+        if spec is None or spec.type != "form_field" or data.get(spec.field) == old.get(spec.field):
+            continue
+        value = data.get(spec.field)
+        named = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        accounts = [a for a in named if isinstance(a, str) and a]
+        known = set(
+            db.session.scalars(
+                select(HallUser.account).where(
+                    HallUser.account.in_(accounts), HallUser.active.is_(True)
+                )
+            )
+        )
+        unknown = [a for a in accounts if a not in known]
+        if unknown:
+            message = _("找不到工号或学号为 %(accounts)s 的人员", accounts="、".join(unknown[:5]))
+            errors[spec.field] = [message]
+        elif node.kind == "approver" and applicant in accounts:
+            errors[spec.field] = [_("审批人不能是申请人本人")]
+    return errors
 
 
 def submit_application(
@@ -237,7 +295,7 @@ def submit_application(
         raise NotConfigured(_("该服务尚未开通在线办理"))
     flow = parse_flow(flow_row.definition)
     permissions = field_permissions(flow, flow.nodes[0].id, field_names(form.ui))
-    data = _checked_data(form, {}, posted, permissions, profile_of(user))
+    data = _checked_data(form, flow, user.account, {}, posted, permissions, profile_of(user))
     ctx = engine_context(now)
     outcome = engine.submit(flow, user.account, data, ctx, chosen)
     if isinstance(outcome, engine.Refusal):
@@ -323,11 +381,14 @@ def _act_once(
         db.session.rollback()
         return result
     _write(application, flow, result, ctx.at)
+    detail = {"task": getattr(action, "task_id", None), "to": getattr(action, "to", None)}
+    if isinstance(action, engine.AddSigner):
+        detail.update(to=action.who, position=action.position)  # 加签: whom, before or after
     record(
         f"workflow.{type(action).__name__.lower()}",
         action.actor,
         f"application:{application.id}",
-        {"task": getattr(action, "task_id", None), "to": getattr(action, "to", None)},
+        detail,
     )
     db.session.commit()
     return result
@@ -347,8 +408,27 @@ def _with_posted(
     if task is None or task.assignee != action.actor:
         return state  # the engine refuses the action itself
     permissions = field_permissions(flow, task.node_id, fields)
-    data = _checked_data(form, state.data, posted, permissions, None)
+    foreign = _foreign_attachments(form, state.data, posted)
+    if foreign:
+        raise SubmissionInvalid(foreign)
+    data = _checked_data(form, flow, application.applicant, state.data, posted, permissions, None)
     return replace(state, data=data)
+
+
+def _foreign_attachments(
+    form: FormDefinition, old: Mapping[str, Any], posted: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """Attachment ids an approver posted that the application did not hold: the approval form
+    uploads nothing, so an approver may keep or drop files, never name another one."""
+    errors: dict[str, list[str]] = {}
+    for name in field_names(form.ui):
+        if widget_of(form.ui, name) != "attachment" or not isinstance(posted.get(name), list):
+            continue
+        held = old.get(name)
+        kept = {str(v) for v in held} if isinstance(held, list) else set()
+        if any(str(v) not in kept for v in posted[name]):
+            errors[name] = [_("不能加入不属于本申请的附件")]
+    return errors
 
 
 def _write(application: Application, flow: Flow, outcome: engine.Outcome, at: datetime) -> None:
@@ -441,7 +521,9 @@ def resubmit_data(
     flow = parse_flow(application.flow_snapshot)
     form = application.form_definition
     permissions = field_permissions(flow, flow.nodes[0].id, field_names(form.ui))
-    return _checked_data(form, {}, posted, permissions, profile_of(user))
+    return _checked_data(
+        form, flow, application.applicant, {}, posted, permissions, profile_of(user)
+    )
 
 
 def pending_tasks(account: str, limit: int = 100) -> list[Task]:

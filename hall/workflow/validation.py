@@ -32,6 +32,9 @@ OPERATORS = ("eq", "ne", "gt", "ge", "lt", "le", "in", "contains")
 EMPTY_ACTIONS = ("skip", "fallback")
 MAX_DEPTH = 16
 MAX_SUPERVISOR_LEVEL = 10
+#: Lengths of the columns node ids, node names and people are stored in (tasks, history).
+MAX_ID = 64
+MAX_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,14 @@ class FlowError:
         return self.message % dict(self.params) if self.params else self.message
 
 
-def validate_flow(defn: Any, form_fields: Collection[str] | None = None) -> list[FlowError]:
-    """Every problem of a flow definition (empty when valid); ``form_fields`` checks names."""
+def validate_flow(
+    defn: Any, form_fields: Collection[str] | None = None, *, storable: bool = True
+) -> list[FlowError]:
+    """Every problem of a flow definition (empty when valid); ``form_fields`` checks names.
+
+    ``storable`` also checks that ids, names and people fit their columns (a new definition;
+    a flow already copied onto applications is read as it is).
+    """
     errors: list[FlowError] = []
     if not isinstance(defn, Mapping):
         return [FlowError(None, N_("流程定义必须是一个对象"))]
@@ -59,7 +68,70 @@ def validate_flow(defn: Any, form_fields: Collection[str] | None = None) -> list
     seen_ids: set[str] = set()
     seen_objects: set[int] = set()
     _check_sequence(nodes, True, 0, form_fields, seen_ids, seen_objects, errors)
+    if storable:
+        settings = defn.get("settings")
+        if isinstance(settings, Mapping):
+            _check_people_lengths(None, settings.get("fallback"), errors)
+        _check_lengths(nodes, 0, errors)
     return errors
+
+
+def _check_lengths(nodes: Any, depth: int, errors: list[FlowError]) -> None:
+    """Ids, names and people too long to be stored (a task or history row would fail)."""
+    if not isinstance(nodes, list) or depth > MAX_DEPTH:
+        return
+    for raw in nodes:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+            continue
+        node_id = raw["id"]
+        if len(node_id) > MAX_ID:
+            errors.append(
+                FlowError(
+                    node_id[:MAX_ID],
+                    N_("节点编号 %(id)s 过长（最多%(n)s个字符）"),
+                    {"id": node_id[:MAX_ID] + "…", "n": MAX_ID},
+                )
+            )
+        name = raw.get("name", "")
+        if not isinstance(name, str) or len(name) > MAX_NAME:
+            errors.append(
+                FlowError(
+                    node_id,
+                    N_("节点 %(id)s 的名称必须是文字，最多%(n)s个字符"),
+                    {"id": node_id[:MAX_ID], "n": MAX_NAME},
+                )
+            )
+        _check_people_lengths(node_id, raw.get("fallback"), errors)
+        for key in ("approver", "recipients"):
+            spec = raw.get(key)
+            if isinstance(spec, Mapping):
+                _check_people_lengths(node_id, spec.get("users"), errors)
+        branches = raw.get("branches")
+        for branch in branches if isinstance(branches, list) else []:
+            if not isinstance(branch, Mapping):
+                continue
+            branch_id = branch.get("id")
+            if isinstance(branch_id, str) and len(branch_id) > MAX_ID:
+                errors.append(
+                    FlowError(
+                        branch_id[:MAX_ID],
+                        N_("节点编号 %(id)s 过长（最多%(n)s个字符）"),
+                        {"id": branch_id[:MAX_ID] + "…", "n": MAX_ID},
+                    )
+                )
+            _check_lengths(branch.get("nodes"), depth + 1, errors)
+
+
+def _check_people_lengths(node_id: str | None, users: Any, errors: list[FlowError]) -> None:
+    for user in users if isinstance(users, list) else []:
+        if isinstance(user, str) and len(user) > MAX_ID:
+            errors.append(
+                FlowError(
+                    node_id,
+                    N_("学工号 %(user)s 过长（最多%(n)s个字符）"),
+                    {"user": user[:MAX_ID] + "…", "n": MAX_ID},
+                )
+            )
 
 
 def _check_settings(settings: Any, errors: list[FlowError]) -> None:

@@ -84,6 +84,8 @@ class Run:
     def create_task(self, node_id: str, user: str, then: str | None = None) -> Task:
         """Open a task for ``user`` (or their delegate while they are away)."""
         delegate = self.ctx.delegate_for(user)
+        if delegate == self.applicant:
+            delegate = None  # a delegate never approves their own application
         task = Task(
             id=self.next_task_id,
             node_id=node_id,
@@ -135,11 +137,9 @@ class Run:
             users = self.ctx.resolver.supervisor(self.applicant, spec.level)
         elif spec.type == "form_field":
             value = self.data.get(spec.field)
-            users = (
-                [value]
-                if isinstance(value, str)
-                else [v for v in value or [] if isinstance(v, str)]
-            )
+            # Only a person field names people: a number or a date range names nobody.
+            named = value if isinstance(value, list) else [value]
+            users = [v for v in named if isinstance(v, str)]
         else:
             users = list(self.chosen.get(node.id, ()))
         return list(dict.fromkeys(u for u in users if u))
