@@ -17,8 +17,10 @@ import pytest
 import redis
 from flask import Flask
 from flask_migrate import upgrade
+from jinja2.bccache import Bucket, BytecodeCache
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.routing import Rule
 
 from idp.account.codes import DELIVERIES
 from idp.cas.slo import EXECUTOR as CAS_SLO_EXECUTOR
@@ -92,6 +94,48 @@ def _clean_tables(app: Flask) -> None:
             conn.execute(table.delete())
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Compiled templates shared by every app the tests build: each new app would otherwise
+    parse and compile every template it renders again (a fifth of the app tests' time). Jinja
+    checks each entry against its template's source, so an edited template is compiled anew."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATE_CODE = _CompiledTemplates()
+
+
+def _share_url_builders() -> None:
+    """Let every app the tests build reuse the URL builders of the apps before it.
+
+    Werkzeug writes and compiles a Python function per route and app to build its URLs — about
+    a fifth of the app tests' time, as each test builds its own app. The function depends only
+    on the rule's parsed parts and defaults (it reaches the rule's converters through the rule
+    it is bound to), so rules alike share one.
+    """
+    compile_builder = Rule._compile_builder
+    built: dict[tuple[Any, ...], Callable[..., tuple[str, str]]] = {}
+
+    def shared(self: Rule, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        key = (self.rule, tuple(self._trace), repr(self.defaults), append_unknown)
+        if key not in built:
+            built[key] = compile_builder(self, append_unknown)
+        return built[key]
+
+    Rule._compile_builder = shared  # type: ignore[method-assign]
+
+
+_share_url_builders()
+
+
 class AppFactory:
     """Builds an app on a database migrated once per session; cleans it after each test."""
 
@@ -130,11 +174,18 @@ class AppFactory:
             # Single logout to a service no test answers fails at once; retrying it would
             # outlive the test by seconds (tests of retries ask for them).
             config["CAS_SLO_RETRIES"] = 0
+            # argon2id with light parameters: the same code and algorithm, about 1 ms a hash
+            # instead of 17 (hashing and verifying were a sixth of the IdP tests' time). The
+            # default parameters are tested in test_passwords; the browser tests' servers and
+            # the benchmarks run with them.
+            config["ARGON2_MEMORY_KIB"] = 1024
+            config["ARGON2_TIME_COST"] = 1
         config.update(overrides)
         return config
 
     def __call__(self, **overrides: Any) -> Flask:
         app = self.create(self.config(**overrides))
+        app.jinja_env.bytecode_cache = _TEMPLATE_CODE
         if not self.migrated:
             with app.app_context():
                 upgrade()

@@ -1,30 +1,41 @@
 """Browser-test infrastructure: the real apps as live servers, driven by Debian's Chromium.
 
 Each app runs in its own process (``flask run`` on a free loopback port) against its own test
-database, exactly as ``make run`` starts it. Playwright drives ``/usr/bin/chromium``; no browser
+database, exactly as ``make run`` starts it: migrated by ``flask db upgrade`` and loaded by
+``flask demo`` — run for real by the first server of each app, whose database the later ones
+start as a copy of. Playwright drives ``/usr/bin/chromium``; no browser
 is ever downloaded. A failing test leaves a screenshot in ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import json
 import os
 import random
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyotp
 import pytest
 import requests
+from flask import Flask
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from shared.store import SqlStore
 from tests.conftest import TEST_REDIS_URL, MakeDatabaseUrl, flush_redis_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +93,7 @@ class LiveServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    _here: Flask | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -89,15 +101,32 @@ class LiveServer:
 
     def flask(self, *args: str) -> str:
         """Run a ``flask --app <app>`` command with the server's environment; its output."""
+        return _flask(self.app, self.env, *args)
+
+    def app_here(self) -> Flask:
+        """The app built in this process from the server's environment — the same database,
+        store and keys — for set-up and for reading what the server did; never serving."""
+        if self._here is None:
+            prefix = f"{self.app.upper()}_"
+            own = {k: v for k, v in self.env.items() if k.startswith(prefix)}
+            with mock.patch.dict(os.environ, {**own, f"{prefix}PREFLIGHT": "false"}):
+                self._here = importlib.import_module(self.app).create_app()
+        return self._here
+
+    def flask_each(self, *commands: Sequence[str]) -> str:
+        """Run several of the app's own commands (``users add …``, ``roles grant …``) in one
+        process, as ``flask --app <app>`` would run each (one start-up instead of one each);
+        their output. Stops at the first that fails."""
         result = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", self.app, *args],
+            [sys.executable, "-c", _EACH, self.app, json.dumps([list(c) for c in commands])],
             env=self.env,
             cwd=ROOT,
-            check=True,
             capture_output=True,
             text=True,
             timeout=120,
         )
+        if result.returncode:
+            raise RuntimeError(f"{self.app} commands failed:\n{result.stdout}{result.stderr}")
         return result.stdout
 
     def add_oidc_client(self, name: str, *options: str) -> dict[str, Any]:
@@ -125,8 +154,7 @@ class LiveServer:
         engine.dispose()
 
     def start(self) -> None:
-        self.flask("db", "upgrade")
-        self.flask("demo")
+        _migrated_with_demo_data(self.app, self.env)
         with self.log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [
@@ -159,6 +187,14 @@ class LiveServer:
         raise RuntimeError(f"{self.app} did not answer /healthz in 30 s; see {self.log_path}")
 
     def stop(self) -> None:
+        if self._here is not None:
+            # Close the in-process app's connections (its database, and a SQL store's).
+            store = self._here.extensions["hongliu_store"]
+            if isinstance(store, SqlStore):
+                store.engine.dispose()
+            with self._here.app_context():
+                self._here.extensions["sqlalchemy"].engine.dispose()
+            self._here = None
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -166,6 +202,99 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _flask(app: str, env: Mapping[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", app, *args],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.stdout
+
+
+#: ``LiveServer.flask_each``: the app's CLI commands through Flask's CLI runner, in one process.
+_EACH = """
+import importlib, json, sys
+app = importlib.import_module(sys.argv[1]).create_app()
+runner = app.test_cli_runner()
+for args in json.loads(sys.argv[2]):
+    result = runner.invoke(args=args, catch_exceptions=False)
+    sys.stdout.write(result.output)
+    if result.exit_code:
+        sys.exit(f"flask {' '.join(args)}: exit status {result.exit_code}")
+"""
+
+#: Databases migrated (``flask db upgrade``) and loaded with demo data (``flask demo``) once per
+#: test run, by app, database server and the settings the demo data depends on: every later
+#: live server's database starts as a copy (a SQLite backup, PostgreSQL's ``CREATE DATABASE …
+#: TEMPLATE``). Each command is a Python start-up of about 1.5 s, and thirty servers start in
+#: a run.
+_TEMPLATES: dict[tuple[str, ...], str] = {}
+
+
+def _migrated_with_demo_data(app: str, env: dict[str, str]) -> None:
+    """Give a new live server's (empty) database the schema and the demo data."""
+    variable = f"{app.upper()}_DATABASE_URL"
+    url = env[variable]
+    on_postgres = url.startswith("postgresql")
+    settings = (env.get(f"{app.upper()}_SECRET_KEY", ""), env.get(f"{app.upper()}_DATA_KEY", ""))
+    key = (app, str(on_postgres), *settings)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _new_template(url, f"tpl{len(_TEMPLATES)}")
+        template_env = {**env, variable: template}
+        _flask(app, template_env, "db", "upgrade")
+        _flask(app, template_env, "demo")
+        _TEMPLATES[key] = template
+    if on_postgres:
+        target = make_url(url).database
+        with _postgres_admin(url) as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+            conn.execute(
+                text(f'CREATE DATABASE "{target}" TEMPLATE "{make_url(template).database}"')
+            )
+    else:
+        with (
+            closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as copy,
+            closing(sqlite3.connect(template.removeprefix("sqlite:///"))) as source,
+        ):
+            source.backup(copy)
+
+
+def _new_template(url: str, suffix: str) -> str:
+    """The URL of an empty database beside ``url``'s, for a template (dropped at exit)."""
+    if not url.startswith("postgresql"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.with_name(f'{path.stem}_{suffix}.db')}"
+    parsed = make_url(url)
+    name = f"{parsed.database}_{suffix}"[:63]
+    with _postgres_admin(url) as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    atexit.register(_drop_postgres_database, url, name)
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def _postgres_admin(url: str) -> Iterator[Any]:
+    """An autocommit connection to the server of ``url`` (its ``postgres`` database)."""
+    admin = make_url(url).set(drivername="postgresql+psycopg", database="postgres")
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _drop_postgres_database(url: str, name: str) -> None:
+    with _postgres_admin(url) as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _server_env(prefix: str, database_url: str, instance: Path) -> dict[str, str]:

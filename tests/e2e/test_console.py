@@ -4,37 +4,39 @@ console (/admin) and fixes the account; the student then signs in."""
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
+import time
 from typing import Any
 
+import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from idp.auth import throttle
+from idp.directory.operations import find_user_by_account
+from idp.extensions import db
+from idp.mfa import operations as mfa
+from shared.factory import get_store
 from shared.messaging import SMS_FILE, read_records
-from tests.e2e.conftest import ROOT, LiveServer, fresh_code
+from tests.e2e.conftest import LiveServer, fresh_code
 
 PASSWORD = "Hongliu2024xy"
 NEW_PASSWORD = "Willow-2025-new"
 DESK_PASSWORD = "Desk-2025-hongliu"
 _numbers = itertools.count(1)
 
-#: Turns TOTP on for one account inside the live server's own configuration (database, store,
-#: data key), as the security centre would after the first code; prints the secret.
-ENABLE_TOTP = """
-import time, pyotp
-from idp.directory.operations import find_user_by_account
-from idp.extensions import db
-from idp.mfa import operations as mfa
-with app.test_request_context():
-    user = find_user_by_account(sys.argv[1])
-    secret = mfa.enrolment_secret(user)
-    db.session.commit()
-    earlier = time.time() - 60
-    mfa.confirm_enrolment(user, pyotp.TOTP(secret).at(earlier), at=earlier)
-    db.session.commit()
-print(secret)
-"""
+
+def _enable_totp(server: LiveServer, account: str) -> str:
+    """Turn TOTP on for one account in the live server's own database, store and data key, as
+    the security centre would after the first code; returns the secret."""
+    with server.app_here().test_request_context():
+        user = find_user_by_account(account)
+        assert user is not None
+        secret = mfa.enrolment_secret(user)
+        db.session.commit()
+        earlier = time.time() - 60
+        mfa.confirm_enrolment(user, pyotp.TOTP(secret).at(earlier), at=earlier)
+        db.session.commit()
+    return secret
 
 
 def _id_number(seed: int) -> str:
@@ -64,15 +66,16 @@ def console_account(
 ) -> str:
     """A staff account with a verified phone, the console role ``role`` and TOTP on (as the
     CLI and the security centre make one); returns its TOTP secret."""
-    server.flask("users", "add", account, "--name", name, "--kind", "staff",
-                 "--password", password)  # fmt: skip
+    server.flask_each(
+        ("users", "add", account, "--name", name, "--kind", "staff", "--password", password),
+        ("users", "grant", account, role),
+    )
     server.sql(
         "UPDATE users SET phone = :p, phone_verified_at = CURRENT_TIMESTAMP WHERE account = :a",
         p=phone,
         a=account,
     )
-    server.flask("users", "grant", account, role)
-    return _in_server(server, ENABLE_TOTP, account)
+    return _enable_totp(server, account)
 
 
 @pytest.fixture(scope="module")
@@ -254,43 +257,21 @@ def test_help_desk_unlocks_account_locked_by_wrong_passwords(
     expect(page.locator(".user-name")).to_have_text("郑可")
 
 
-def _in_server(server: LiveServer, body: str, *args: str) -> str:
-    """Run ``body`` (with ``app`` built from the server's environment); returns its last line."""
-    script = "import sys\nfrom idp import create_app\napp = create_app()\n" + body
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        env=server.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done.stdout.strip().splitlines()[-1]
-
-
 def _locked(server: LiveServer, account: str) -> bool:
     """Whether the account's password sign-in is locked now (read from the server's store)."""
-    body = (
-        "from idp.auth import throttle\n"
-        "from idp.directory.operations import find_user_by_account\n"
-        "with app.app_context():\n"
-        "    user = find_user_by_account(sys.argv[1])\n"
-        "    print(throttle.is_locked(f'user:{user.id}'))\n"
-    )
-    return _in_server(server, body, account) == "True"
+    with server.app_here().app_context():
+        user = find_user_by_account(account)
+        assert user is not None
+        return throttle.is_locked(f"user:{user.id}")
 
 
 def _captcha_answer(server: LiveServer, page: Page) -> str:
     """The text of the CAPTCHA image this browser was shown (as a person reads it)."""
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "hongliu_idp")
-    body = (
-        "from shared.factory import get_store\n"
-        "data = app.session_interface.get_signing_serializer(app).loads(sys.argv[1])\n"
-        "with app.app_context():\n"
-        "    print(get_store().get('captcha:' + data['captcha_id']))\n"
-    )
-    return _in_server(server, body, cookie)
+    app = server.app_here()
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    with app.app_context():
+        return str(get_store().get("captcha:" + serializer.loads(cookie)["captcha_id"]))
 
 
 def test_console_refuses_help_desk_without_totp_until_it_is_enabled(
@@ -298,14 +279,16 @@ def test_console_refuses_help_desk_without_totp_until_it_is_enabled(
 ) -> None:
     """A help-desk account without 两步验证 is stopped at /admin until it turns it on."""
     account = "C2ENOTOTP"
-    live_idp.flask("users", "add", account, "--name", "钱服务台", "--kind", "staff",
-                   "--password", DESK_PASSWORD)  # fmt: skip
+    live_idp.flask_each(
+        ("users", "add", account, "--name", "钱服务台", "--kind", "staff",
+         "--password", DESK_PASSWORD),
+        ("users", "grant", account, "helpdesk"),
+    )  # fmt: skip
     live_idp.sql(
         "UPDATE users SET phone = '13700003333', phone_verified_at = CURRENT_TIMESTAMP "
         "WHERE account = :a",
         a=account,
     )
-    live_idp.flask("users", "grant", account, "helpdesk")
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
     _sign_in(page, live_idp, account, DESK_PASSWORD)

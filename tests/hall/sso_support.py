@@ -108,11 +108,13 @@ def start_registered_hall(
 
 def add_staff(idp: LiveServer, people: Mapping[str, str], password: str) -> None:
     """Active staff accounts (account → name) at ``idp``, phones 13900007000… verified."""
-    for i, (account, name) in enumerate(people.items()):
-        idp.flask(
-            "users", "add", account, "--name", name, "--kind", "staff",
-            "--password", password, "--phone", f"1390000{7000 + i}",
-        )  # fmt: skip
+    staff = ("--kind", "staff", "--password", password)
+    idp.flask_each(
+        *(
+            ("users", "add", account, "--name", name, *staff, "--phone", f"1390000{7000 + i}")
+            for i, (account, name) in enumerate(people.items())
+        )
+    )
     idp.sql("UPDATE users SET phone_verified_at = CURRENT_TIMESTAMP")
 
 
