@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 
 from hall.directory.sync import SyncError, sync_directory
 from hall.extensions import db
@@ -29,6 +30,23 @@ def _show(report: dict[str, Any], as_json: bool) -> None:
     )
 
 
+def sync_once(*, full: bool, as_json: bool) -> bool:
+    """One run: its report printed, or its failure reported on stderr (False); never raises
+    for a failed sync or a database error, so ``--every`` goes on at the next tick."""
+    try:
+        report = sync_directory(full=full)
+    except SyncError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return False
+    except SQLAlchemyError as exc:  # the database restarting, a lost connection
+        db.session.rollback()
+        # The driver's words only: the statement's parameters carry people's data.
+        click.echo(f"error: database: {getattr(exc, 'orig', None) or exc}", err=True)
+        return False
+    _show(report.as_dict(), as_json)
+    return True
+
+
 @directory.command("sync")
 @click.option("--full", is_flag=True, help="Read everything, not only what changed.")
 @click.option(
@@ -42,24 +60,16 @@ def _show(report: dict[str, Any], as_json: bool) -> None:
 def sync(full: bool, every: int | None, as_json: bool) -> None:
     """Read Users and Groups from the IdP's SCIM API into the hall."""
     if every is None:
-        try:
-            report = sync_directory(full=full)
-        except SyncError as exc:
-            click.echo(f"error: {exc}", err=True)
-            raise SystemExit(1) from None
-        _show(report.as_dict(), as_json)
+        if not sync_once(full=full, as_json=as_json):
+            raise SystemExit(1)
         return
     stopping = threading.Event()
     # systemd and docker stop with SIGTERM: finish the current run's commit, then leave.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    first = True
     while not stopping.is_set():
         try:
-            report = sync_directory(full=full and first)
-            _show(report.as_dict(), as_json)
-        except SyncError as exc:
-            click.echo(f"error: {exc}", err=True)
+            if sync_once(full=full, as_json=as_json):
+                full = False  # a failed --full run is retried as one
         finally:
             db.session.remove()
-        first = False
         stopping.wait(every)

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from flask import current_app, url_for
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, delete, exists, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 
 from hall.audit.operations import record
 from hall.auth.models import HallUser
@@ -26,7 +26,8 @@ from hall.forms import files
 from hall.forms.models import Attachment, Draft, row_id
 from hall.forms.rendering import FieldView
 from hall.forms.schema import field_names, widget_of
-from hall.workflow.models import Application, CarbonCopy, Task
+from hall.inbox.queries import may_see
+from hall.workflow.models import Application
 from shared.factory import get_store
 
 #: Files one request may carry; the request size limit (MAX_CONTENT_LENGTH) follows from it.
@@ -257,22 +258,10 @@ def may_read(attachment: Attachment, user: HallUser) -> bool:
     account = user.account
     if attachment.application_id is None:
         return attachment.owner == account
-    application_id = attachment.application_id
     if attachment.owner == account:
         return True
-    involved = db.session.scalar(
-        select(
-            exists().where(Application.id == application_id, Application.applicant == account)
-            | exists().where(
-                Task.application_id == application_id,
-                or_(Task.assignee == account, Task.on_behalf_of == account),
-            )
-            | exists().where(
-                CarbonCopy.application_id == application_id, CarbonCopy.recipient == account
-            )
-        )
-    )
-    return bool(involved) or is_hall_admin(user)
+    application = db.session.get(Application, attachment.application_id)
+    return application is not None and may_see(application, account, admin=is_hall_admin(user))
 
 
 def open_for(attachment_id: int, user: HallUser) -> tuple[Attachment, Path] | None:
@@ -296,11 +285,13 @@ def open_for(attachment_id: int, user: HallUser) -> tuple[Attachment, Path] | No
     return attachment, path
 
 
-def with_links(views: list[FieldView]) -> list[FieldView]:
+def with_links(views: list[FieldView], *, uploads: bool = True) -> list[FieldView]:
     """Attachment fields with each file's name, size and download link (for ``_fields.html``).
 
     Pages showing a form (the applicant's and the approvers') pass their field views through
-    this; read-only attachment fields then list the files as download links.
+    this; read-only attachment fields then list the files as download links. ``uploads`` False
+    (the approval form, which takes no files) offers an editable field's files to keep or drop
+    but no file input.
     """
     ids = [
         found
@@ -332,7 +323,8 @@ def with_links(views: list[FieldView]) -> list[FieldView]:
             if i is not None and i in rows
         }
         display = "、".join(d["name"] for d in details.values()) or v.display
-        help_text = "；".join(t for t in (v.help, limits) if t) if v.editable else v.help
-        extra = {"attachments": details, "accept": accept}
+        offer_upload = v.editable and uploads
+        help_text = "；".join(t for t in (v.help, limits) if t) if offer_upload else v.help
+        extra = {"attachments": details, "accept": accept, "uploads": uploads}
         result.append(replace(v, extra=extra, help=help_text, display=display))
     return result

@@ -34,6 +34,7 @@ from hall.workflow.operations import (
     latest_form,
     resubmit_data,
     submit_application,
+    unknown_people,
 )
 from shared.factory import get_store
 
@@ -241,18 +242,9 @@ def read_choices(
             # The engine refuses it too; here the message stands beside the field.
             errors[choice.key] = [_("不能选择申请人本人作为“%(name)s”的审批人", name=choice.name)]
             continue
-        known = set(
-            db.session.scalars(
-                select(HallUser.account).where(
-                    HallUser.account.in_(accounts), HallUser.active.is_(True)
-                )
-            )
-        )
-        unknown = [a for a in accounts if a not in known]
-        if unknown:
-            errors[choice.key] = [
-                _("找不到工号或学号为 %(accounts)s 的人员", accounts="、".join(unknown[:5]))
-            ]
+        missing = unknown_people(accounts)
+        if missing:
+            errors[choice.key] = [missing]
     return chosen, errors
 
 

@@ -37,9 +37,12 @@ class ApplicantForm(FlaskForm):
 
 
 class BatchForm(FlaskForm):
-    """批量通过: the ticked tasks share one opinion."""
+    """批量通过: the ticked tasks share one opinion; the list's page and service filter ride
+    along, so a refused batch shows the same list again."""
 
     opinion = TextAreaField(_l("审批意见"), validators=[Length(max=MAX_OPINION, message=TOO_LONG)])
+    page = HiddenField()
+    service = HiddenField()
 
 
 class DelegationForm(FlaskForm):

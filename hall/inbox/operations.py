@@ -174,8 +174,8 @@ def viewing(application: Application, account: str) -> Viewing:
     """The viewer's open task (if any), their field permissions and where they may return to.
 
     The approver whose task it is gets the node's permissions (editable fields editable); the
-    applicant sees what the start node shows; a past approver what their last node showed;
-    others (CC, hall admins) read everything.
+    applicant sees what the start node shows; a past approver (or the delegator of one) what
+    their last node showed; others (CC, hall admins) read everything.
     """
     flow = parse_flow(application.flow_snapshot)
     state = engine.state_from_json(application.state)
@@ -192,9 +192,13 @@ def viewing(application: Application, account: str) -> Viewing:
         if account == application.applicant:
             node_id = flow.nodes[0].id
         else:
+            # A delegator sees what their node showed the delegate who acted for them.
             node_id = db.session.scalar(
                 select(Task.node_id)
-                .where(Task.application_id == application.id, Task.assignee == account)
+                .where(
+                    Task.application_id == application.id,
+                    or_(Task.assignee == account, Task.on_behalf_of == account),
+                )
                 .order_by(Task.id.desc())
                 .limit(1)
             )

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, case, distinct, func, select
+from sqlalchemy import Select, and_, case, distinct, func, or_, select
 
 from hall.auth.models import HallUser, aware
 from hall.catalog.models import Service
@@ -402,13 +402,17 @@ def open_task_for(application_id: int, account: str) -> int | None:
 
 
 def may_see(application: Application, account: str, *, admin: bool = False) -> bool:
-    """Whether someone may open an application: applicant, anyone with a task or CC on it,
-    or a hall admin."""
+    """Whether someone may open an application: applicant, anyone with a task or CC on it
+    (a delegator too, for the tasks handled on their behalf), or a hall admin."""
     if admin or application.applicant == account:
         return True
+    # Who may open the application may download its files (hall.forms.attachments.may_read).
     has_task = db.session.scalar(
         select(Task.id)
-        .where(Task.application_id == application.id, Task.assignee == account)
+        .where(
+            Task.application_id == application.id,
+            or_(Task.assignee == account, Task.on_behalf_of == account),
+        )
         .limit(1)
     )
     if has_task is not None:

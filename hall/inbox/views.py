@@ -65,15 +65,18 @@ def _refusal_text(refusal: engine.Refusal) -> str:
 # --------------------------------------------------------------------------- 待办中心
 
 
-@bp.get("/inbox")
-@login_required
-def inbox(user: HallUser) -> ResponseReturnValue:
-    """待办中心: one tab's service groups and list."""
-    tab = request.args.get("tab", "todo")
-    if tab not in TABS:
-        tab = "todo"
-    service_id = _int_arg("service")
-    page_no = _int_arg("page") or 1
+def _render_inbox(
+    user: HallUser,
+    tab: str,
+    service_id: int | None,
+    page_no: int,
+    *,
+    status: int = 200,
+    batch_form: BatchForm | None = None,
+    batch_error: str | None = None,
+    checked: set[int] | None = None,
+) -> ResponseReturnValue:
+    """One tab of 待办中心: its service groups and one page of its list."""
     counts = queries.todo_counts(user.account)
     groups: list[queries.ServiceGroup] = []
     page = None
@@ -86,19 +89,34 @@ def inbox(user: HallUser) -> ResponseReturnValue:
     if tab in LISTS:
         page = LISTS[tab](user.account, service_id=service_id, page=page_no)
     drafts = drafts_of(user.account) if tab == "drafts" else []
-    return render_template(
-        "inbox/inbox.html",
-        tab=tab,
-        tabs=TABS,
-        counts=counts,
-        groups=groups,
-        page=page,
-        service_id=service_id,
-        service_title=next((g.title for g in groups if g.service_id == service_id), ""),
-        batch_form=BatchForm(),
-        drafts=drafts,
-        drafts_path=DRAFTS_PATH,
+    return (
+        render_template(
+            "inbox/inbox.html",
+            tab=tab,
+            tabs=TABS,
+            counts=counts,
+            groups=groups,
+            page=page,
+            service_id=service_id,
+            service_title=next((g.title for g in groups if g.service_id == service_id), ""),
+            batch_form=batch_form or BatchForm(),
+            batch_error=batch_error,
+            checked=checked or set(),
+            drafts=drafts,
+            drafts_path=DRAFTS_PATH,
+        ),
+        status,
     )
+
+
+@bp.get("/inbox")
+@login_required
+def inbox(user: HallUser) -> ResponseReturnValue:
+    """待办中心: one tab's service groups and list."""
+    tab = request.args.get("tab", "todo")
+    if tab not in TABS:
+        tab = "todo"
+    return _render_inbox(user, tab, _int_arg("service"), _int_arg("page") or 1)
 
 
 @bp.post("/inbox/batch-approve")
@@ -116,23 +134,18 @@ def batch_approve(user: HallUser) -> ResponseReturnValue:
     elif not form.validate():
         problem = _("审批意见不能超过%(n)s字", n=ops.MAX_OPINION)
     if problem:
-        counts = queries.todo_counts(user.account)
-        return (
-            render_template(
-                "inbox/inbox.html",
-                tab="todo",
-                tabs=TABS,
-                counts=counts,
-                groups=counts.services,
-                page=queries.todo_page(user.account),
-                service_id=None,
-                service_title="",
-                batch_form=form,
-                batch_error=problem,
-                checked=set(ids),
-                drafts_path=DRAFTS_PATH,
-            ),
-            400,
+        # The same page of the same list, the ticks and the typed opinion kept.
+        service_id = _row_number(form.service.data or "")
+        page_no = _row_number(form.page.data or "") or 1
+        return _render_inbox(
+            user,
+            "todo",
+            service_id,
+            page_no,
+            status=400,
+            batch_form=form,
+            batch_error=problem,
+            checked=set(ids),
         )
     result = inbox_ops.approve_many(user, ids, opinion)
     if result.approved:
@@ -162,9 +175,10 @@ def _render_application(
     if posted is not None and view.task is not None:
         # Keep what the approver typed into their editable fields.
         data.update({k: v for k, v in posted.items() if view.permissions.get(k) == "edit"})
-    # Attachment fields show their files as download links (the forms feature's helper).
+    # Attachment fields show their files as download links (the forms feature's helper); the
+    # approval form takes no files, so an approver keeps or drops them but uploads none.
     fields = attachments.with_links(
-        field_views(form.schema, form.ui, data, field_errors, view.permissions)
+        field_views(form.schema, form.ui, data, field_errors, view.permissions), uploads=False
     )
     action_form = action_form or ActionForm(formdata=None, prefix="wf")
     person_form = person_form or PersonForm(formdata=None)

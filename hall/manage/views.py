@@ -306,7 +306,11 @@ def rename_category(user: HallUser, category_id: int) -> ResponseReturnValue:
     category: Category = _get_or_404(Category, category_id)
     form = CategoryForm()
     if not form.validate():
-        flash(_("类别名称不能为空，且不超过 64 个字符。"), "error")
+        # Each wrong box says its own problem: a bad 排序 is not an empty name.
+        if form.name.errors:
+            flash(_("类别名称不能为空，且不超过 64 个字符。"), "error")
+        for error in form.sort.errors:
+            flash(f"{form.sort.label.text}：{error}", "error")
         return redirect(url_for(".categories"))
     if _commit_or_flash(
         lambda: save_category(form.name.data or "", _sort(form), actor=user, category=category)

@@ -244,6 +244,22 @@ def _checked_data(
     return data
 
 
+def unknown_people(accounts: Sequence[str]) -> str | None:
+    """The message naming those of ``accounts`` who are no active person the hall knows (at
+    most five), or None when it knows them all."""
+    known = set(
+        db.session.scalars(
+            select(HallUser.account).where(
+                HallUser.account.in_(accounts), HallUser.active.is_(True)
+            )
+        )
+    )
+    unknown = [a for a in accounts if a not in known]
+    if not unknown:
+        return None
+    return _("找不到工号或学号为 %(accounts)s 的人员", accounts="、".join(unknown[:5]))
+
+
 def _people_problems(
     flow: Flow, applicant: str, old: Mapping[str, Any], data: Mapping[str, Any]
 ) -> dict[str, list[str]]:
@@ -257,17 +273,9 @@ def _people_problems(
         value = data.get(spec.field)
         named = [value] if isinstance(value, str) else value if isinstance(value, list) else []
         accounts = [a for a in named if isinstance(a, str) and a]
-        known = set(
-            db.session.scalars(
-                select(HallUser.account).where(
-                    HallUser.account.in_(accounts), HallUser.active.is_(True)
-                )
-            )
-        )
-        unknown = [a for a in accounts if a not in known]
-        if unknown:
-            message = _("找不到工号或学号为 %(accounts)s 的人员", accounts="、".join(unknown[:5]))
-            errors[spec.field] = [message]
+        missing = unknown_people(accounts)
+        if missing:
+            errors[spec.field] = [missing]
         elif node.kind == "approver" and applicant in accounts:
             errors[spec.field] = [_("审批人不能是申请人本人")]
     return errors

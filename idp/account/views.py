@@ -62,6 +62,7 @@ from idp.auth.views import SIGNIN_FLOW, finish_pending_sign_in, no_store, pendin
 from idp.directory.models import User, UserStatus
 from idp.extensions import db
 from idp.policy_settings import effective_config
+from idp.security.notices import notify_security_change
 
 bp = Blueprint("account", __name__, template_folder="templates")
 
@@ -128,6 +129,9 @@ def activate_password() -> ResponseReturnValue:
             flash(str(exc), "error")
             return redirect(url_for("auth.login"))
         db.session.commit()
+        # No security notice (idp.security.notices), unlike every other new password: the
+        # person has just proved themselves with the ID number and a code to the phone being
+        # bound, and there is no earlier password whose loss a notice would warn about.
         return render_step("account/activated.html", user=user)
 
     return final_password_step(ACTIVATE, "account.activate", "account/activate.html", activate)
@@ -223,6 +227,9 @@ def _complete_password(user: User) -> ResponseReturnValue:
         else:
             complete_information(user, form.password.data or "")
             db.session.commit()
+            # No security notice, as at activation: the person has just proved themselves (the
+            # ID number, a code to the phone bound a step ago) and the password set here
+            # replaces none worth warning about.
             resumed = finish_pending_sign_in()
             if resumed is not None:
                 return resumed
@@ -332,6 +339,7 @@ def recover_password() -> ResponseReturnValue:
     def reset(user: User, password: str, state: dict[str, Any]) -> ResponseReturnValue:
         reset_password(user, password, state.get("method", SMS))
         db.session.commit()
+        notify_security_change(user, "password")
         flash(_("密码已重置，请使用新密码登录。"), "success")
         return redirect(url_for("auth.login"))
 
@@ -362,6 +370,7 @@ def reset_link(token: str) -> ResponseReturnValue:
 
     def finish(password: str) -> ResponseReturnValue:
         db.session.commit()
+        notify_security_change(user, "password")
         flash(_("密码已重置，请使用新密码登录。"), "success")
         return redirect(url_for("auth.login"))
 

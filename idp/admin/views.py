@@ -56,6 +56,7 @@ from idp.directory.models import User, UserKind, UserStatus
 from idp.directory.roles import Role, has_role
 from idp.extensions import db
 from idp.mfa.operations import totp_enabled
+from idp.security.notices import notify_security_change
 from idp.security.operations import campus_time, describe_device
 
 bp = Blueprint(
@@ -321,6 +322,10 @@ def _confirm(user: User, target: User, action: Action, form_class: type) -> Resp
         refuse(user, target, action, str(exc.message), FAILURE)
         return _refused(exc)
     db.session.commit()
+    if action is Action.RESET_TOTP:
+        # Removing an authenticator is told to the owner's phone and email, whoever removed it:
+        # a help desk talked into it by someone else must not leave the owner unaware.
+        notify_security_change(target, "mfa.reset")
     if password is not None:
         return render_template("admin/temp_password.html", target=target, password=password)
     if action is Action.RESET_LINK:

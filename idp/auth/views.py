@@ -65,6 +65,7 @@ from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
 from idp.mfa.signin import needs_second_factor, start_two_step
 from idp.policy_settings import effective_config
+from idp.security.notices import notify_security_change
 from shared.web import is_local_path
 
 bp = Blueprint(
@@ -355,6 +356,7 @@ def change_password() -> ResponseReturnValue:
                     user, keep.methods.split(","), keep.remember, keep.auth_time, keep_times=True
                 )
             db.session.commit()
+            notify_security_change(user, "password")
             flash(_("密码已修改，其他设备上的登录已退出。"), "success")
             if pending is not None:
                 resumed = finish_pending_sign_in()

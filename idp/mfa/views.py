@@ -65,6 +65,7 @@ from idp.mfa.signin import (
     set_trust_cookie,
     trust_cookie_name,
 )
+from idp.security.notices import notify_security_change
 from idp.security.operations import campus_time, describe_device, record_reverified
 from idp.security.steps import EXPIRED, flow_state
 from idp.security.views import user_needed
@@ -154,7 +155,12 @@ def sign_in() -> ResponseReturnValue:
     if form.validate_on_submit():
         failed = _check_second_factor(user, form, mode)
         if failed is None:
-            return _finish_sign_in(user, mode, bool(form.trust.data))
+            response = _finish_sign_in(user, mode, bool(form.trust.data))  # commits
+            if mode == RECOVERY:
+                # The fallback for a lost phone, spent: by anyone but the owner, it means the
+                # first factor and a code from the sheet are in someone else's hands.
+                notify_security_change(user, "recovery_code.use")
+            return response
         status = failed
     elif request.method == "POST":
         status = 400
@@ -214,6 +220,8 @@ def step_up(user: User) -> ResponseReturnValue:
                 detail={"step_up": True},
             )
             db.session.commit()
+            if mode == RECOVERY:
+                notify_security_change(user, "recovery_code.use")
             return redirect(target)
         status = failed
     elif request.method == "POST":
@@ -288,6 +296,7 @@ def _enable_with_code(user: User, target: str | None) -> ResponseReturnValue:
             if sso is not None:
                 _step_up(sso)  # the first code was just verified in this session
             db.session.commit()
+            notify_security_change(user, "mfa.enable")
             return _page("mfa/recovery_codes.html", codes=codes, fresh=True, target=target)
     elif request.method == "POST":
         status = 400
@@ -321,6 +330,7 @@ def disable(user: User) -> ResponseReturnValue:
             status = exc.status
         else:
             db.session.commit()
+            notify_security_change(user, "mfa.disable")
             flash(_("两步验证已关闭，恢复码和受信任设备已全部失效。"), "success")
             response = redirect(url_for("security.index"))
             response.delete_cookie(
@@ -350,6 +360,7 @@ def recovery_codes(user: User) -> ResponseReturnValue:
             status = exc.status
         else:
             db.session.commit()
+            notify_security_change(user, "recovery_codes.regenerate")
             return _page("mfa/recovery_codes.html", codes=codes, fresh=False, target=None)
     elif request.method == "POST":
         status = 400

@@ -1,12 +1,21 @@
-"""Security-change notices: when the security phone or email changes, the phone and email that
-were on file before are told what changed and when, and to call the help desk if it was not
-them, so that a change made with a stolen password or session does not go unnoticed.
+"""Security-change notices: when the security phone or email changes, or — as NIST SP 800-63B
+asks — an authenticator is bound to or removed from the account, the phone and email on file
+before the change are told what changed and when, and to call the help desk if it was not them,
+so that a change made with a stolen password or session does not go unnoticed.
+
+What sends one (:data:`shared.messaging.SECURITY_CHANGES`): a new security phone or email
+(安全中心); a new login password (安全中心 修改密码 and the forced change of a temporary one at
+``/password/change``, 找回密码, the help desk's reset link); 两步验证 turned on, off, reset by the
+help desk, or new recovery codes; a recovery code spent at sign-in or step-up. Setting the first
+password in 激活账号 or 信息完善 sends none: the person has just proved themselves (ID number and
+a code to the phone being bound), and there is no earlier password whose loss to warn about.
 
 A notice is sent after the change is committed, in the background, and never undoes it: a
 failure is logged and audited. By SMS it goes through the outbox always, through a vendor only
 once its approved template (``IDP_SMS_SECURITY_NOTICE_TEMPLATE_ID``) is configured — a vendor
-sends nothing but approved templates — and otherwise by mail only. The notice's audit event is
-committed in the background, once the sends are done.
+sends nothing but approved templates, whose one parameter is the short name of what changed —
+and otherwise by mail only. The notice's audit event is committed in the background, once the
+sends are done.
 """
 
 from __future__ import annotations
@@ -63,21 +72,41 @@ def sms_available(config: Mapping[str, Any]) -> bool:
 
 
 def notify_security_change(
-    user: User, change: str, new_target: Channel, before: tuple[Channel, ...]
+    user: User,
+    change: str,
+    new_target: Channel | None = None,
+    before: tuple[Channel, ...] | None = None,
 ) -> None:
-    """Tell every channel of ``before`` but the new one that the security ``change`` (``phone``
-    or ``email``) is now ``new_target``.
+    """Tell the phone and email on file that the security ``change`` happened: one of
+    :data:`~shared.messaging.SECURITY_CHANGES`; for ``phone`` or ``email`` it is now
+    ``new_target``, which is not told.
+
+    ``before`` is where the notice goes: the contacts taken before a change of the phone or
+    email; a change that leaves them alone (a password, 两步验证) may leave it out, and the
+    contacts on file now are told. Call it once the change is committed.
 
     The messages are written here, in the user's language, and sent in the background: the
     change is done, and a slow gateway must not hold the page that says so. The outcome is
     audited there as ``security.notice``, with this request's address. Never raises.
     """
+    try:
+        contacts = contacts_on_file(user) if before is None else before
+        _submit(user, change, new_target, contacts)
+    except Exception:
+        # The change is committed and stands; a notice that could not even be written must not
+        # turn the page that says so into an error.
+        log.exception("preparing the %s change notice failed", change)
+
+
+def _submit(
+    user: User, change: str, new_target: Channel | None, before: tuple[Channel, ...]
+) -> None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     config = app.config
     locale, site = current_locale(), config["SITE_NAME"]
     text = security_change_text(
         change,
-        new_target.masked,
+        new_target.masked if new_target is not None else None,
         campus_time(utcnow()),
         config["HELP_PHONE"],
         locale,

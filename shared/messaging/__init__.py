@@ -26,6 +26,7 @@ from shared.messaging.sms import (
 )
 from shared.messaging.texts import (
     PURPOSES,
+    SECURITY_CHANGES,
     activation_notice_subject,
     activation_notice_text,
     changed_item,
@@ -41,6 +42,7 @@ __all__ = [
     "MAIL_FILE",
     "PROVIDERS",
     "PURPOSES",
+    "SECURITY_CHANGES",
     "SMS_FILE",
     "AliyunSmsSender",
     "MailError",

@@ -7,6 +7,8 @@ wording; the text here is what the outbox records and what mail sends.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 PURPOSES = ("login", "activation", "recovery", "bind_phone", "bind_email", "verify")
 
 DEFAULT_LOCALE = "zh_CN"
@@ -121,39 +123,168 @@ def activation_notice_subject(locale: str, site_name: str) -> str:
     return f"【{site_name}】账号激活通知"
 
 
-#: What a security notice says changed, by the kind of channel (``phone`` or ``email``).
-_ZH_CHANGED = {"phone": "安全手机", "email": "安全邮箱"}
-_EN_CHANGED = {"phone": "security phone", "email": "security email"}
+class _Notice(NamedTuple):
+    """How one kind of security notice reads: ``item`` names what changed (and is the one
+    parameter of the vendor's approved SMS template, so it stays a short noun); ``event`` says
+    what happened, with ``{item}``, ``{when}`` and, for a new phone or email, ``{target}``."""
+
+    item: str
+    subject: str
+    event: str
+
+
+#: The changes a security notice tells the phone and email on file about: the security phone
+#: or email replaced, and, as NIST SP 800-63B asks, an authenticator bound to or removed from
+#: the account (the login password, 两步验证 and its recovery codes) or a recovery code spent.
+SECURITY_CHANGES = (
+    "phone",
+    "email",
+    "password",
+    "mfa.enable",
+    "mfa.disable",
+    "mfa.reset",
+    "recovery_codes.regenerate",
+    "recovery_code.use",
+)
+#: The changes whose notice names the new phone or email (masked).
+_WITH_TARGET = ("phone", "email")
+
+_ZH_NOTICES = {
+    "phone": _Notice(
+        "安全手机",
+        "{item}已更改",
+        "您账号的{item}已于 {when}（北京时间）更改为 {target}，其他设备上的登录已退出。",
+    ),
+    "email": _Notice(
+        "安全邮箱",
+        "{item}已更改",
+        "您账号的{item}已于 {when}（北京时间）更改为 {target}，其他设备上的登录已退出。",
+    ),
+    "password": _Notice(
+        "登录密码",
+        "{item}已修改",
+        "您账号的{item}已于 {when}（北京时间）修改，其他设备上的登录已退出。",
+    ),
+    "mfa.enable": _Notice(
+        "两步验证",
+        "{item}已开启",
+        "您的账号已于 {when}（北京时间）开启{item}。",
+    ),
+    "mfa.disable": _Notice(
+        "两步验证",
+        "{item}已关闭",
+        "您账号的{item}已于 {when}（北京时间）关闭，恢复码和受信任设备已全部失效。",
+    ),
+    "mfa.reset": _Notice(
+        "两步验证",
+        "{item}已由服务台重置",
+        "您账号的{item}已于 {when}（北京时间）由服务台重置（已关闭），各设备上的登录已退出。",
+    ),
+    "recovery_codes.regenerate": _Notice(
+        "恢复码",
+        "{item}已重新生成",
+        "您账号的两步验证{item}已于 {when}（北京时间）重新生成，原有{item}已全部失效。",
+    ),
+    "recovery_code.use": _Notice(
+        "恢复码",
+        "{item}已被使用",
+        "您的账号已于 {when}（北京时间）使用一个{item}完成两步验证，该{item}已失效。",
+    ),
+}
+_EN_NOTICES = {
+    "phone": _Notice(
+        "security phone",
+        "Your {item} was changed",
+        "The {item} of your account was changed to {target} at {when} (Beijing time), and "
+        "other devices were signed out.",
+    ),
+    "email": _Notice(
+        "security email",
+        "Your {item} was changed",
+        "The {item} of your account was changed to {target} at {when} (Beijing time), and "
+        "other devices were signed out.",
+    ),
+    "password": _Notice(
+        "login password",
+        "Your {item} was changed",
+        "The {item} of your account was changed at {when} (Beijing time), and other devices "
+        "were signed out.",
+    ),
+    "mfa.enable": _Notice(
+        "two-step verification",
+        "Two-step verification was turned on",
+        "Two-step verification was turned on for your account at {when} (Beijing time).",
+    ),
+    "mfa.disable": _Notice(
+        "two-step verification",
+        "Two-step verification was turned off",
+        "Two-step verification was turned off for your account at {when} (Beijing time); its "
+        "recovery codes and trusted devices no longer work.",
+    ),
+    "mfa.reset": _Notice(
+        "two-step verification",
+        "Two-step verification was reset by the help desk",
+        "The help desk reset (turned off) two-step verification of your account at {when} "
+        "(Beijing time), and every device was signed out.",
+    ),
+    "recovery_codes.regenerate": _Notice(
+        "recovery codes",
+        "New recovery codes were generated",
+        "New recovery codes for two-step verification were generated for your account at "
+        "{when} (Beijing time); the earlier ones no longer work.",
+    ),
+    "recovery_code.use": _Notice(
+        "recovery code",
+        "A recovery code was used",
+        "A recovery code of your account was used for two-step verification at {when} "
+        "(Beijing time); that code no longer works.",
+    ),
+}
+
+
+def _notice(change: str, locale: str) -> _Notice:
+    # An unknown change is a programming error: better loud than a notice saying nothing.
+    if change not in SECURITY_CHANGES:
+        raise ValueError(
+            f"unknown change {change!r}; expected one of {', '.join(SECURITY_CHANGES)}"
+        )
+    return (_EN_NOTICES if normalize_locale(locale) == "en" else _ZH_NOTICES)[change]
 
 
 def changed_item(change: str, locale: str) -> str:
-    """``安全手机`` / ``security phone`` (or email): the words for what a notice says changed."""
-    if normalize_locale(locale) == "en":
-        return _EN_CHANGED[change]
-    return _ZH_CHANGED[change]
+    """``安全手机`` / ``security phone``, ``登录密码``, ``两步验证``, ``恢复码``…: the short words
+    for what a notice says changed (in Chinese, the vendor template's one parameter)."""
+    return _notice(change, locale).item
 
 
 def security_change_text(
-    change: str, new_target: str, when: str, help_phone: str, locale: str, site_name: str
+    change: str,
+    new_target: str | None,
+    when: str,
+    help_phone: str,
+    locale: str,
+    site_name: str,
 ) -> str:
-    """The notice to the old phone and email that the security ``change`` (``phone`` or
-    ``email``) now points at ``new_target`` (masked), since ``when`` (campus time)."""
-    item = changed_item(change, locale)
+    """The notice to the phone and email on file that the security ``change`` (one of
+    :data:`SECURITY_CHANGES`) happened at ``when`` (campus time); a new phone or email is named
+    by ``new_target`` (masked), which the other changes do without."""
+    if (change in _WITH_TARGET) != (new_target is not None):
+        raise ValueError(
+            f"a {change!r} notice {'needs' if change in _WITH_TARGET else 'has no'} new target"
+        )
+    notice = _notice(change, locale)
+    event = notice.event.format(item=notice.item, when=when, target=new_target)
     if normalize_locale(locale) == "en":
         return (
-            f"[{site_name}] The {item} of your account was changed to {new_target} at {when} "
-            "(Beijing time), and other devices were signed out. If this was not you, call the "
-            f"help desk at once: {help_phone}."
+            f"[{site_name}] {event} If this was not you, call the help desk at once: {help_phone}."
         )
-    return (
-        f"【{site_name}】您账号的{item}已于 {when}（北京时间）更改为 {new_target}，"
-        f"其他设备上的登录已退出。如非本人操作，请立即联系服务台：{help_phone}。"
-    )
+    return f"【{site_name}】{event}如非本人操作，请立即联系服务台：{help_phone}。"
 
 
 def security_change_subject(change: str, locale: str, site_name: str) -> str:
     """The mail subject of a security-change notice."""
-    item = changed_item(change, locale)
+    notice = _notice(change, locale)
+    subject = notice.subject.format(item=notice.item)
     if normalize_locale(locale) == "en":
-        return f"[{site_name}] Your {item} was changed"
-    return f"【{site_name}】{item}已更改"
+        return f"[{site_name}] {subject}"
+    return f"【{site_name}】{subject}"

@@ -667,25 +667,29 @@ def test_odd_ids_in_urls_and_posts_are_refused_calmly(hall: Flask) -> None:
     assert status_of(client, "/attachments/99999999999999999999") == 404
 
 
+#: A flow whose one approver (导师审批) the applicant chooses (自选审批人).
+TUTOR_CHOSEN_BY_APPLICANT: dict[str, Any] = {
+    "nodes": [
+        {"id": "start", "kind": "start", "name": "申请人"},
+        {
+            "id": "tutor",
+            "kind": "approver",
+            "name": "导师审批",
+            "approver": {"type": "applicant_choice"},
+            "mode": "any",
+        },
+        {"id": "end", "kind": "end", "name": "结束"},
+    ]
+}
+
+
 def test_applicant_chooses_approvers_where_the_flow_asks(hall: Flask) -> None:
     """自选审批人: asked for by the form, checked, kept in a draft and used at submission."""
     sid = service_id(hall, "在读证明")
     with hall.app_context():
         ops.save_flow_definition(
             sid,
-            {
-                "nodes": [
-                    {"id": "start", "kind": "start", "name": "申请人"},
-                    {
-                        "id": "tutor",
-                        "kind": "approver",
-                        "name": "导师审批",
-                        "approver": {"type": "applicant_choice"},
-                        "mode": "any",
-                    },
-                    {"id": "end", "kind": "end", "name": "结束"},
-                ]
-            },
+            TUTOR_CHOSEN_BY_APPLICANT,
             actor="admin",
         )
     client = signed_in(hall, STUDENT)

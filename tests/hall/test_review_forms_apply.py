@@ -20,6 +20,7 @@ from shared.factory import get_store
 from tests.hall.test_apply import (  # noqa: F401 - ``hall`` is a fixture
     PDF,
     STUDENT,
+    TUTOR_CHOSEN_BY_APPLICANT,
     applications,
     apply_path,
     field_block,
@@ -168,19 +169,7 @@ def test_applicant_cannot_choose_themselves_as_approver(app: Flask) -> None:
     with app.app_context():
         ops.save_flow_definition(
             sid,
-            {
-                "nodes": [
-                    {"id": "start", "kind": "start", "name": "申请人"},
-                    {
-                        "id": "tutor",
-                        "kind": "approver",
-                        "name": "导师审批",
-                        "approver": {"type": "applicant_choice"},
-                        "mode": "any",
-                    },
-                    {"id": "end", "kind": "end", "name": "结束"},
-                ]
-            },
+            TUTOR_CHOSEN_BY_APPLICANT,
             actor="admin",
         )
     client = signed_in(app, STUDENT)
