@@ -63,7 +63,8 @@ from idp.auth.sessions import (
 from idp.directory.identifiers import normalise_phone
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
-from idp.mfa.signin import needs_second_factor, start_two_step
+from idp.mfa.operations import device_trusted, keep_trusting
+from idp.mfa.signin import needs_second_factor, start_two_step, trust_token
 from idp.policy_settings import effective_config
 from idp.security.notices import notify_security_change
 from shared.web import is_local_path
@@ -345,7 +346,10 @@ def change_password() -> ResponseReturnValue:
         elif errors:
             form.password.errors = errors
         else:
+            browser_trusted = device_trusted(user, trust_token())
             set_password(user, form.password.data or "")
+            if browser_trusted:
+                keep_trusting(user, trust_token())
             keep = current_session()
             end_all_sessions(user, keep=keep)
             record("password.change", actor=user)

@@ -536,6 +536,20 @@ def device_trusted(user: User, token: str | None) -> bool:
     return True
 
 
+def keep_trusting(user: User, token: str | None) -> None:
+    """Trust this browser under the password just set: a password change revokes every trusted
+    device (``_still_valid``), but the browser that made the change — trusted a moment ago, and
+    holding a signed-in session — keeps its "30 天内免验证". Call it after ``set_password``, only
+    when ``device_trusted`` held before it. The caller commits."""
+    if not token:
+        return
+    db.session.execute(
+        db.update(TrustedDevice)
+        .where(TrustedDevice.token_hash == _token_hash(token), TrustedDevice.user_id == user.id)
+        .values(created_at=user.password_changed_at)
+    )
+
+
 def second_factor_due(user: User, trust_token: str | None) -> bool:
     """True when signing in must ask for a code: TOTP is on and this browser is not trusted.
 

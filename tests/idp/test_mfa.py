@@ -663,3 +663,51 @@ def test_step_up_needs_a_signed_in_user(idp_client: FlaskClient) -> None:
     """Signed-out visitors are sent to /login first."""
     answer = idp_client.get("/mfa/verify?next=/admin")
     assert answer.status_code == 302 and answer.location.startswith("/login?next=")
+
+
+def _change_password(client: FlaskClient, data: dict[str, str]) -> Any:
+    return post_form(client, "/password/change", {**data, "confirm": data["password"]})
+
+
+def test_forced_password_change_keeps_the_browser_trusted_at_the_code(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """A temporary password, the code with “30 天内免验证”, then the forced change: this browser
+    stays trusted under the new password; a browser trusted before the change is asked again."""
+    user = make_user("2024000001")
+    secret, _ = _enable(idp_app, user)
+    laptop = _trusted_browser(idp_app, secret)
+    with idp_app.app_context():
+        fresh = db.session.get(User, user.id)
+        assert fresh is not None
+        fresh.must_change_password = True  # the help desk's temporary password
+        db.session.commit()
+    time.sleep(0.01)
+    client = idp_app.test_client()
+    assert sign_in(client, "2024000001").location == "/login/verify"
+    asked = _verify(client, {"code": _code(secret, 1), "trust": "y"})  # the laptop took now's
+    assert asked.location == "/password/change"
+    changed = _change_password(client, {"password": "Willow-Creek-2025"})
+    assert changed.status_code == 302
+    post_form(client, "/logout", {})
+    again = sign_in(client, "2024000001", "Willow-Creek-2025", next="/security")
+    assert again.location == "/security"
+    assert sign_in(laptop, "2024000001", "Willow-Creek-2025").location == "/login/verify"
+
+
+def test_security_centre_password_change_keeps_only_this_trusted_browser(
+    idp_app: Flask, make_user: MakeUser
+) -> None:
+    """修改密码 from a trusted browser: it stays trusted; the others are revoked as before."""
+    user = make_user("2024000001")
+    secret, _ = _enable(idp_app, user)
+    laptop = _trusted_browser(idp_app, secret)
+    time.sleep(0.01)
+    client = idp_app.test_client()
+    sign_in(client, "2024000001")
+    assert _verify(client, {"code": _code(secret, 1), "trust": "y"}).location == "/"
+    changed = _change_password(client, {"current": PASSWORD, "password": "Willow-Creek-2025"})
+    assert changed.status_code == 302 and changed.location == "/security"
+    post_form(client, "/logout", {})
+    assert sign_in(client, "2024000001", "Willow-Creek-2025").location == "/"
+    assert sign_in(laptop, "2024000001", "Willow-Creek-2025").location == "/login/verify"
