@@ -197,10 +197,14 @@ class Run:
 
     def enter(self, node: Node) -> bool:
         """Activate an approver node; False when it completed at once (skipped, 去重)."""
-        users = self.resolve(node, node.approver)
+        # Nobody approves their own application: a department head applying, a role holder
+        # or the fallback person applying, is left out, as if the node did not name them.
+        users = [u for u in self.resolve(node, node.approver) if u != self.applicant]
         if not users:
             action = node.when_empty or self.flow.settings.when_empty
-            fallback = list(node.fallback or self.flow.settings.fallback)
+            fallback = [
+                u for u in node.fallback or self.flow.settings.fallback if u != self.applicant
+            ]
             if action == "fallback" and fallback:
                 users = list(dict.fromkeys(fallback))
                 self.event(EventKind.FALLBACK_USED, node_id=node.id, target=",".join(users))

@@ -470,6 +470,29 @@ def test_approver_resolving_to_nobody_goes_to_the_fallback_approver() -> None:
     assert any(e.kind is wf.EventKind.FALLBACK_USED for e in outcome.events)
 
 
+def test_the_applicant_is_never_one_of_their_own_approvers() -> None:
+    """A department head applying, a role holder applying, the fallback person applying: each
+    is left out of the node (others holding it keep it; nobody left: skipped or fallback)."""
+    heads = Directory(heads={"alice": ["alice"]}, roles={"office": ["alice", "olga"]})
+    ctx = context(heads)
+    f = flow(
+        {"id": "head", "kind": "approver", "approver": {"type": "department_head"}},
+        {"id": "office", "kind": "approver", "approver": {"type": "role", "role": "office"}},
+        approver("dean", ["alice", "dan"], mode="sequential"),
+    )
+    outcome = ok(wf.submit(f, "alice", {}, ctx))
+    assert any(e.kind is wf.EventKind.NODE_SKIPPED and e.node_id == "head" for e in outcome.events)
+    assert holders(outcome.state) == {"office": ["olga"]}
+    state = consistent(f, approve(f, outcome.state, "olga", ctx=ctx))
+    assert holders(state) == {"dean": ["dan"]}
+    fallback = flow(
+        {"id": "head", "kind": "approver", "approver": {"type": "department_head"}},
+        when_empty="fallback",
+        fallback=["alice", "admin"],
+    )
+    assert holders(ok(wf.submit(fallback, "alice", {}, ctx)).state) == {"head": ["admin"]}
+
+
 def test_same_approver_on_consecutive_nodes_is_approved_automatically() -> None:
     """去重: who approved the previous node is not asked again when the flow says so."""
     f = flow(
