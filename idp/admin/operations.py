@@ -414,10 +414,8 @@ def _unbind_email(actor: User, target: User, reason: str, role: Role | None) -> 
 
 def _unbind_social(provider: str, action: Action) -> Handler:
     def unbind(actor: User, target: User, reason: str, role: Role | None) -> str | None:
-        try:
-            from idp.social.operations import unbind_identity
-        except ImportError:  # pragma: no cover - only while the social feature is being built
-            raise ConsoleError(_l("微信/企业微信绑定功能尚未启用。"), 409) from None
+        from idp.social.operations import unbind_identity
+
         if provider not in social_identities(target):
             raise ConsoleError(_l("该账号没有绑定此项。"), 409)
         # The social feature records its own event too; the console's keeps all actions alike.

@@ -56,7 +56,7 @@ from idp.directory.models import User, UserKind, UserStatus
 from idp.directory.roles import Role, has_role
 from idp.extensions import db
 from idp.mfa.operations import totp_enabled
-from idp.security.notices import notify_security_change
+from idp.security.notices import contacts_on_file, notify_security_change
 from idp.security.operations import campus_time, describe_device
 
 bp = Blueprint(
@@ -267,6 +267,17 @@ def _action(value: str) -> Action:
         abort(404)
 
 
+#: The help desk's actions that change how the owner signs in, and the notice each sends.
+OWNER_TOLD = {
+    Action.RESET_TOTP: "mfa.reset",
+    Action.TEMP_PASSWORD: "password.helpdesk",
+    Action.UNBIND_PHONE: "phone.unbind",
+    Action.UNBIND_EMAIL: "email.unbind",
+    Action.UNBIND_WECHAT: "wechat.unbind",
+    Action.UNBIND_WECOM: "wecom.unbind",
+}
+
+
 def action_url(target: User, action: Action) -> str:
     """The confirmation page of ``action`` on ``target``."""
     if action in ROLE_ACTIONS:
@@ -315,6 +326,7 @@ def _confirm(user: User, target: User, action: Action, form_class: type) -> Resp
         db.session.commit()
         return render_template("admin/refused.html", message=REPLAYED), 409
     role = Role(form.role.data) if isinstance(form, RoleActionForm) else None
+    contacts = contacts_on_file(target)  # before an unbinding: the unbound one is told too
     try:
         password = perform(user, target, action, form.reason.data or "", role)
     except ConsoleError as exc:
@@ -322,10 +334,10 @@ def _confirm(user: User, target: User, action: Action, form_class: type) -> Resp
         refuse(user, target, action, str(exc.message), FAILURE)
         return _refused(exc)
     db.session.commit()
-    if action is Action.RESET_TOTP:
-        # Removing an authenticator is told to the owner's phone and email, whoever removed it:
-        # a help desk talked into it by someone else must not leave the owner unaware.
-        notify_security_change(target, "mfa.reset")
+    if action in OWNER_TOLD:
+        # Told to the owner's phone and email on file before it: a help desk talked into
+        # removing an authenticator by someone else must not leave the owner unaware.
+        notify_security_change(target, OWNER_TOLD[action], before=contacts)
     if password is not None:
         return render_template("admin/temp_password.html", target=target, password=password)
     if action is Action.RESET_LINK:

@@ -135,7 +135,8 @@ class _Notice(NamedTuple):
 
 #: The changes a security notice tells the phone and email on file about: the security phone
 #: or email replaced, and, as NIST SP 800-63B asks, an authenticator bound to or removed from
-#: the account (the login password, 两步验证 and its recovery codes) or a recovery code spent.
+#: the account (the login password, 两步验证 and its recovery codes) or a recovery code spent;
+#: and the help desk's changes (a temporary password, a phone, email, WeChat or WeCom unbound).
 SECURITY_CHANGES = (
     "phone",
     "email",
@@ -145,6 +146,11 @@ SECURITY_CHANGES = (
     "mfa.reset",
     "recovery_codes.regenerate",
     "recovery_code.use",
+    "password.helpdesk",
+    "phone.unbind",
+    "email.unbind",
+    "wechat.unbind",
+    "wecom.unbind",
 )
 #: The changes whose notice names the new phone or email (masked).
 _WITH_TARGET = ("phone", "email")
@@ -189,6 +195,31 @@ _ZH_NOTICES = {
         "恢复码",
         "{item}已被使用",
         "您的账号已于 {when}（北京时间）使用一个{item}完成两步验证，该{item}已失效。",
+    ),
+    "password.helpdesk": _Notice(
+        "登录密码",
+        "{item}已由服务台重置",
+        "您账号的{item}已于 {when}（北京时间）由服务台重置为临时密码，各设备上的登录已退出。",
+    ),
+    "phone.unbind": _Notice(
+        "安全手机",
+        "{item}已由服务台解除绑定",
+        "您账号的{item}已于 {when}（北京时间）由服务台解除绑定，各设备上的登录已退出。",
+    ),
+    "email.unbind": _Notice(
+        "安全邮箱",
+        "{item}已由服务台解除绑定",
+        "您账号的{item}已于 {when}（北京时间）由服务台解除绑定，各设备上的登录已退出。",
+    ),
+    "wechat.unbind": _Notice(
+        "微信",
+        "{item}已由服务台解除绑定",
+        "您账号绑定的{item}已于 {when}（北京时间）由服务台解除绑定，各设备上的登录已退出。",
+    ),
+    "wecom.unbind": _Notice(
+        "企业微信",
+        "{item}已由服务台解除绑定",
+        "您账号绑定的{item}已于 {when}（北京时间）由服务台解除绑定，各设备上的登录已退出。",
     ),
 }
 _EN_NOTICES = {
@@ -238,6 +269,36 @@ _EN_NOTICES = {
         "A recovery code was used",
         "A recovery code of your account was used for two-step verification at {when} "
         "(Beijing time); that code no longer works.",
+    ),
+    "password.helpdesk": _Notice(
+        "login password",
+        "Your {item} was reset by the help desk",
+        "The help desk reset the {item} of your account to a temporary one at {when} (Beijing "
+        "time), and every device was signed out.",
+    ),
+    "phone.unbind": _Notice(
+        "security phone",
+        "Your {item} was unbound by the help desk",
+        "The help desk unbound the {item} of your account at {when} (Beijing time), and every "
+        "device was signed out.",
+    ),
+    "email.unbind": _Notice(
+        "security email",
+        "Your {item} was unbound by the help desk",
+        "The help desk unbound the {item} of your account at {when} (Beijing time), and every "
+        "device was signed out.",
+    ),
+    "wechat.unbind": _Notice(
+        "WeChat",
+        "Your {item} was unbound by the help desk",
+        "The help desk unbound the {item} linked to your account at {when} (Beijing time), and "
+        "every device was signed out.",
+    ),
+    "wecom.unbind": _Notice(
+        "WeCom",
+        "Your {item} was unbound by the help desk",
+        "The help desk unbound the {item} linked to your account at {when} (Beijing time), and "
+        "every device was signed out.",
     ),
 }
 

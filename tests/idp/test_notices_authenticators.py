@@ -16,6 +16,9 @@ from flask.testing import FlaskClient
 
 from idp.directory.models import User
 from idp.directory.roles import Role
+from idp.extensions import db
+from idp.social.clients import SocialProfile
+from idp.social.operations import bind_identity
 from shared.messaging import MAIL_FILE, SMS_FILE, changed_item, read_records
 from tests.conftest import AppFactory
 from tests.fakes.sms_gateways import FakeAliyunSms
@@ -218,6 +221,48 @@ def test_help_desk_resetting_two_step_tells_phone_and_email(
     assert _notices(idp_app, "sms", "13700000001") == []
 
 
+@pytest.mark.parametrize(
+    ("action", "change", "subject"),
+    [
+        ("temp-password", "password.helpdesk", "登录密码已由服务台重置"),
+        ("unbind-phone", "phone.unbind", "安全手机已由服务台解除绑定"),
+        ("unbind-email", "email.unbind", "安全邮箱已由服务台解除绑定"),
+    ],
+)
+def test_help_desk_changes_to_how_the_owner_signs_in_tell_phone_and_email(
+    idp_app: Flask, make_user: MakeUser, owner: User, action: str, change: str, subject: str
+) -> None:
+    """服务台 临时密码 / 解除绑定: the owner's phone and email as they were before are told — the
+    unbound one too — so that a help desk talked into it by someone else is noticed."""
+    helpdesk, secret = make_console_user(
+        idp_app, make_user, Role.HELPDESK, account="9000000001", verified_phone="13700000001"
+    )
+    desk = idp_app.test_client()
+    console_sign_in(desk, helpdesk, secret)
+    done = confirm_action(desk, f"/admin/users/{owner.id}/actions/{action}", reason="本人来电")
+    assert done.status_code in (200, 302)
+    _told(idp_app, owner, change, "由服务台", subject)
+    assert _notices(idp_app, "sms", "13700000001") == []
+
+
+def test_help_desk_unbinding_wechat_tells_phone_and_email(
+    idp_app: Flask, make_user: MakeUser, owner: User
+) -> None:
+    """服务台 解除微信绑定: the owner hears of it on the phone and email on file."""
+    with idp_app.app_context():
+        profile = SocialProfile("wechat", "union-zhang", "open-zhang", "union-zhang")
+        bind_identity(db.session.get(User, owner.id), profile, via="security")
+        db.session.commit()
+    helpdesk, secret = make_console_user(
+        idp_app, make_user, Role.HELPDESK, account="9000000001", verified_phone="13700000001"
+    )
+    desk = idp_app.test_client()
+    console_sign_in(desk, helpdesk, secret)
+    done = confirm_action(desk, f"/admin/users/{owner.id}/actions/unbind-wechat", reason="换号")
+    assert done.status_code in (200, 302)
+    _told(idp_app, owner, "wechat.unbind", "微信已于", "微信已由服务台解除绑定")
+
+
 def test_signing_in_with_a_recovery_code_tells_phone_and_email(idp_app: Flask, owner: User) -> None:
     """A recovery code spent at sign-in (/login/verify?mode=recovery): the owner should know."""
     _, codes = enable_totp_with_codes(idp_app, owner)
@@ -325,6 +370,11 @@ def test_vendor_template_parameter_names_the_authenticator(
         ("mfa.reset", "两步验证"),
         ("recovery_codes.regenerate", "恢复码"),
         ("recovery_code.use", "恢复码"),
+        ("password.helpdesk", "登录密码"),
+        ("phone.unbind", "安全手机"),
+        ("email.unbind", "安全邮箱"),
+        ("wechat.unbind", "微信"),
+        ("wecom.unbind", "企业微信"),
     ],
 )
 def test_each_change_names_one_short_item_for_the_sms_template(change: str, item: str) -> None:
