@@ -18,6 +18,7 @@ from flask import Flask, g, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
+from hall.auth.kept_forms import KEEPS_FORM_ATTR, KEPT_FORM_KEY, FormPage, keep_posted_form
 from hall.auth.models import HallSession, HallUser, aware, utcnow
 from hall.extensions import db
 
@@ -33,6 +34,9 @@ ABSOLUTE_LIFETIME = timedelta(hours=12)
 IDLE_TIMEOUT = timedelta(hours=2)
 #: Only refresh ``last_seen_at`` this often, so that browsing does not write on every request.
 TOUCH_INTERVAL = timedelta(seconds=60)
+#: Sign-ins sweep sessions expired longer ago than this: until then an expired session still
+#: tells whose form a late post is (see ``hall.auth.kept_forms``).
+SWEEP_AFTER = timedelta(days=1)
 
 P = ParamSpec("P")
 
@@ -47,12 +51,16 @@ def start_session(user: HallUser, idp_sid: str | None, id_token: str | None) -> 
 
     Whatever the browser held before (a previous session, CSRF token, flashes) is dropped, so
     nothing planted before sign-in survives it (no session fixation). Sign-ins pending in other
-    tabs keep their keys: their data is server-side and each works once.
+    tabs keep their keys: their data is server-side and each works once. So does the key of a
+    form kept when the previous session expired: it is only a random store key, and the form
+    page gives the form back to its owner alone.
     """
     previous = current_session()
     if previous is not None:
         db.session.delete(previous)
-    pending = {k: v for k, v in session.items() if k.startswith(PENDING_PREFIX)}
+    pending = {
+        k: v for k, v in session.items() if k.startswith(PENDING_PREFIX) or k == KEPT_FORM_KEY
+    }
     session.clear()
     session.update(pending)
     token = secrets.token_hex(32)
@@ -71,7 +79,7 @@ def start_session(user: HallUser, idp_sid: str | None, id_token: str | None) -> 
     # Sessions nobody came back to would otherwise pile up: sign-ins sweep the expired ones.
     db.session.execute(
         db.delete(HallSession).where(
-            HallSession.expires_at < now, HallSession.id != hall_session.id
+            HallSession.expires_at < now - SWEEP_AFTER, HallSession.id != hall_session.id
         )
     )
     session[SESSION_KEY] = token
@@ -80,7 +88,11 @@ def start_session(user: HallUser, idp_sid: str | None, id_token: str | None) -> 
 
 
 def find_session(token: object) -> HallSession | None:
-    """The live session for ``token``, or None (unknown, ended, expired or idle too long)."""
+    """The live session for ``token``, or None (unknown, ended, expired or idle too long).
+
+    An expired session is deleted; whose it was stays in ``g.expired_user_id`` for this
+    request, so that a form posted just after can be kept for its owner.
+    """
     if not isinstance(token, str) or len(token) != 64:
         return None
     hall_session = db.session.get(HallSession, digest(token))
@@ -91,6 +103,7 @@ def find_session(token: object) -> HallSession | None:
         aware(hall_session.expires_at) <= now
         or aware(hall_session.last_seen_at) + IDLE_TIMEOUT <= now
     ):
+        g.expired_user_id = hall_session.user_id
         db.session.delete(hall_session)
         db.session.commit()
         return None
@@ -157,12 +170,22 @@ def sign_in_path() -> str:
 def login_required(
     view: Callable[Concatenate[HallUser, P], ResponseReturnValue],
 ) -> Callable[P, ResponseReturnValue]:
-    """Decorate ``def view(user, …)``: signed-out visitors go to sign in first."""
+    """Decorate ``def view(user, …)``: signed-out visitors go to sign in first.
+
+    A form posted to a view marked with ``keeps_form`` just after the session expired is kept
+    and given back by its page after sign-in.
+    """
+    form_page: FormPage | None = getattr(view, KEEPS_FORM_ATTR, None)
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
         user = current_user()
         if user is None:
+            owner = g.get("expired_user_id")
+            if form_page is not None and request.method == "POST" and owner is not None:
+                page = form_page(**kwargs)
+                if keep_posted_form(owner, page):
+                    return redirect(url_for("auth.login", next=page))
             return redirect(sign_in_path())
         return view(user, *args, **kwargs)
 

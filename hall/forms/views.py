@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from hall.auth.kept_forms import announce_kept_form, keeps_form, take_kept_form
 from hall.auth.models import HallUser
 from hall.auth.sessions import login_required
 from hall.catalog.models import Service
@@ -29,6 +32,7 @@ from hall.forms import attachments
 from hall.forms.files import CONTENT_TYPES
 from hall.forms.models import Draft, row_id
 from hall.forms.operations import (
+    Posted,
     applicant_permissions,
     approver_choices,
     claim_submission,
@@ -126,8 +130,67 @@ def _render_form(
     )
 
 
+@dataclass(frozen=True)
+class _PostedPage:
+    """A posted form page: its form version, draft and submission id, and the typed data."""
+
+    form: FormDefinition
+    draft: Draft | None
+    draft_id: int | None
+    submission: str | None
+    posted: Posted
+
+
+def _read_page(
+    user: HallUser,
+    service: Service,
+    newest: FormDefinition,
+    fields: MultiDict[str, str],
+    files: MultiDict[str, FileStorage],
+) -> _PostedPage:
+    """Read a posted form page (a post, or one kept across an expired session)."""
+    posted_submission = fields.get("submission_id")
+    draft_id = row_id(fields.get("draft_id"))
+    draft = find_draft(user.account, draft_id) if draft_id else None
+    if draft is None and not draft_id:
+        draft = page_draft(user.account, posted_submission)
+    if draft is not None and draft.service_id != service.id:
+        draft = None
+    # The version the page was rendered with, so a definition changed meanwhile does not
+    # change the questions under the applicant's feet.
+    form = form_version(service, fields.get("form_version"))
+    form = form or (draft.form_definition if draft else newest)
+    permissions = applicant_permissions(service, form)
+    posted = read_post(form.ui, fields, files, user, permissions)
+    db.session.commit()  # uploads are kept whatever happens to the rest of the form
+    return _PostedPage(form, draft, draft_id, posted_submission, posted)
+
+
+def _restore_page(
+    user: HallUser, service: Service, newest: FormDefinition
+) -> ResponseReturnValue | None:
+    """The form page again with what was typed before the session expired, if it was kept."""
+    kept = take_kept_form(user)
+    if kept is None:
+        return None
+    page = _read_page(user, service, newest, kept.fields, MultiDict())
+    chosen, _errors = read_choices(approver_choices(service), kept.fields, check=False)
+    announce_kept_form()
+    return _render_form(
+        user,
+        service,
+        page.form,
+        page.posted.data,
+        page.posted.errors,
+        draft=page.draft,
+        chosen=chosen,
+        posted_submission=page.submission,
+    )
+
+
 @bp.route("/services/<row_id:service_id>/apply", methods=["GET", "POST"])
 @login_required
+@keeps_form()
 def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
     """在线办理: fill the service's form, save it as a draft, or submit it."""
     service = find_published_service(service_id)
@@ -135,6 +198,9 @@ def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
     if service is None or newest is None:
         return _no_form()
     if request.method == "GET":
+        restored = _restore_page(user, service, newest)
+        if restored is not None:
+            return restored
         draft_arg = request.args.get("draft", "")
         if draft_arg:
             draft_id = row_id(draft_arg)
@@ -146,20 +212,9 @@ def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
             )
         return _render_form(user, service, newest, {})
 
-    posted_submission = request.form.get("submission_id")
-    draft_id = row_id(request.form.get("draft_id"))
-    draft = find_draft(user.account, draft_id) if draft_id else None
-    if draft is None and not draft_id:
-        draft = page_draft(user.account, posted_submission)
-    if draft is not None and draft.service_id != service.id:
-        draft = None
-    # The version the page was rendered with, so a definition changed meanwhile does not
-    # change the questions under the applicant's feet.
-    form = form_version(service, request.form.get("form_version"))
-    form = form or (draft.form_definition if draft else newest)
-    permissions = applicant_permissions(service, form)
-    posted = read_post(form.ui, request.form, request.files, user, permissions)
-    db.session.commit()  # uploads are kept whatever happens to the rest of the form
+    page = _read_page(user, service, newest, request.form, request.files)
+    form, draft, draft_id, posted = page.form, page.draft, page.draft_id, page.posted
+    posted_submission = page.submission
     saving = request.form.get("action") == "draft"
     chosen, choice_errors = read_choices(
         approver_choices(service), request.form, check=not saving, applicant=user.account
@@ -284,8 +339,23 @@ def download(user: HallUser, attachment_id: int) -> ResponseReturnValue:
     return response
 
 
+def _read_resubmission(
+    user: HallUser,
+    application: Application,
+    fields: MultiDict[str, str],
+    files: MultiDict[str, FileStorage],
+) -> Posted:
+    """Read a posted 重新提交 page (a post, or one kept across an expired session)."""
+    form = application.form_definition
+    permissions = start_permissions(application.flow_snapshot, form)
+    posted = read_post(form.ui, fields, files, user, permissions, application.id)
+    db.session.commit()
+    return posted
+
+
 @bp.route("/applications/<row_id:application_id>/resubmit", methods=["GET", "POST"])
 @login_required
+@keeps_form()
 def resubmit_form(user: HallUser, application_id: int) -> ResponseReturnValue:
     """重新提交 after 退回: the applicant edits the form and sends it on again."""
     application = db.session.get(Application, application_id)
@@ -298,10 +368,15 @@ def resubmit_form(user: HallUser, application_id: int) -> ResponseReturnValue:
         return error_response(409, _("不能重新提交"), _("只有被退回给您的申请才能修改后重新提交。"))
     form = application.form_definition
     if request.method == "GET":
-        return _render_form(user, service, form, dict(application.data), application=application)
-    permissions = start_permissions(application.flow_snapshot, form)
-    posted = read_post(form.ui, request.form, request.files, user, permissions, application.id)
-    db.session.commit()
+        kept = take_kept_form(user)
+        if kept is None:
+            data = dict(application.data)
+            return _render_form(user, service, form, data, application=application)
+        restored = _read_resubmission(user, application, kept.fields, MultiDict())
+        announce_kept_form()
+        data = {**application.data, **restored.data}
+        return _render_form(user, service, form, data, restored.errors, application=application)
+    posted = _read_resubmission(user, application, request.form, request.files)
     if posted.errors:
         return _render_form(
             user, service, form, posted.data, posted.errors, application=application, status=422

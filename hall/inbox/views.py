@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from hall.auth.kept_forms import announce_kept_form, keeps_form, take_kept_form
 from hall.auth.models import HallUser, campus_today
 from hall.auth.sessions import current_user, login_required
 from hall.extensions import db
@@ -221,7 +222,24 @@ def application(user: HallUser, application_id: int) -> ResponseReturnValue:
     if found is None:
         return _missing()
     inbox_ops.mark_cc_read(found.id, user.account)
-    return _render_application(user, found)
+    kept = take_kept_form(user)
+    if kept is None:
+        return _render_application(user, found)
+    # An opinion sent just after the session expired: back in its box, to be sent again.
+    announce_kept_form()
+    if kept.endpoint == "inbox.pass_on":
+        return _render_application(user, found, person_form=PersonForm(formdata=kept.fields))
+    return _render_application(
+        user,
+        found,
+        action_form=ActionForm(formdata=kept.fields, prefix="wf"),
+        posted=coerce_form(found.form_definition.ui, cast(FormInput, kept.fields)),
+    )
+
+
+def _application_page(application_id: int) -> str:
+    """Where an approver's form posted to ``/applications/<id>/…`` is given back."""
+    return url_for("inbox.application", application_id=application_id)
 
 
 def _task_arg(value: str | None) -> int:
@@ -250,6 +268,7 @@ def _after_refusal(
 
 @bp.post("/applications/<row_id:application_id>/act")
 @login_required
+@keeps_form(_application_page)
 def act(user: HallUser, application_id: int) -> ResponseReturnValue:
     """通过 / 退回 / 中止 of the viewer's task."""
     found = inbox_ops.visible_application(user, application_id)
@@ -305,6 +324,7 @@ def act(user: HallUser, application_id: int) -> ResponseReturnValue:
 
 @bp.post("/applications/<row_id:application_id>/pass-on")
 @login_required
+@keeps_form(_application_page)
 def pass_on(user: HallUser, application_id: int) -> ResponseReturnValue:
     """转办 or 加签 (before / after) to a person chosen by 学工号."""
     found = inbox_ops.visible_application(user, application_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,40 @@ def test_student_applies_for_leave_with_a_draft_and_an_attachment(
     expect(link).to_have_attribute("href", re.compile(r"^/applications/\d+$"))
     page.goto(hall.url + "/drafts")
     expect(page.get_by_text("草稿箱是空的。")).to_be_visible()
+
+
+def test_form_typed_before_the_session_expired_comes_back_after_signing_in(
+    page: Page, hall: LiveServer, sso_idp: LiveServer
+) -> None:
+    """提交 after the hall session ran out: signing in again (silently, the IdP still knows the
+    student) brings back the form as typed, with a notice, and nothing submitted."""
+    page.goto(hall.url + "/")
+    page.get_by_role("link", name="登录", exact=True).click()
+    page.get_by_label("账号", exact=True).fill(ACCOUNT)
+    page.get_by_label("密码", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator(".header-tools .user-name")).to_have_text(NAME)
+    page.get_by_role("link", name="一事联办").click()
+    page.get_by_label("搜索服务").fill("请假")
+    page.get_by_role("button", name="搜索").click()
+    page.get_by_role("link", name="学生请假", exact=True).click()
+    page.get_by_role("link", name="在线办理").click()
+    form_url = page.url
+    page.get_by_label("事假").check()
+    page.get_by_label("请假天数").fill("3")
+    page.get_by_label("请假事由").fill("回老家参加姐姐的婚礼。")
+
+    # Away longer than the idle timeout.
+    hall.sql(
+        "UPDATE hall_sessions SET last_seen_at = :then",
+        then=datetime.now(UTC) - timedelta(hours=3),
+    )
+    page.get_by_role("button", name="提交").first.click()
+
+    expect(page.get_by_text("登录已超时，已为您保留填写的内容")).to_be_visible()
+    expect(page).to_have_url(form_url)
+    expect(page.get_by_label("请假事由")).to_have_value("回老家参加姐姐的婚礼。")
+    expect(page.get_by_label("请假天数")).to_have_value("3")
+    expect(page.get_by_label("事假")).to_be_checked()
+    page.reload()
+    expect(page.get_by_label("请假事由")).to_have_value("")
