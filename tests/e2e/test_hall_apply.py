@@ -43,22 +43,26 @@ def hall(
     )
 
 
-def test_student_applies_for_leave_with_a_draft_and_an_attachment(
-    page: Page, hall: LiveServer, sso_idp: LiveServer, tmp_path: Path
-) -> None:
-    """Sign in, open 学生请假, see field errors with data kept, save, resume, attach, submit."""
+def _sign_in_and_open_leave_form(page: Page, hall: LiveServer) -> None:
+    """登录 from the hall's home page, then 一事联办 → search 请假 → 学生请假 → 在线办理."""
     page.goto(hall.url + "/")
     page.get_by_role("link", name="登录", exact=True).click()
     page.get_by_label("账号", exact=True).fill(ACCOUNT)
     page.get_by_label("密码", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="登录").click()
     expect(page.locator(".header-tools .user-name")).to_have_text(NAME)
-
     page.get_by_role("link", name="一事联办").click()
     page.get_by_label("搜索服务").fill("请假")
     page.get_by_role("button", name="搜索").click()
     page.get_by_role("link", name="学生请假", exact=True).click()
     page.get_by_role("link", name="在线办理").click()
+
+
+def test_student_applies_for_leave_with_a_draft_and_an_attachment(
+    page: Page, hall: LiveServer, sso_idp: LiveServer, tmp_path: Path
+) -> None:
+    """Sign in, open 学生请假, see field errors with data kept, save, resume, attach, submit."""
+    _sign_in_and_open_leave_form(page, hall)
     expect(page.get_by_role("heading", name="学生请假")).to_be_visible()
     expect(page.locator('[data-field="name"] .field-value')).to_have_text(NAME)
 
@@ -103,17 +107,7 @@ def test_form_typed_before_the_session_expired_comes_back_after_signing_in(
 ) -> None:
     """提交 after the hall session ran out: signing in again (silently, the IdP still knows the
     student) brings back the form as typed, with a notice, and nothing submitted."""
-    page.goto(hall.url + "/")
-    page.get_by_role("link", name="登录", exact=True).click()
-    page.get_by_label("账号", exact=True).fill(ACCOUNT)
-    page.get_by_label("密码", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator(".header-tools .user-name")).to_have_text(NAME)
-    page.get_by_role("link", name="一事联办").click()
-    page.get_by_label("搜索服务").fill("请假")
-    page.get_by_role("button", name="搜索").click()
-    page.get_by_role("link", name="学生请假", exact=True).click()
-    page.get_by_role("link", name="在线办理").click()
+    _sign_in_and_open_leave_form(page, hall)
     form_url = page.url
     page.get_by_label("事假").check()
     page.get_by_label("请假天数").fill("3")
