@@ -145,18 +145,21 @@ def finish_pending_sign_in() -> Response | None:
     return redirect(state["next"] if is_local_path(state["next"]) else url_for("portal.home"))
 
 
-def pending_sign_in_user() -> User | None:
+def pending_sign_in_user(*, discard_stale: bool = True) -> User | None:
     """The user part-way through sign-in (password proven, a required step not yet done).
 
     A sign-in parked before the password changed is void: recovering the account must shut
-    out whoever held the old password, half-way through sign-in included.
+    out whoever held the old password, half-way through sign-in included. ``discard_stale``
+    False only looks: a request beside the page (the strength meter) must not throw away a
+    sign-in that the page's own 完成, storing the new password at that moment, is resuming.
     """
     state = flows.load_flow(SIGNIN_FLOW)
     if not state:
         return None
     user = db.session.get(User, state["user_id"])
     if user is None or not hmac.compare_digest(str(state.get("stamp")), password_stamp(user)):
-        flows.discard_flow(SIGNIN_FLOW)
+        if discard_stale:
+            flows.discard_flow(SIGNIN_FLOW)
         return None
     return user
 
@@ -404,7 +407,7 @@ def strength() -> ResponseReturnValue:
     password = data.get("password")
     if not isinstance(password, str):
         abort(400)
-    user = current_user() or pending_sign_in_user()
+    user = current_user() or pending_sign_in_user(discard_stale=False)
     result = password_strength(password[:100], personal_info(user) if user else None)
     return jsonify(
         score=result.score,

@@ -671,3 +671,34 @@ def test_wrong_codes_in_the_wizards_are_audited(
             db.select(AuditEvent.action).where(AuditEvent.outcome == "failure")
         ).all()
     assert "recovery.code" in refused and "activation.code" in refused
+
+
+def test_strength_meter_racing_the_forced_password_change_does_not_void_the_sign_in(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser
+) -> None:
+    """The meter's request, answered just after 完成 stored the new password and before the
+    parked sign-in resumed, must not throw that sign-in away (seen as a bounce to /login)."""
+    user = make_user("2024000001", verified_phone="13800138000", must_change_password=True)
+    assert sign_in(idp_client, "2024000001").location == "/password/change"
+    token = csrf_token(idp_client, "/password/change")
+    with idp_app.app_context():
+        row = db.session.get(User, user.id)
+        assert row is not None
+        old_hash, row.password_hash = row.password_hash, "{SSHA}changed-meanwhile"
+        db.session.commit()  # where the concurrent 完成 has stored the new password
+    meter = idp_client.post(
+        "/password/strength",
+        json={"password": "Willow-Creek-2025"},
+        headers={"X-CSRFToken": token},
+    )
+    assert meter.status_code == 200
+    with idp_app.app_context():
+        row = db.session.get(User, user.id)
+        assert row is not None
+        row.password_hash = old_hash  # replay 完成 from the state the meter raced with
+        db.session.commit()
+    done = idp_client.post(
+        "/password/change",
+        data={"csrf_token": token, "password": "Willow-Creek-2025", "confirm": "Willow-Creek-2025"},
+    )
+    assert (done.status_code, done.location) == (302, "/")
