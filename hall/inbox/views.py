@@ -16,6 +16,7 @@ from hall.auth.models import HallUser, campus_today
 from hall.auth.sessions import current_user, login_required
 from hall.extensions import db
 from hall.forms import attachments
+from hall.forms.models import row_id
 from hall.forms.operations import drafts_of
 from hall.forms.rendering import field_views
 from hall.forms.schema import FormInput, coerce_form
@@ -43,15 +44,8 @@ LISTS = {
 DRAFTS_PATH = "/drafts"
 
 
-def _row_number(text: str) -> int | None:
-    """A posted or queried id or page number; None for anything else."""
-    # ASCII only: "²".isdigit() is true, but int("²") fails.
-    ok = text.isascii() and text.isdigit() and 0 < len(text) < 10
-    return int(text) if ok else None
-
-
 def _int_arg(name: str) -> int | None:
-    return _row_number(request.args.get(name, ""))
+    return row_id(request.args.get(name, ""))
 
 
 def _missing() -> ResponseReturnValue:
@@ -125,7 +119,7 @@ def inbox(user: HallUser) -> ResponseReturnValue:
 def batch_approve(user: HallUser) -> ResponseReturnValue:
     """批量通过: the ticked tasks, one opinion."""
     form = BatchForm()
-    ids = [n for v in request.form.getlist("task") if (n := _row_number(v)) is not None]
+    ids = [n for v in request.form.getlist("task") if (n := row_id(v)) is not None]
     opinion = (form.opinion.data or "").strip()
     problem = None
     if not ids:
@@ -136,8 +130,8 @@ def batch_approve(user: HallUser) -> ResponseReturnValue:
         problem = _("审批意见不能超过%(n)s字", n=ops.MAX_OPINION)
     if problem:
         # The same page of the same list, the ticks and the typed opinion kept.
-        service_id = _row_number(form.service.data or "")
-        page_no = _row_number(form.page.data or "") or 1
+        service_id = row_id(form.service.data or "")
+        page_no = row_id(form.page.data or "") or 1
         return _render_inbox(
             user,
             "todo",
@@ -243,7 +237,7 @@ def _application_page(application_id: int) -> str:
 
 
 def _task_arg(value: str | None) -> int:
-    return _row_number((value or "").strip()) or 0
+    return row_id((value or "").strip()) or 0
 
 
 def _after_refusal(

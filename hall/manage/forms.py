@@ -20,6 +20,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from hall.forms.models import row_id
+
 # WTForms' own messages are English only (WTF_I18N_ENABLED is off): each check says its own.
 REQUIRED = _l("请填写此项")
 CHOOSE = _l("请从列出的选项中选择")
@@ -45,17 +47,14 @@ class MultiCheckboxField(SelectMultipleField):
         super().__init__(*args, **kwargs)
 
 
-#: The largest id the database's integer columns hold: a bigger one is tampering, not a row.
-MAX_ROW_ID = 2**31 - 1
-
-
 def _optional_int(value: object) -> int | None:
     """The id chosen in a select (None for the empty choice); anything else is refused."""
     if value is None or value == "":
         return None
-    if isinstance(value, str | int) and str(value).isdigit() and 0 < int(value) <= MAX_ROW_ID:
-        return int(value)
-    raise ValueError(f"not a row id: {value!r}")
+    found = row_id(value)
+    if found is None:
+        raise ValueError(f"not a row id: {value!r}")
+    return found
 
 
 def _audience_choices() -> list[SelectChoice]:
