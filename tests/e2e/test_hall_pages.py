@@ -188,3 +188,12 @@ def test_delegate_handles_new_tasks_while_the_approver_is_away(
     upcoming = people(NEXT)
     upcoming.goto(hall.url + "/inbox")
     expect(upcoming.locator(f'tr[data-application="{app_id}"]')).to_be_visible()
+
+    # Back early: 结束委托 (begun today, it is removed); the next application is theirs again.
+    away.goto(hall.url + "/inbox/delegation")
+    away.get_by_role("button", name="结束委托").click()
+    expect(away.get_by_text("已结束委托")).to_be_visible()
+    expect(away.get_by_text("暂无委托。")).to_be_visible()
+    again = submit(people(APPLICANT), hall, hall_app, "申领会议室白板笔（二）")
+    away.goto(hall.url + "/inbox")
+    expect(away.locator(f'tr[data-application="{again}"]')).to_be_visible()
