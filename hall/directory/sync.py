@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -130,6 +131,32 @@ class DirectoryClient:
                     f"the IdP's directory listing of {endpoint} stopped after {start - 1} of "
                     f"{total} resources; nothing was marked inactive, the next run reads again"
                 )
+
+    def resource(self, endpoint: str, resource_id: str) -> dict[str, Any] | None:
+        """The one resource ``/Users/<id>`` or ``/Groups/<id>``; None when the IdP has no such
+        resource (a SCIM 404)."""
+        try:
+            response = self.session.get(
+                f"{self.issuer}/scim/v2{endpoint}/{quote(resource_id, safe='')}",
+                timeout=self.timeout,
+            )
+        except (OAuthError, requests.RequestException) as exc:
+            raise SyncError(f"the IdP's directory did not answer: {exc}") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            detail = _error_detail(response)
+            raise SyncError(f"the IdP's directory answered {response.status_code}: {detail}")
+        try:
+            found = response.json()
+        except ValueError:
+            found = None
+        if not isinstance(found, dict):
+            raise SyncError(
+                f"the IdP's directory answered {endpoint}/{resource_id} with something that is "
+                f"not a SCIM resource: {response.text[:200]!r}"
+            )
+        return found
 
 
 def _list_page(response: requests.Response, endpoint: str) -> tuple[list[dict[str, Any]], int]:
@@ -277,6 +304,8 @@ def _sync_groups(
                 report.departments += 1
         elif kind == "position" and isinstance(resource.get("id"), str):
             posts.append(resource)
+    if full:
+        posts += _recheck_unlisted_positions(client, posts)
     db.session.flush()
     for code, parent_code in parents.items():
         if parent_code is None:
@@ -287,6 +316,31 @@ def _sync_groups(
     _write_positions(posts, codes, report, full)
     db.session.commit()
     return latest
+
+
+def _recheck_unlisted_positions(
+    client: DirectoryClient, posts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The positions the hall holds that a complete listing left out, asked for one by one.
+
+    Paging is by offset: a department or position deleted at the IdP while the listing ran
+    moves every later group one place back, so one of them falls between two pages. Deleting
+    what was merely skipped would route its approvals elsewhere until the next complete run; a
+    position goes only when the IdP answers 404 for it.
+    """
+    listed = {post["id"][:64] for post in posts}
+    still_there = []
+    for scim_id in db.session.scalars(db.select(Position.scim_id)):
+        if scim_id in listed:
+            continue
+        found = client.resource("/Groups", scim_id)
+        if (
+            found is not None
+            and found.get("id") == scim_id
+            and (found.get(CAMPUS_GROUP) or {}).get("kind") == "position"
+        ):
+            still_there.append(found)
+    return still_there
 
 
 def _write_positions(

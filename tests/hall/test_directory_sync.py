@@ -231,3 +231,31 @@ def test_periodic_sync_runs_until_stopped(
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_complete_run_asks_the_idp_before_removing_an_unlisted_position(
+    make_hall: AppFactory,
+    directory_idp: LiveServer,
+    directory_client: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """A position the complete listing left out is asked for by id (``GET /Groups/<id>``) over
+    the real API; the IdP's 404 is what removes it from the hall."""
+    export = tmp_path / "secretary.csv"
+    export.write_text(
+        "account,name,kind,department,positions\nT7002,秘书甲,staff,CS,CS:secretary:学院秘书\n",
+        encoding="utf-8",
+    )
+    idp_cli(directory_idp, "users", "import", str(export))
+    hall = syncing_hall(make_hall, directory_idp, directory_client)
+    run_sync(hall, "--full")
+    with hall.app_context():
+        secretary = db.session.scalar(db.select(Position).where(Position.kind == "secretary"))
+        assert secretary is not None
+        number = secretary.scim_id.removeprefix("pos-")
+    directory_idp.sql(f"DELETE FROM positions WHERE id = {int(number)}")  # noqa: S608
+    report = run_sync(hall, "--full")
+    assert report["positions_removed"] == 1
+    with hall.app_context():
+        kinds = set(db.session.scalars(db.select(Position.kind)))
+        assert "secretary" not in kinds and {"head", "counsellor"} <= kinds

@@ -187,10 +187,17 @@ class FakeDirectory(DirectoryClient):
         self.issuer, self.client_id, self.client_secret, self.timeout = "https://idp", "c", "s", 1
         self.pages = {"/Users": users, "/Groups": groups}
         self.session = self  # type: ignore[assignment]
+        self.single: Callable[[str], tuple[int, Any]] = lambda path: (404, {"status": "404"})
 
-    def get(self, url: str, params: dict[str, Any], timeout: float) -> requests.Response:
-        """One SCIM page."""
-        status, body = self.pages[url.rsplit("/scim/v2", 1)[1]](dict(params))
+    def get(
+        self, url: str, params: dict[str, Any] | None = None, timeout: float = 1
+    ) -> requests.Response:
+        """One SCIM page, or one resource (``/Groups/<id>``) from ``self.single``."""
+        path = url.rsplit("/scim/v2", 1)[1]
+        if path in self.pages:
+            status, body = self.pages[path](dict(params or {}))
+        else:
+            status, body = self.single(path)
         response = requests.Response()
         response.status_code = status
         response._content = (body if isinstance(body, str) else json.dumps(body)).encode()
@@ -307,3 +314,53 @@ def test_discovery_document_that_is_not_an_object_is_a_clear_sync_error(
     monkeypatch.setattr(requests, "get", discovery)
     with hall_app.app_context(), pytest.raises(SyncError, match="discovery document"):
         DirectoryClient("https://idp.example", "c", "s")
+
+
+def test_full_run_keeps_a_position_skipped_because_another_was_deleted_mid_listing(
+    hall_app: Flask,
+) -> None:
+    """Paging is by offset: a group deleted at the IdP between two pages pushes the next one
+    out of the listing. The skipped position is asked for by id and kept; only one the IdP
+    answers 404 for is removed."""
+    posts = [post(n) for n in range(1, 601)]
+    people = [person(n) for n in range(1, 601)]
+    with hall_app.app_context():
+        sync_directory(client=FakeDirectory(listing(people), listing(posts)))
+        assert db.session.scalar(db.select(db.func.count()).select_from(Position)) == 600
+        # pos-600 was removed at the IdP before this run; pos-3 goes between its two pages.
+        before = posts[:-1]
+        after = [p for p in before if p["id"] != "pos-3"]
+
+        def shifting(params: dict[str, Any]) -> tuple[int, Any]:
+            return listing(before if params["startIndex"] == 1 else after)(params)
+
+        asked: list[str] = []
+
+        def single(path: str) -> tuple[int, Any]:
+            asked.append(path)
+            found = [p for p in after if path == f"/Groups/{p['id']}"]
+            return (200, found[0]) if found else (404, {"status": "404"})
+
+        client = FakeDirectory(listing(people), shifting)
+        client.single = single
+        report = sync_directory(full=True, client=client)
+        assert sorted(asked) == ["/Groups/pos-501", "/Groups/pos-600"]
+        assert report.positions_removed == 1
+        kept = set(db.session.scalars(db.select(Position.scim_id)))
+        assert "pos-600" not in kept and "pos-501" in kept and len(kept) == 599
+        skipped = db.session.scalar(db.select(Position).where(Position.scim_id == "pos-501"))
+        assert skipped is not None and [u.account for u in skipped.holders] == ["S00501"]
+
+
+def test_an_unreadable_recheck_fails_the_run_and_removes_nothing(hall_app: Flask) -> None:
+    """When the IdP cannot say whether an unlisted position is gone, nothing is removed."""
+    posts = [post(n) for n in range(1, 4)]
+    people = [person(n) for n in range(1, 4)]
+    with hall_app.app_context():
+        sync_directory(client=FakeDirectory(listing(people), listing(posts)))
+        client = FakeDirectory(listing(people), listing(posts[:2]))
+        client.single = lambda path: (503, {"detail": "维护中"})
+        with pytest.raises(SyncError, match="503"):
+            sync_directory(full=True, client=client)
+        db.session.expire_all()
+        assert db.session.scalar(db.select(db.func.count()).select_from(Position)) == 3
