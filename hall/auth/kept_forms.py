@@ -142,3 +142,15 @@ def announce_kept_form() -> None:
         _("登录已超时，已为您保留填写的内容，请检查后再提交（附件需要重新选择）。"),
         "notice",
     )
+
+
+def given_back(user: HallUser) -> MultiDict[str, str] | None:
+    """On a page's GET, the fields this person posted to it just before their session
+    expired, once, with the notice; None otherwise (and on every POST)."""
+    if request.method != "GET":
+        return None
+    kept = take_kept_form(user)
+    if kept is None:
+        return None
+    announce_kept_form()
+    return kept.fields

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hall.auth.kept_forms import announce_kept_form, keeps_form, take_kept_form
+from hall.auth.kept_forms import announce_kept_form, given_back, keeps_form, take_kept_form
 from hall.auth.models import HallUser, campus_today
 from hall.auth.sessions import current_user, login_required
 from hall.extensions import db
@@ -406,9 +406,11 @@ def _delegations(user: HallUser) -> list[Delegation]:
 
 @bp.route("/inbox/delegation", methods=["GET", "POST"])
 @login_required
+@keeps_form()
 def delegation(user: HallUser) -> ResponseReturnValue:
     """委托: while away, new tasks go to a delegate between two dates."""
-    form = DelegationForm()
+    kept = given_back(user)
+    form = DelegationForm() if kept is None else DelegationForm(formdata=kept)
     status = 200
     error = None
     if request.method == "POST":

@@ -27,6 +27,7 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import TextAreaField
 
+from hall.auth.kept_forms import given_back, keeps_form
 from hall.auth.models import HallUser
 from hall.catalog.models import Service
 from hall.catalog.roles import may_manage_department
@@ -433,7 +434,8 @@ def _editor(user: HallUser, service_id: int, kind: str) -> ResponseReturnValue:
     checked: Checked | None = None
     status = 200
     if request.method == "GET":
-        form.definition.data = _text_of(current)
+        kept = given_back(user)
+        form.definition.data = _text_of(current) if kept is None else kept.get("definition", "")
     elif not form.validate():
         checked = Checked([_("页面已过期，请刷新后重试。")])
         status = 400
@@ -488,6 +490,7 @@ def _editor(user: HallUser, service_id: int, kind: str) -> ResponseReturnValue:
 
 @bp.route("/services/<row_id:service_id>/form", methods=["GET", "POST"])
 @manager_needed
+@keeps_form()
 def form_editor(user: HallUser, service_id: int) -> ResponseReturnValue:
     """表单定义: edit the form as JSON, preview it, save a new version."""
     return _editor(user, service_id, FORM)
@@ -495,6 +498,7 @@ def form_editor(user: HallUser, service_id: int) -> ResponseReturnValue:
 
 @bp.route("/services/<row_id:service_id>/flow", methods=["GET", "POST"])
 @manager_needed
+@keeps_form()
 def flow_editor(user: HallUser, service_id: int) -> ResponseReturnValue:
     """审批流程定义: edit the flow as JSON, preview its diagram, save a new version."""
     return _editor(user, service_id, FLOW)

@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
 from hall.audit.operations import recent_events
+from hall.auth.kept_forms import given_back, keeps_form
 from hall.auth.models import CAMPUS_TZ, HallUser, aware, utcnow
 from hall.auth.sessions import login_required
 from hall.catalog.labels import audience_names
@@ -156,13 +158,16 @@ def index(user: HallUser) -> ResponseReturnValue:
 # 服务 ------------------------------------------------------------------------------------
 
 
-def _service_form(user: HallUser, service: Service | None) -> ServiceForm:
-    form = ServiceForm(obj=service)
+def _service_form(
+    user: HallUser, service: Service | None, kept: MultiDict[str, str] | None = None
+) -> ServiceForm:
+    """The service form: posted, given back after an expired session (``kept``), or fresh."""
+    form = ServiceForm(obj=service) if kept is None else ServiceForm(formdata=kept, obj=service)
     form.department_id.choices = [SelectChoice(str(d.id), d.name) for d in _my_departments(user)]
     form.category_id.choices = [SelectChoice("", _("（未分类）"))] + [
         SelectChoice(str(c.id), c.name) for c in all_categories()
     ]
-    if request.method == "GET":
+    if request.method == "GET" and kept is None:
         if service is not None:
             form.audiences.data = [a.value for a in service.audiences]
             form.entry_url.data = service.entry_url or ""
@@ -199,7 +204,7 @@ def _service_data(form: ServiceForm) -> ServiceData:
 def _edit_service(user: HallUser, service: Service | None) -> ResponseReturnValue:
     if service is not None and not may_manage_department(user, service.department_id):
         return _forbidden()
-    form = _service_form(user, service)
+    form = _service_form(user, service, given_back(user))
     status = 200
     if request.method == "POST":
         if form.validate():
@@ -218,6 +223,7 @@ def _edit_service(user: HallUser, service: Service | None) -> ResponseReturnValu
 
 @bp.route("/services/new", methods=["GET", "POST"])
 @manager_needed
+@keeps_form()
 def new_service(user: HallUser) -> ResponseReturnValue:
     """新建服务 (saved as a draft)."""
     return _edit_service(user, None)
@@ -225,6 +231,7 @@ def new_service(user: HallUser) -> ResponseReturnValue:
 
 @bp.route("/services/<row_id:service_id>/edit", methods=["GET", "POST"])
 @manager_needed
+@keeps_form()
 def edit_service(user: HallUser, service_id: int) -> ResponseReturnValue:
     """编辑服务与办事指南."""
     return _edit_service(user, _get_or_404(Service, service_id))
@@ -329,9 +336,10 @@ def _to_campus_input(moment: datetime | None) -> datetime | None:
 def _edit_notice(user: HallUser, notice: Notice | None) -> ResponseReturnValue:
     if notice is not None and not may_manage_department(user, notice.department_id):
         return _forbidden()
-    form = NoticeForm(obj=notice)
+    kept = given_back(user)
+    form = NoticeForm(obj=notice) if kept is None else NoticeForm(formdata=kept, obj=notice)
     form.department_id.choices = [SelectChoice(str(d.id), d.name) for d in _my_departments(user)]
-    if request.method == "GET" and notice is not None:
+    if request.method == "GET" and notice is not None and kept is None:
         state = notice_state(notice)
         # A withdrawn notice stays down unless its manager chooses to publish it again.
         modes = {"draft": "draft", "withdrawn": "draft", "scheduled": "schedule"}
@@ -373,6 +381,7 @@ def _edit_notice(user: HallUser, notice: Notice | None) -> ResponseReturnValue:
 
 @bp.route("/notices/new", methods=["GET", "POST"])
 @manager_needed
+@keeps_form()
 def new_notice(user: HallUser) -> ResponseReturnValue:
     """发布通知公告."""
     return _edit_notice(user, None)
@@ -380,6 +389,7 @@ def new_notice(user: HallUser) -> ResponseReturnValue:
 
 @bp.route("/notices/<row_id:notice_id>/edit", methods=["GET", "POST"])
 @manager_needed
+@keeps_form()
 def edit_notice(user: HallUser, notice_id: int) -> ResponseReturnValue:
     """编辑通知公告."""
     return _edit_notice(user, _get_or_404(Notice, notice_id))
@@ -402,12 +412,13 @@ def withdraw(user: HallUser, notice_id: int) -> ResponseReturnValue:
 def _edit_system(user: HallUser, entry: SystemEntry | None) -> ResponseReturnValue:
     if entry is not None and not may_manage_department(user, entry.department_id):
         return _forbidden()
-    form = SystemForm(obj=entry)
+    kept = given_back(user)
+    form = SystemForm(obj=entry) if kept is None else SystemForm(formdata=kept, obj=entry)
     departments = [SelectChoice(str(d.id), d.name) for d in _my_departments(user)]
     form.department_id.choices = (
         [SelectChoice("", _("（全校）"))] if is_hall_admin(user) else []
     ) + departments
-    if request.method == "GET" and entry is not None:
+    if request.method == "GET" and entry is not None and kept is None:
         form.allowed_kinds.data = sorted(entry.kinds)
     status = 200
     if request.method == "POST":
@@ -436,6 +447,7 @@ def _edit_system(user: HallUser, entry: SystemEntry | None) -> ResponseReturnVal
 
 @bp.route("/systems/new", methods=["GET", "POST"])
 @manager_needed
+@keeps_form()
 def new_system(user: HallUser) -> ResponseReturnValue:
     """新建系统入口或便民服务."""
     return _edit_system(user, None)
@@ -443,6 +455,7 @@ def new_system(user: HallUser) -> ResponseReturnValue:
 
 @bp.route("/systems/<row_id:system_id>/edit", methods=["GET", "POST"])
 @manager_needed
+@keeps_form()
 def edit_system(user: HallUser, system_id: int) -> ResponseReturnValue:
     """编辑系统入口."""
     return _edit_system(user, _get_or_404(SystemEntry, system_id))
