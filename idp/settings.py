@@ -1,5 +1,7 @@
 """Every setting of the IdP, read from ``IDP_*`` environment variables (see README)."""
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
+
 from idp.auth.passwords import Argon2Params
 from shared.config import Setting, parse_bool, parse_choice, parse_int, parse_url
 from shared.factory import common_settings
@@ -27,6 +29,19 @@ def parse_timeout(raw: str) -> float:
     if not 0 < value <= 60:
         raise ValueError("expected more than 0 and at most 60 seconds")
     return value
+
+
+def parse_networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated networks in CIDR form (``10.0.0.0/8,2001:db8::/32``; a bare address is
+    one host); empty for none."""
+    networks = []
+    for part in raw.split(","):
+        if part.strip():
+            try:
+                networks.append(ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{part.strip()!r} is not a network (e.g. 10.0.0.0/8)") from None
+    return tuple(networks)
 
 
 _web_url = parse_url("http", "https")
@@ -98,6 +113,14 @@ SETTINGS = (
     Setting("LOCKOUT_EVERY", 5, parse_int(1), "failures between temporary locks"),
     Setting("LOCKOUT_DURATIONS", (300, 900, 3600), parse_seconds_list, "e.g. 300,900,3600"),
     Setting("LOCKOUT_WINDOW", 86400, parse_int(60), "seconds failures are remembered"),
+    Setting(
+        "SHARED_NETWORKS",
+        (),
+        parse_networks,
+        "networks many people come from (campus NAT, e.g. 10.0.0.0/8,203.0.113.7): their "
+        "per-address limits are SHARED_NETWORK_SCALE times higher",
+    ),
+    Setting("SHARED_NETWORK_SCALE", 50, parse_int(1, 100000), "see SHARED_NETWORKS"),
     # Verification codes (SMS and mail)
     Setting("CODE_TTL", 300, parse_int(30)),
     Setting("CODE_MAX_ATTEMPTS", 5, parse_int(1)),

@@ -2,8 +2,9 @@
 
 Limits (all configurable): one code per target per ``CODE_RESEND_INTERVAL``, ``CODE_DAILY_LIMIT``
 per target per day in each ration (:data:`RATIONS`), ``CODE_IP_HOURLY_LIMIT`` per client address
-per hour (with a CAPTCHA asked for past ``CODE_IP_CAPTCHA_AFTER``), ``CODE_MAX_ATTEMPTS`` wrong
-tries before a code is void. Codes are stored as keyed digests, never in clear.
+per hour (with a CAPTCHA asked for past ``CODE_IP_CAPTCHA_AFTER``; both scaled up for a shared
+network, :func:`idp.auth.throttle.address_scale`), ``CODE_MAX_ATTEMPTS`` wrong tries before a
+code is void. Codes are stored as keyed digests, never in clear.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
 
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha
+from idp.auth.throttle import address_scale
 from idp.directory.identifiers import mask_email, mask_phone
 from idp.directory.models import User
 from idp.policy_settings import effective_config
@@ -202,9 +205,16 @@ def _ip_key() -> str:
     return f"code-ip:{hashlib.sha256(ip.encode()).hexdigest()[:32]}"
 
 
+def _ip_limits(config: Mapping[str, Any]) -> tuple[int, int]:
+    """This address's hourly (CAPTCHA threshold, hard cap), scaled up for a shared network."""
+    scale = address_scale(client_ip())
+    return config["CODE_IP_CAPTCHA_AFTER"] * scale, config["CODE_IP_HOURLY_LIMIT"] * scale
+
+
 def ip_needs_captcha() -> bool:
     """True when this address has asked for many codes lately (SMS pumping defence)."""
-    return get_store().count(_ip_key()) >= effective_config()["CODE_IP_CAPTCHA_AFTER"]
+    captcha_after, _ = _ip_limits(effective_config())
+    return get_store().count(_ip_key()) >= captcha_after
 
 
 def _refused(purpose: str, channel: Channel, user: User | None, reason: str) -> None:
@@ -236,7 +246,8 @@ def send_code(
     config = effective_config()
     store = get_store()
     ip_key = _ip_key()
-    if store.count(ip_key) >= config["CODE_IP_HOURLY_LIMIT"]:
+    captcha_after, hourly_limit = _ip_limits(config)
+    if store.count(ip_key) >= hourly_limit:
         _refused(purpose, channel, user, "ip-limit")
         raise CodeError(_("获取验证码过于频繁，请一小时后再试。"), 429)
     key = stored_code_key(purpose, channel, user.id if user else None)
@@ -251,10 +262,10 @@ def send_code(
     # Counted and checked in one step: requests racing past the check above still cannot get
     # more codes, or more without a CAPTCHA, than the address is allowed.
     sent_from_ip = store.hit(ip_key, HOUR)
-    if sent_from_ip > config["CODE_IP_HOURLY_LIMIT"]:
+    if sent_from_ip > hourly_limit:
         _refused(purpose, channel, user, "ip-limit")
         raise CodeError(_("获取验证码过于频繁，请一小时后再试。"), 429)
-    if sent_from_ip > config["CODE_IP_CAPTCHA_AFTER"] and not captcha.solved_in_this_request():
+    if sent_from_ip > captcha_after and not captcha.solved_in_this_request():
         _refused(purpose, channel, user, "captcha")
         raise CodeError(_("请输入图形验证码后再获取验证码"))
     code = f"{secrets.randbelow(10**6):06d}"

@@ -8,7 +8,10 @@ same identifier as typed a CAPTCHA is required: counted per identifier, not per 
 whether a CAPTCHA appears tells nothing about which identifiers are on file.
 
 Per IP: failures only, and only ever lead to a CAPTCHA — a whole campus signs in from behind a
-few NAT addresses, so an IP is never locked or slowed.
+few NAT addresses, so an IP is never locked or slowed. Addresses in ``SHARED_NETWORKS`` (those
+NAT addresses) get ``SHARED_NETWORK_SCALE`` times the per-address thresholds, here and for
+verification codes (:func:`address_scale`): otherwise a morning's typos would put a CAPTCHA
+before everyone on campus.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import ip_address
 
 from idp.policy_settings import effective_config
 from shared.factory import get_store
@@ -57,6 +61,22 @@ def _lock_key(subject: str) -> str:
 
 def _ip_key(ip: str) -> str:
     return f"login-ip:{account_key(ip)}"
+
+
+def address_scale(ip: str | None) -> int:
+    """How many times the per-address limits an address gets: ``SHARED_NETWORK_SCALE`` inside
+    ``SHARED_NETWORKS`` (many people behind one address), else 1."""
+    config = effective_config()
+    networks = config["SHARED_NETWORKS"]
+    if not ip or not networks:
+        return 1
+    try:
+        address = ip_address(ip)
+    except ValueError:
+        return 1
+    if any(address.version == network.version and address in network for network in networks):
+        return int(config["SHARED_NETWORK_SCALE"])
+    return 1
 
 
 def is_locked(subject: str) -> bool:
@@ -145,7 +165,7 @@ def captcha_required(subject: str | None, ip: str | None) -> bool:
         fail = _keys(subject, config["LOCKOUT_EVERY"])[0]
         limits.append((fail, config["LOGIN_CAPTCHA_AFTER"]))
     if ip:
-        limits.append((_ip_key(ip), config["LOGIN_IP_CAPTCHA_AFTER"]))
+        limits.append((_ip_key(ip), config["LOGIN_IP_CAPTCHA_AFTER"] * address_scale(ip)))
     if not limits:
         return False
     # Both counters in one round trip: every sign-in asks.
