@@ -111,11 +111,29 @@ def inbox(user: HallUser) -> ResponseReturnValue:
     tab = request.args.get("tab", "todo")
     if tab not in TABS:
         tab = "todo"
+    kept = take_kept_form(user) if tab == "todo" else None
+    if kept is not None:
+        # 批量通过 pressed after the session expired: the same list, ticks and opinion again.
+        announce_kept_form()
+        fields = kept.fields
+        return _render_inbox(
+            user,
+            tab,
+            row_id(fields.get("service", "")),
+            row_id(fields.get("page", "")) or 1,
+            batch_form=BatchForm(formdata=fields),
+            checked={n for v in fields.getlist("task") if (n := row_id(v)) is not None},
+        )
     return _render_inbox(user, tab, _int_arg("service"), _int_arg("page") or 1)
+
+
+def _inbox_page(**_view_args: object) -> str:
+    return url_for(".inbox")
 
 
 @bp.post("/inbox/batch-approve")
 @login_required
+@keeps_form(_inbox_page)
 def batch_approve(user: HallUser) -> ResponseReturnValue:
     """批量通过: the ticked tasks, one opinion."""
     form = BatchForm()

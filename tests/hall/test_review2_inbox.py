@@ -21,6 +21,8 @@ from hall.workflow import engine
 from hall.workflow import operations as ops
 from hall.workflow.models import Application
 from tests.hall.catalog_support import csrf_token
+from tests.hall.test_form_kept_after_expiry import NOTICE as KEPT_NOTICE
+from tests.hall.test_form_kept_after_expiry import expire, sign_in_again
 from tests.hall.test_inbox import END, PDF, START, client_of, person, submit, task_of, user
 from tests.hall.test_inbox import hall as inbox_hall  # noqa: F401 - a fixture
 from tests.hall.test_review_workflow_inbox import add_service
@@ -181,3 +183,42 @@ def test_a_refused_batch_shows_the_same_page_and_service_with_the_ticks_and_opin
     )
     with hall.test_request_context():
         assert queries.pending_count("bob") == len(ids) + 1
+
+
+def test_a_batch_posted_after_the_session_expired_comes_back_ticked_after_sign_in(
+    hall: Flask,
+) -> None:
+    """批量通过 pressed just after the session expired: nothing is approved for them; after
+    signing in, 我待办的 shows the same service and page with the same ticks and opinion, once."""
+    with hall.test_request_context():
+        ids = [submit() for _ in range(PER_PAGE + 2)]
+        service_id = db.session.scalar(select(Service.id).where(Service.title == "两级审批"))
+        tasks = [task_of(i, "bob").id for i in ids]
+    bob = client_of(hall, "bob")
+    listed = bob.get(f"/inbox?tab=todo&service={service_id}&page=2").text
+    on_page_two = [t for t in tasks if f'name="task" value="{t}"' in listed]
+    token = csrf_token(bob, "/inbox")
+    expire(hall, bob)
+    late = bob.post(
+        "/inbox/batch-approve",
+        data={
+            "task": on_page_two,
+            "opinion": "同意，材料齐全",
+            "service": str(service_id),
+            "page": "2",
+            "csrf_token": token,
+        },
+    )
+    assert late.status_code == 302 and late.headers["Location"] == "/login?next=/inbox"
+    with hall.test_request_context():
+        assert queries.pending_count("bob") == len(ids)  # nothing approved for them
+    sign_in_again(hall, bob, "bob")
+    back = bob.get("/inbox")
+    assert back.status_code == 200 and KEPT_NOTICE in back.text
+    assert 'name="page" value="2"' in back.text
+    assert f'name="service" value="{service_id}"' in back.text
+    for task in on_page_two:
+        assert re.search(rf'value="{task}" id="task-{task}" checked', back.text)
+    assert "同意，材料齐全" in back.text
+    again = bob.get("/inbox")
+    assert KEPT_NOTICE not in again.text and " checked" not in again.text
