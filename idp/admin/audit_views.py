@@ -72,9 +72,10 @@ def _day(value: str) -> datetime | None:
     """``2024-05-01`` as the start of that day, campus time, in UTC; None when malformed."""
     try:
         day = datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
+        # 0001-01-01 parses, but its campus midnight falls before the first day UTC can hold.
+        return datetime.combine(day, time.min, tzinfo=CAMPUS_TIME).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return datetime.combine(day, time.min, tzinfo=CAMPUS_TIME).astimezone(UTC)
 
 
 def filtered(filters: AuditFilter) -> tuple[Select[Any], list[Any]]:

@@ -236,6 +236,16 @@ def roles(user: User) -> ResponseReturnValue:
     ), status
 
 
+def _row_id(value: str | None) -> int | None:
+    """A posted row id, or None when no row could have it: ``isdigit`` also passes ``²``, and
+    past PostgreSQL's INTEGER the lookup itself fails (as the ``int`` URL converter knows)."""
+    text = value or ""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= 2**31 - 1 else None
+
+
 @bp.post("/roles/revoke")
 @console_required(Role.ADMIN)
 def revoke_role_view(user: User) -> ResponseReturnValue:
@@ -243,13 +253,12 @@ def revoke_role_view(user: User) -> ResponseReturnValue:
     form = RevokeRoleForm()
     valid = form.validate_on_submit()
     role = Role._value2member_map_.get(form.role.data or "")
-    if not valid or role is None or not (form.user_id.data or "").isdigit():
+    user_id = _row_id(form.user_id.data)
+    if not valid or role is None or user_id is None:
         flash(_("请求无效，请刷新页面后重试。"), "error")
         return redirect(url_for(".roles")), 303
     try:
-        person = revoke(
-            int(form.user_id.data), Role(role), actor=user, reason=form.reason.data or ""
-        )
+        person = revoke(user_id, Role(role), actor=user, reason=form.reason.data or "")
     except RoleError as exc:
         db.session.rollback()
         flash(str(exc), "error")

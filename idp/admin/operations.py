@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_
+from sqlalchemy import case, or_
 
 from idp.admin.access import can_act_on
 
@@ -170,12 +170,22 @@ def _like(value: str) -> str:
     return f"{escaped}%"
 
 
-def search_accounts(query: str, *, actor: User) -> list[User]:
+@dataclass(frozen=True)
+class AccountSearch:
+    """What 查找账号 found: at most :data:`SEARCH_LIMIT` accounts, and whether there were more."""
+
+    users: list[User]
+    #: More accounts matched than are listed: the desk should type more of the name.
+    truncated: bool
+
+
+def search_accounts(query: str, *, actor: User) -> AccountSearch:
     """Accounts matching an account number, name, phone, ID number or email (exact forms).
 
     An empty query lists nobody. Phones and emails are matched in their normalised form, ID
-    numbers through their keyed hash (the numbers themselves are not stored). Audited without
-    the query itself, which is personal data.
+    numbers through their keyed hash (the numbers themselves are not stored). A name matches
+    as a prefix, so people called exactly that come first: 王伟 must not be crowded off the
+    list by 王伟华 and 王伟国. Audited without the query itself, which is personal data.
     """
     value = (query or "").strip()
     if not value:
@@ -200,16 +210,19 @@ def search_accounts(query: str, *, actor: User) -> list[User]:
         kinds.append("id_number")
     users = list(
         db.session.scalars(
-            db.select(User).where(or_(*conditions)).order_by(User.account).limit(SEARCH_LIMIT)
+            db.select(User)
+            .where(or_(*conditions))
+            .order_by(case((User.name == value, 0), else_=1), User.account)
+            .limit(SEARCH_LIMIT + 1)
         )
     )
-    record(
-        "console.search",
-        actor=actor,
-        target=None,
-        detail={"matched_as": kinds, "results": len(users)},
-    )
-    return users
+    truncated = len(users) > SEARCH_LIMIT
+    users = users[:SEARCH_LIMIT]
+    detail: dict[str, Any] = {"matched_as": kinds, "results": len(users)}
+    if truncated:
+        detail["truncated"] = True
+    record("console.search", actor=actor, target=None, detail=detail)
+    return AccountSearch(users, truncated)
 
 
 def masked_id_number(user: User) -> str | None:

@@ -31,6 +31,7 @@ from idp.admin.notices import activation_note, activation_refusal, last_activati
 from idp.admin.operations import (
     ACTIONS,
     ROLE_LABELS,
+    SEARCH_LIMIT,
     WECHAT,
     WECOM,
     Action,
@@ -144,7 +145,11 @@ def search(user: User) -> ResponseReturnValue:
         return page, exc.status
     db.session.commit()
     return render_template(
-        "admin/search.html", query=query.strip(), results=[summary(u) for u in found]
+        "admin/search.html",
+        query=query.strip(),
+        results=[summary(u) for u in found.users],
+        truncated=found.truncated,
+        limit=SEARCH_LIMIT,
     )
 
 

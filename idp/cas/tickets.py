@@ -111,7 +111,28 @@ def is_web_url(url: str | None) -> bool:
     if not url or len(url) > MAX_SERVICE_LENGTH:
         return False
     parts = web_url_parts(url)
-    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
+    return (
+        parts is not None
+        and parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        # No user name: a pattern written loosely (``https://app\.example\.edu.*``) matches
+        # ``https://app.example.edu@evil.example/`` too, whose host is evil.example. Nor a
+        # backslash: Werkzeug percent-encodes it in the Location header, and the browser then
+        # reads everything before the ``@`` that follows as a user name.
+        and "@" not in parts.netloc
+        and "\\" not in parts.netloc
+    )
+
+
+def is_service_identifier(identifier: str | None) -> bool:
+    """A back-end service as ``/proxy`` may name it: a web URL (:func:`is_web_url`), or, since
+    not every back-end service is on the web (CAS 3.0 §2.7.1), another identifier such as
+    ``imaps://mail.example.edu``, of sane length and without spaces or control characters."""
+    if not identifier or len(identifier) > MAX_SERVICE_LENGTH:
+        return False
+    if identifier.partition(":")[0].lower() in ("http", "https"):
+        return is_web_url(identifier)
+    return not any(c <= " " or c == "\x7f" or c.isspace() for c in identifier)
 
 
 def _key(ticket: str) -> str:
@@ -312,7 +333,7 @@ def issue_proxy_ticket(pgt: str, target_url: str) -> tuple[str, User, CasService
     owner = db.session.get(CasService, record["service_id"])
     if owner is None or not owner.enabled or not owner.proxy_allowed:
         raise CasError(UNAUTHORIZED_SERVICE, "The service holding this ticket may no longer proxy")
-    target = find_cas_service(target_url) if is_web_url(target_url) else None
+    target = find_cas_service(target_url) if is_service_identifier(target_url) else None
     if target is None:
         raise CasError(UNAUTHORIZED_SERVICE, "The target service is not registered")
     if not policy_admits(target, sso.user):

@@ -119,11 +119,9 @@ class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]
         _require_token(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        token = find_token(token_string, token_type_hint)
-        if token is not None and token.kind == "refresh_token" and not token.is_revoked():
-            # Unknown is what an inactive token looks like: active: false.
-            return token if refresh_still_good(token) else None
-        return token
+        # Found even when it would no longer refresh (its sign-in idle, the client's policy now
+        # leaving its user out): the access tokens of its grant may still work, and stop here.
+        return find_token(token_string, token_type_hint)
 
     def revoke_token(self, token: PresentedToken, request: OAuth2Request) -> None:
         if token.kind == "refresh_token":
@@ -212,7 +210,8 @@ def _is_signed_token(hint: str) -> bool:
     try:
         token = jws.extract_compact(hint.encode())
         payload = json.loads(token.payload)
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, RecursionError):
+        # RecursionError: a payload of arrays nested past the interpreter's depth (2 kB will do).
         return False
     return token.protected.get("alg") in ALGORITHMS and isinstance(payload, dict)
 

@@ -33,6 +33,8 @@ CODE_ERRORS = frozenset({40029, 40163, 42003, 41008})
 BUSY_ERRORS = frozenset({-1})
 #: The access token (WeCom) was refused: fetch a new one once and try again.
 TOKEN_ERRORS = frozenset({40014, 42001})
+#: The longest openid, unionid or UserId a binding can store (``social_identities`` columns).
+MAX_IDENTIFIER = 128
 
 
 class ErrorKind(enum.StrEnum):
@@ -141,8 +143,10 @@ def wechat_profile(config: Mapping[str, Any], code: str) -> SocialProfile:
         raise ProviderError(ErrorKind.UNAVAILABLE, detail=type(exc).__name__) from exc
     except (ValueError, KeyError, TypeError) as exc:  # not JSON, or fields missing
         raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed answer") from exc
-    openid = _text(info.get("openid")) or _text(token.get("openid"))
-    unionid = _text(info.get("unionid")) or _text(token.get("unionid"))
+    if not isinstance(info, dict) or not isinstance(token, dict):  # JSON, but not an object
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed answer")
+    openid = _identifier(info.get("openid")) or _identifier(token.get("openid"))
+    unionid = _identifier(info.get("unionid")) or _identifier(token.get("unionid"))
     if not openid:
         raise ProviderError(ErrorKind.UNAVAILABLE, detail="no openid")
     nickname = _text(info.get("nickname"))
@@ -241,7 +245,7 @@ def wecom_profile(config: Mapping[str, Any], code: str, store: Store) -> SocialP
         raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed answer")
     # ``user/getuserinfo`` says UserId, ``auth/getuserinfo`` says userid; a non-member only
     # has an OpenId, and the campus binds members only.
-    user_id = _text(info.get("UserId")) or _text(info.get("userid"))
+    user_id = _identifier(info.get("UserId")) or _identifier(info.get("userid"))
     if not user_id:
         raise ProviderError(ErrorKind.REFUSED, detail="not a member")
     return SocialProfile(WECOM, subject=user_id, nickname=user_id[:100])
@@ -283,3 +287,12 @@ def _classify(exc: WeChatClientException) -> ProviderError:
 
 def _text(value: Any) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
+
+
+def _identifier(value: Any) -> str | None:
+    """An openid, unionid or UserId; one longer than a binding stores is a malformed answer
+    (WeChat's are 28 characters, WeCom's at most 64)."""
+    text = _text(value)
+    if text is not None and len(text) > MAX_IDENTIFIER:
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed answer")
+    return text

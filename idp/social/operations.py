@@ -58,7 +58,9 @@ def find_identity(profile: SocialProfile) -> SocialIdentity | None:
 
     A WeChat binding made while the app had no unionid is keyed on the openid; once WeChat
     sends a unionid for that openid, the binding moves to it (the openid is per app, the
-    unionid is the same across the university's apps).
+    unionid is the same across the university's apps). An answer without a unionid still finds
+    a binding made with one through its openid: else the same WeChat would look unbound, and
+    could be bound to a second account.
     """
     found: SocialIdentity | None = db.session.scalar(
         db.select(SocialIdentity).where(
@@ -66,13 +68,13 @@ def find_identity(profile: SocialProfile) -> SocialIdentity | None:
         )
     )
     if found is None and profile.provider == WECHAT and profile.openid:
-        found = db.session.scalar(
-            db.select(SocialIdentity).where(
-                SocialIdentity.provider == WECHAT,
-                SocialIdentity.openid == profile.openid,
-                SocialIdentity.unionid.is_(None),
-            )
+        same_openid = db.select(SocialIdentity).where(
+            SocialIdentity.provider == WECHAT, SocialIdentity.openid == profile.openid
         )
+        if profile.unionid:
+            # A unionid names the person: only a binding that had none may move to it.
+            same_openid = same_openid.where(SocialIdentity.unionid.is_(None))
+        found = db.session.scalars(same_openid.order_by(SocialIdentity.id).limit(1)).first()
         if found is not None and profile.unionid:
             found.subject, found.unionid = profile.unionid, profile.unionid
     return found
