@@ -257,15 +257,20 @@ def send_code(
     digest = hashlib.sha256(channel.target.encode()).hexdigest()[:32]
     target_key = f"code-day:{RATIONS[purpose]}:{channel.kind}:{digest}"
     if store.hit(target_key, DAY) > config["CODE_DAILY_LIMIT"]:
+        # Nothing is sent, so nothing to wait for: asking again repeats this answer rather
+        # than claim that a code was sent.
+        store.delete(f"code-wait:{key}")
         _refused(purpose, channel, user, "daily-limit")
         raise CodeError(_("今日获取验证码次数已达上限，请明天再试。"), 429)
     # Counted and checked in one step: requests racing past the check above still cannot get
     # more codes, or more without a CAPTCHA, than the address is allowed.
     sent_from_ip = store.hit(ip_key, HOUR)
     if sent_from_ip > hourly_limit:
+        _not_issued(key, target_key)
         _refused(purpose, channel, user, "ip-limit")
         raise CodeError(_("获取验证码过于频繁，请一小时后再试。"), 429)
     if sent_from_ip > captcha_after and not captcha.solved_in_this_request():
+        _not_issued(key, target_key)
         _refused(purpose, channel, user, "captcha")
         raise CodeError(_("请输入图形验证码后再获取验证码"))
     code = f"{secrets.randbelow(10**6):06d}"
@@ -290,6 +295,15 @@ def send_code(
         method=channel.kind,
         detail={"purpose": purpose} if deliver else {"purpose": purpose, "delivered": False},
     )
+
+
+def _not_issued(key: str, target_key: str) -> None:
+    """A code refused by the address's limits after the target's were counted: the resend wait
+    is lifted and the day's count given back, so that the person who answers the CAPTCHA gets
+    the code at once, and none of the day's is spent on a code never sent."""
+    store = get_store()
+    store.delete(f"code-wait:{key}")
+    store.unhit(target_key)
 
 
 def _never_sent(key: str, target_key: str, ip_key: str) -> None:

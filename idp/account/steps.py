@@ -20,6 +20,7 @@ from idp.account.codes import (
     code_minutes,
     ip_needs_captcha,
     send_code,
+    verified_channels,
     verify_code,
 )
 from idp.account.forms import IdentityForm, NewPasswordForm, PhoneForm
@@ -30,7 +31,7 @@ from idp.account.operations import (
 )
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha, throttle
-from idp.auth.operations import personal_info
+from idp.auth.operations import credentials_stamp, personal_info
 from idp.auth.policy import N_, PasswordPolicy, check_password
 from idp.auth.views import no_store
 from idp.directory.identifiers import mask_phone, normalise_phone
@@ -44,6 +45,9 @@ COMPLETE = "complete"
 MISMATCH = N_("您输入的信息与学校登记的信息不一致，请核对后重试。")
 EXPIRED = N_("操作已超时或已在其他页面完成，请重新开始。")
 ALREADY_ACTIVE = N_("该账号已激活，请直接登录；忘记密码请使用“忘记密码”。")
+NOT_ACTIVATED = N_("该账号尚未激活，请先激活账号。")
+STOPPED = N_("该账号已被停用或锁定，请联系管理员处理。")
+NO_CHANNEL = N_("您未绑定安全手机或安全邮箱，无法自助找回密码，请联系管理员处理。")
 
 
 def render_step(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
@@ -61,12 +65,33 @@ def code_failed(form: Any, exc: CodeError) -> None:
         g.code_error_status = exc.status
 
 
+def recovery_refused(user: User) -> str | None:
+    """Why 找回密码 cannot give ``user`` a new password (an untranslated message), or None.
+
+    Only an active account with a verified security phone or email recovers: one never
+    activated is sent to 激活账号, and one the help desk disabled or locked (a stolen phone
+    reported, say) must not get a password through the very phone or mailbox it was stopped
+    for.
+    """
+    if user.status == UserStatus.PENDING:
+        return NOT_ACTIVATED
+    if user.status != UserStatus.ACTIVE:
+        return STOPPED
+    if not verified_channels(user):
+        return NO_CHANNEL
+    return None
+
+
 def open_flow(kind: str) -> tuple[dict[str, Any], User] | str:
     """The wizard's state and account while it may go on; else the message that says why not.
 
     An activation goes on only while its account is still pending: once activated (in
     another browser, say), a flow abandoned at a later step must neither bind a phone nor
-    set a password. Such a flow is discarded.
+    set a password. A recovery goes on only while its account is active. A flow that kept
+    the account's ``stamp`` (:func:`~idp.auth.operations.credentials_stamp`) goes on only while
+    the security phone, email and password are still what it proved or bound: a recovery
+    proven by a phone since unbound, or reset in another browser, and an activation whose
+    phone another browser replaced, are void. Such flows are discarded.
     """
     state = flows.load_flow(kind)
     # An activation step that may bind or set something holds the account's row until it
@@ -81,6 +106,14 @@ def open_flow(kind: str) -> tuple[dict[str, Any], User] | str:
         record("activate.stale", FAILURE, target=user)
         db.session.commit()
         return ALREADY_ACTIVE
+    refused = recovery_refused(user) if kind == RECOVER else None
+    stale = "stamp" in state and state["stamp"] != credentials_stamp(user)
+    if refused is not None or stale:
+        flows.discard_flow(kind)
+        reason = "refused" if refused is not None else "changed"
+        record(f"{kind}.stale", FAILURE, target=user, detail={"reason": reason})
+        db.session.commit()
+        return refused or EXPIRED
     return state, user
 
 
@@ -237,6 +270,9 @@ def bind_phone_step(form: PhoneForm, user: User, purpose: str) -> bool:
     except AccountError as exc:
         db.session.rollback()
         form.phone.errors = [str(exc)]
+        # Audited as in 安全中心: a proven number refused because another account has it.
+        record("phone.bind", FAILURE, actor=user, detail={"reason": "taken"})
+        db.session.commit()
         return False
     db.session.commit()
     return True

@@ -50,6 +50,7 @@ from idp.account.steps import (
     new_password_step,
     open_flow,
     password_errors,
+    recovery_refused,
     render_step,
     restart_flow,
     verify_identity,
@@ -106,7 +107,10 @@ def activate_phone() -> ResponseReturnValue:
     state, user = flow
     form = PhoneForm()
     if form.validate_on_submit() and bind_phone_step(form, user, "activation"):
-        flows.save_flow(ACTIVATE, {**state, "step": "password"})
+        # The stamp of the phone just bound: should another browser with the same details
+        # bind its own before this one sets the password, the activation starts over rather
+        # than hand the owner an account whose security phone (and SMS sign-in) is not theirs.
+        flows.save_flow(ACTIVATE, {**state, "step": "password", "stamp": credentials_stamp(user)})
         return redirect(url_for("account.activate_password"))
     return render_step(
         "account/activate.html",
@@ -255,14 +259,14 @@ def recover() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = verify_identity(form, RECOVER)
         if user is not None:
-            if user.status == UserStatus.PENDING:
-                form.account.errors = [_("该账号尚未激活，请先激活账号。")]
-            elif not (user.has_security_phone or user.has_security_email):
-                form.account.errors = [
-                    _("您未绑定安全手机或安全邮箱，无法自助找回密码，请联系管理员处理。")
-                ]
+            refused = recovery_refused(user)
+            if refused is not None:
+                form.account.errors = [_(refused)]
             else:
-                flows.start_flow(RECOVER, {"user_id": user.id, "step": "verify"})
+                # The stamp: a code to the phone or email on file proves them only while they,
+                # and the password, are what they are now (see open_flow).
+                state = {"user_id": user.id, "step": "verify", "stamp": credentials_stamp(user)}
+                flows.start_flow(RECOVER, state)
                 return redirect(url_for("account.recover_verify"))
     return render_step(
         "account/recover.html",
@@ -280,11 +284,7 @@ def recover_verify() -> ResponseReturnValue:
     if isinstance(flow, str):
         return restart_flow("account.recover", flow)
     state, user = flow
-    channels = verified_channels(user)
-    if not channels:  # unbound by the help desk since step 1
-        flows.discard_flow(RECOVER)
-        flash(_("您未绑定安全手机或安全邮箱，无法自助找回密码，请联系管理员处理。"), "error")
-        return redirect(url_for("account.recover"))
+    channels = verified_channels(user)  # at least one: see recovery_refused
     form = VerifyForm()
     labels = {SMS: _("安全手机"), EMAIL: _("安全邮箱")}
     form.method.choices = [(k, f"{labels[k]} {c.masked}") for k, c in channels.items()]
