@@ -28,7 +28,7 @@ from flask_babel import gettext as _
 from idp.audit.operations import FAILURE, client_ip, record
 from idp.auth import captcha
 from idp.auth.throttle import address_scale
-from idp.directory.identifiers import mask_email, mask_phone
+from idp.directory.identifiers import mask_email, mask_phone, typed_code
 from idp.directory.models import User
 from idp.policy_settings import effective_config
 from shared.factory import get_store
@@ -377,7 +377,7 @@ def verify_code(
     if tries > config["CODE_MAX_ATTEMPTS"]:
         store.delete(f"code:{key}")
         raise CodeError(_("验证码错误次数过多，已失效，请重新获取。"))
-    given = (code or "").strip()
+    given = typed_code(code)
     if not (given.isdigit() and hmac.compare_digest(_digest(given), entry["digest"])):
         if tries >= config["CODE_MAX_ATTEMPTS"]:
             store.delete(f"code:{key}")

@@ -125,6 +125,12 @@ def normalise_id_number(raw: str) -> str:
     return "".join(unicodedata.normalize("NFKC", raw).split()).upper()
 
 
+def typed_code(raw: str | None) -> str:
+    """A typed verification, two-step or recovery code as compared: NFKC (a Chinese IME in
+    full-width mode types １２３４５６), without spaces."""
+    return "".join(unicodedata.normalize("NFKC", raw or "").split())
+
+
 def id_number_check_char(first17: str) -> str:
     """The check character (0-9 or X) of an 18-digit ID number, from its first 17 digits."""
     total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))

@@ -29,7 +29,12 @@ from idp.audit.operations import DENIED, FAILURE, record
 from idp.auth.models import SsoSession
 from idp.auth.operations import PasswordCheck, confirm_password
 from idp.auth.throttle import Attempt, reserve_in_blocks
-from idp.directory.identifiers import data_key, decrypt_identifier, encrypt_identifier
+from idp.directory.identifiers import (
+    data_key,
+    decrypt_identifier,
+    encrypt_identifier,
+    typed_code,
+)
 from idp.directory.models import User, aware, utcnow
 from idp.extensions import db
 from idp.mfa.models import RecoveryCode, TotpCredential, TrustedDevice
@@ -271,7 +276,7 @@ def failures(user: User) -> int:
 
 
 def _normalise_code(code: str) -> str | None:
-    digits = "".join(code.split())
+    digits = typed_code(code)
     return digits if len(digits) == 6 and digits.isascii() and digits.isdigit() else None
 
 
@@ -329,7 +334,7 @@ def verify_totp(user: User, code: str, *, at: float | None = None) -> None:
 
 def _normalise_recovery_code(code: str) -> str:
     # Crockford's rules: people read 0 as o and 1 as l or i off printed paper.
-    cleaned = "".join(code.split()).replace("-", "").lower()
+    cleaned = typed_code(code).replace("-", "").lower()
     return cleaned.translate(str.maketrans("oil", "011"))
 
 
