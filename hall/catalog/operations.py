@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hall.audit.operations import CLI_ACTOR, record
@@ -115,12 +115,19 @@ def save_category(
     if clash is not None and clash is not category:
         raise CatalogError(_l("已有同名的服务类别。"))
     created = category is None
+    renamed = category is not None and category.name != name
     if category is None:
         category = Category(name=name, sort=sort)
         db.session.add(category)
     else:
         category.name, category.sort = name, sort
     db.session.flush()
+    if renamed:
+        # The category's name is part of its services' search text: search the new one.
+        for service in db.session.scalars(
+            select(Service).where(Service.category_id == category.id)
+        ):
+            refresh_search_columns(service)
     record(
         "category.create" if created else "category.update",
         _actor_name(actor),
@@ -363,13 +370,26 @@ def recommended_services(kind: str, limit: int = 8) -> list[Service]:
 
 
 def toggle_favourite(
-    user: HallUser, *, service: Service | None = None, system: SystemEntry | None = None
+    user: HallUser,
+    *,
+    service: Service | None = None,
+    system: SystemEntry | None = None,
+    wanted: bool | None = None,
 ) -> bool:
-    """Collect or un-collect a service or system; returns whether it is now a favourite."""
+    """Collect (``wanted`` True) or un-collect (False) a service or system, or flip it (None);
+    returns whether it is now a favourite.
+
+    Pages say which they offered, so that the same 收藏 sent twice (a double click, a second
+    tab showing the old state) collects once instead of undoing itself.
+    """
     target = Favourite.service_id == service.id if service else Favourite.system_id == system.id  # type: ignore[union-attr]
     existing = db.session.scalar(select(Favourite).where(Favourite.user_id == user.id, target))
     if existing is not None:
-        db.session.delete(existing)
+        if wanted is not True:
+            db.session.delete(existing)
+            return False
+        return True
+    if wanted is False:
         return False
     try:
         with db.session.begin_nested():
@@ -464,46 +484,38 @@ def record_use(
 
 
 def frequently_used(user: HallUser, limit: int = 8) -> list[Service | SystemEntry]:
-    """我常用的: the services and systems the user opened most, most used first."""
+    """我常用的: the services and systems the user opened most, most used first.
+
+    Only what they can still open counts, and what they cannot (a service taken out of the
+    catalogue, a system not for their kind) takes no place in the list.
+    """
     rows = db.session.execute(
-        select(UsageCount.service_id, UsageCount.system_id)
-        .where(UsageCount.user_id == user.id)
-        .order_by(UsageCount.count.desc(), UsageCount.last_used_at.desc())
-        .limit(limit * 2)
-    ).all()
-    service_ids = [s for s, _ in rows if s is not None]
-    system_ids = [s for _, s in rows if s is not None]
-    services = (
-        {
-            s.id: s
-            for s in db.session.scalars(
-                select(Service).where(
-                    Service.id.in_(service_ids), Service.status == ServiceStatus.PUBLISHED.value
-                )
-            )
-        }
-        if service_ids
-        else {}
-    )
-    systems = (
-        {
-            s.id: s
-            for s in db.session.scalars(
-                select(SystemEntry).where(
-                    SystemEntry.id.in_(system_ids), SystemEntry.published.is_(True)
-                )
-            )
-            if may_use_system(user, s)
-        }
-        if system_ids
-        else {}
+        select(Service, SystemEntry)
+        .select_from(UsageCount)
+        .outerjoin(
+            Service,
+            and_(
+                Service.id == UsageCount.service_id,
+                Service.status == ServiceStatus.PUBLISHED.value,
+            ),
+        )
+        .outerjoin(
+            SystemEntry,
+            and_(SystemEntry.id == UsageCount.system_id, SystemEntry.published.is_(True)),
+        )
+        .where(
+            UsageCount.user_id == user.id, or_(Service.id.is_not(None), SystemEntry.id.is_not(None))
+        )
+        .order_by(UsageCount.count.desc(), UsageCount.last_used_at.desc(), UsageCount.id)
     )
     found: list[Service | SystemEntry] = []
-    for service_id, system_id in rows:
-        item = services.get(service_id) if service_id else systems.get(system_id)  # type: ignore[arg-type]
-        if item is not None:
-            found.append(item)
-    return found[:limit]
+    for service, system in rows:
+        if service is None and not may_use_system(user, system):
+            continue
+        found.append(service if service is not None else system)
+        if len(found) == limit:
+            break
+    return found
 
 
 # 常用系统 / 便民服务 -----------------------------------------------------------------------
@@ -662,7 +674,7 @@ class NoticeData:
     department_id: int
     title: str
     body: str
-    #: None keeps it a draft; a future time schedules it.
+    #: None keeps it a draft; a future time schedules it. A naive time is UTC, as stored.
     publish_at: datetime | None
 
 
@@ -685,8 +697,10 @@ def save_notice(
         notice = Notice(created_by=_actor_name(actor), created_at=utcnow())
         db.session.add(notice)
     notice.department_id, notice.title, notice.body = data.department_id, title, data.body.strip()
-    # Stored in UTC: SQLite drops the offset, and naive values are read back as UTC.
-    notice.publish_at = data.publish_at.astimezone(UTC) if data.publish_at else None
+    # Stored in UTC: SQLite drops the offset, and naive values are read back as UTC — so a
+    # naive time handed back (a published notice's own, kept on edit) is UTC too, never the
+    # server's local time.
+    notice.publish_at = aware(data.publish_at).astimezone(UTC) if data.publish_at else None
     notice.withdrawn_at = None
     notice.updated_at = utcnow()
     db.session.flush()

@@ -88,6 +88,8 @@ class ParsedQuery:
     empty_after_cleaning: bool = False
     #: The query was longer than :data:`MAX_QUERY_LENGTH` and was cut.
     truncated: bool = False
+    #: The query had more than :data:`MAX_TERMS` different words; the rest were left out.
+    too_many_words: bool = False
 
 
 def parse_query(raw: str | None) -> ParsedQuery:
@@ -97,10 +99,12 @@ def parse_query(raw: str | None) -> ParsedQuery:
     cleaned = _clean(raw)
     if not cleaned:
         return ParsedQuery((), empty_after_cleaning=True)
-    truncated = len(cleaned) > MAX_QUERY_LENGTH
-    words = cleaned[:MAX_QUERY_LENGTH].split()
-    unique = tuple(dict.fromkeys(w for w in words if w))[:MAX_TERMS]
-    return ParsedQuery(unique, truncated=truncated or len(words) > MAX_TERMS)
+    words = tuple(dict.fromkeys(cleaned[:MAX_QUERY_LENGTH].split()))
+    return ParsedQuery(
+        words[:MAX_TERMS],
+        truncated=len(cleaned) > MAX_QUERY_LENGTH,
+        too_many_words=len(words) > MAX_TERMS,
+    )
 
 
 def _like(term: str) -> str:

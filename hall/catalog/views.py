@@ -34,7 +34,7 @@ from hall.catalog.operations import (
     visible_systems,
 )
 from hall.catalog.roles import is_hall_admin, may_manage
-from hall.catalog.search import MAX_QUERY_LENGTH
+from hall.catalog.search import MAX_QUERY_LENGTH, MAX_TERMS
 from hall.extensions import db
 from shared.web import error_response
 
@@ -48,6 +48,11 @@ def _int_arg(name: str) -> int | None:
     """A positive integer query parameter, or None for anything else (never an error)."""
     value = request.args.get(name, "")
     return int(value) if value.isdigit() and 0 < len(value) < 10 else None
+
+
+def _wanted_favourite() -> bool | None:
+    """What a 收藏 / 取消收藏 button asked for: True, False, or None (an old page: flip)."""
+    return {"1": True, "0": False}.get(request.form.get("favourite", ""))
 
 
 def service_missing() -> ResponseReturnValue:
@@ -97,6 +102,7 @@ def services() -> ResponseReturnValue:
         favourite_service_ids=favourite_service_ids,
         favourite_system_ids=favourite_system_ids,
         max_query_length=MAX_QUERY_LENGTH,
+        max_terms=MAX_TERMS,
     )
 
 
@@ -126,7 +132,7 @@ def favourite_service(user: HallUser, service_id: int) -> ResponseReturnValue:
     service = find_published_service(service_id)
     if service is None:
         return service_missing()
-    now = toggle_favourite(user, service=service)
+    now = toggle_favourite(user, service=service, wanted=_wanted_favourite())
     db.session.commit()
     message = (
         _("已收藏“%(title)s”。", title=service.title)
@@ -160,7 +166,7 @@ def favourite_system(user: HallUser, system_id: int) -> ResponseReturnValue:
         return error_response(
             404, _("系统入口不存在"), _("该系统入口不存在，或您所在的人员类别不能使用它。")
         )
-    now = toggle_favourite(user, system=entry)
+    now = toggle_favourite(user, system=entry, wanted=_wanted_favourite())
     db.session.commit()
     flash(
         _("已收藏“%(title)s”。", title=entry.name)

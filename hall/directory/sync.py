@@ -24,6 +24,8 @@ from flask import current_app
 
 from hall.audit.operations import CLI_ACTOR, record
 from hall.auth.models import HallUser, aware, utcnow
+from hall.catalog.models import Service
+from hall.catalog.search import refresh_search_columns
 from hall.directory.models import Department, DirectorySyncState, Position
 from hall.extensions import db
 
@@ -292,6 +294,7 @@ def _sync_groups(
 ) -> _Latest:
     latest = _Latest()
     codes = {d.code: d for d in db.session.scalars(db.select(Department))}
+    names_before = {code: department.name for code, department in codes.items()}
     parents: dict[str, str | None] = {}
     posts: list[dict[str, Any]] = []
     for resource in client.resources("/Groups", since):
@@ -313,9 +316,22 @@ def _sync_groups(
         elif parent_code in codes and parent_code != code:
             codes[code].parent_id = codes[parent_code].id
         # A parent the hall has not seen yet is set by the next complete run.
+    _refresh_services_of_renamed(
+        [d.id for code, d in codes.items() if code in names_before and d.name != names_before[code]]
+    )
     _write_positions(posts, codes, report, full)
     db.session.commit()
     return latest
+
+
+def _refresh_services_of_renamed(department_ids: list[int]) -> None:
+    """A department's name is part of its services' search text (一事联办 finds 教务处's
+    services by 教务处): a renamed one's services are found by the new name from now on."""
+    if department_ids:
+        for service in db.session.scalars(
+            db.select(Service).where(Service.department_id.in_(department_ids))
+        ):
+            refresh_search_columns(service)
 
 
 def _recheck_unlisted_positions(

@@ -15,7 +15,7 @@ from flask import Flask
 from hall.audit.models import HallAuditEvent
 from hall.auth.models import HallUser
 from hall.catalog.models import Category, Notice, Service, SystemEntry
-from hall.directory.models import DirectorySyncState, Position
+from hall.directory.models import Department, DirectorySyncState, Position
 from hall.directory.sync import DirectoryClient, SyncError, sync_directory
 from hall.extensions import db
 from tests.hall.catalog_support import csrf_token, load_demo, make_hall_user, sign_in_as
@@ -364,3 +364,24 @@ def test_an_unreadable_recheck_fails_the_run_and_removes_nothing(hall_app: Flask
             sync_directory(full=True, client=client)
         db.session.expire_all()
         assert db.session.scalar(db.select(db.func.count()).select_from(Position)) == 3
+
+
+def test_a_department_renamed_at_the_idp_finds_its_services_by_the_new_name(
+    hall_app: Flask,
+) -> None:
+    """教务处 becomes 本科生院 at the IdP: after the sync its services' search text has the new
+    name."""
+    load_demo(hall_app)
+    renamed = {
+        "id": "dept-1",
+        "externalId": "JWC",
+        "displayName": "本科生院",
+        "meta": {"lastModified": "2026-09-01T08:00:00Z"},
+        "urn:hongliu:params:scim:schemas:extension:campus:2.0:Group": {"kind": "department"},
+    }
+    with hall_app.app_context():
+        sync_directory(client=FakeDirectory(listing([]), listing([renamed])))
+        texts = db.session.scalars(
+            db.select(Service.search_text).join(Service.department).where(Department.code == "JWC")
+        ).all()
+        assert texts and all("本科生院" in t for t in texts)
