@@ -25,6 +25,7 @@ from idp.clients.operations import (
 )
 from idp.clients.rules import (
     ClientError,
+    LoosePattern,
     ScopeError,
     UnsupportedPattern,
     check_scopes,
@@ -167,6 +168,12 @@ def _check_cas(settings: CasSettings) -> dict[str, str]:
     else:
         try:
             check_service_pattern(settings.service_pattern)
+        except LoosePattern as exc:
+            problems["service_pattern"] = _(
+                "服务地址规则过宽：它也匹配另一个主机的地址 %(probe)s。请在主机名后紧跟 / 或端口，"
+                "例如 ^https://app\\.example\\.edu/.*",
+                probe=exc.probe,
+            )
         except UnsupportedPattern:
             problems["service_pattern"] = _(
                 "服务地址规则须使用 RE2 语法：不支持反向引用（如 \\1）和环视（如 (?=…)），"

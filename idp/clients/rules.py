@@ -129,15 +129,59 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
 
+class LoosePattern(ClientError):
+    """A pattern that also matches URLs on hosts its author did not mean: ``probe`` is one."""
+
+    def __init__(self, probe: str) -> None:
+        super().__init__(
+            f"the service pattern also matches {probe}, another host: end the host name with / "
+            "or a port (e.g. ^https://app\\.example\\.edu/.*)"
+        )
+        self.probe = probe
+
+
+#: RE2's end of text ``\z`` (not after an escaped backslash), which Python's parser spells ``\Z``.
+_RE2_END = re.compile(r"(?<!\\)((?:\\\\)*)\\z")
+#: One character of a pattern's literal beginning: a letter, digit or ``-_:/``, or ``\.``.
+_LITERAL_CHAR = re.compile(r"\\[./:-]|[A-Za-z0-9_:/-]")
+
+
+def _literal_start(service_pattern: str) -> str:
+    """What every URL the pattern matches begins with, as far as plain text goes: ``^https://
+    app\\.example\\.edu.*`` → ``https://app.example.edu``."""
+    text, at = [], 1 if service_pattern.startswith("^") else 0
+    while match := _LITERAL_CHAR.match(service_pattern, at):
+        text.append(match.group()[-1])
+        at = match.end()
+    # A literal followed by a quantifier is not literal (``s?``, ``x*``): leave it out.
+    if at < len(service_pattern) and service_pattern[at] in "?*{" and text:
+        text.pop()
+    return "".join(text)
+
+
+def _check_host_ends(service_pattern: str) -> None:
+    """Refuse ``https://app\\.example\\.edu.*``: it matches ``https://app.example.edu.evil.
+    example/`` too, and a ticket would be issued there. The common mistake only — a pattern whose
+    plain-text start names a whole host and whose next part lets the host go on."""
+    start = _literal_start(service_pattern)
+    scheme, separator, rest = start.partition("://")
+    if not separator or "/" in rest or ":" in rest or "." not in rest:
+        return  # no host written out in full (or already ended by a path or port)
+    probe = f"{scheme}://{rest}.attacker.invalid/"
+    if pattern_matches(service_pattern, probe):
+        raise LoosePattern(probe)
+
+
 def check_service_pattern(service_pattern: str) -> str:
     """A CAS service pattern: a regular expression in RE2's syntax (matched in linear time, so
-    no URL can make it backtrack for minutes)."""
+    no URL can make it backtrack for minutes) that does not let its host run on into another
+    (:class:`LoosePattern`)."""
     if len(service_pattern) > MAX_PATTERN_LENGTH:
         raise ClientError(f"the service pattern is longer than {MAX_PATTERN_LENGTH} characters")
     # Python's parser too: RE2 quietly reads some of what it refuses as literal text
     # (``x{4294967296}``), or takes nesting no one meant (600 parentheses).
     try:
-        re.compile(service_pattern)
+        re.compile(_RE2_END.sub(r"\1\\Z", service_pattern))
     except (re.error, RecursionError, OverflowError, ValueError) as exc:
         raise ClientError(f"the service pattern is not a valid regular expression: {exc}") from None
     try:
@@ -152,6 +196,7 @@ def check_service_pattern(service_pattern: str) -> str:
         ) from None
     except (ValueError, RecursionError, OverflowError) as exc:
         raise ClientError(f"the service pattern is not a valid regular expression: {exc}") from None
+    _check_host_ends(service_pattern)
     return service_pattern
 
 
