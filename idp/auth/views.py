@@ -63,7 +63,7 @@ from idp.auth.sessions import (
 from idp.directory.identifiers import normalise_phone
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
-from idp.mfa.operations import device_trusted, keep_trusting
+from idp.mfa.devices import device_trusted, keep_trusting
 from idp.mfa.signin import needs_second_factor, start_two_step, trust_token
 from idp.policy_settings import effective_config
 from idp.security.notices import notify_security_change

@@ -14,7 +14,8 @@ from idp.account import flows
 from idp.auth.operations import credentials_stamp, password_stamp
 from idp.directory.models import User, UserStatus, aware, utcnow
 from idp.extensions import db
-from idp.mfa.operations import authenticator_stamp, second_factor_due, trust_days
+from idp.mfa.devices import second_factor_due, trust_days
+from idp.mfa.operations import authenticator_stamp
 from idp.social.clients import PROVIDERS
 from idp.social.operations import identity_of
 

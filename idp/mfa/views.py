@@ -26,6 +26,13 @@ from idp.auth.sessions import current_session, start_session
 from idp.auth.views import continue_sign_in, no_store
 from idp.directory.models import User, utcnow
 from idp.extensions import db
+from idp.mfa.devices import (
+    forget_all_devices,
+    forget_device,
+    trust_days,
+    trust_device,
+    trusted_devices,
+)
 from idp.mfa.forms import (
     DisableForm,
     EnableForm,
@@ -42,8 +49,6 @@ from idp.mfa.operations import (
     confirm_login_password,
     disable_totp,
     enrolment_secret,
-    forget_all_devices,
-    forget_device,
     format_secret,
     methods_with_totp,
     provisioning_uri,
@@ -51,9 +56,6 @@ from idp.mfa.operations import (
     recovery_codes_left,
     regenerate_recovery_codes,
     totp_enabled,
-    trust_days,
-    trust_device,
-    trusted_devices,
     use_recovery_code,
     verify_totp,
 )

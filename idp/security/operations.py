@@ -18,7 +18,7 @@ from idp.auth.models import SsoSession
 from idp.auth.sessions import end_all_sessions, end_session
 from idp.directory.models import User
 from idp.extensions import db
-from idp.mfa.operations import forget_other_devices
+from idp.mfa.devices import forget_other_devices
 from idp.mfa.signin import trust_token
 
 #: The 身份验证 method that checks the login password (beside ``sms`` and ``email`` codes).

@@ -19,6 +19,7 @@ from idp.auth.models import SsoSession
 from idp.auth.operations import find_user_by_identifier
 from idp.directory.models import User, utcnow
 from idp.extensions import db
+from idp.mfa import devices
 from idp.mfa import operations as mfa
 from idp.mfa.models import RecoveryCode, TotpCredential, TrustedDevice
 from tests.idp.conftest import (
@@ -201,7 +202,7 @@ def test_help_desk_reset_removes_totp_codes_and_devices(
         fresh = db.session.get(User, user.id)
         actor = db.session.get(User, agent.id)
         assert fresh is not None and actor is not None
-        mfa.trust_device(fresh, "Firefox", "127.0.0.1")
+        devices.trust_device(fresh, "Firefox", "127.0.0.1")
         assert mfa.reset_totp(fresh, actor=actor, reason="手机丢失，已核验证件") is True
         db.session.commit()
         assert not mfa.totp_enabled(fresh)
@@ -280,7 +281,7 @@ def test_sign_in_lookup_loads_the_totp_flag_with_the_account(
             user = find_user_by_identifier(identifier)
             assert user is not None
             assert inspect(user).dict["totp_confirmed"] is expected, identifier
-            assert mfa.second_factor_due(user, None) is expected
+            assert devices.second_factor_due(user, None) is expected
             assert mfa.totp_enabled(user) is expected  # the query agrees with the column
 
 
