@@ -168,8 +168,11 @@ def department(user: User, department_id: int) -> ResponseReturnValue:
                 return redirect(url_for(".department", department_id=department.id))
         else:
             status = 400
-    if not rename.is_submitted():
+    # The form not posted shows the department as it stands: an empty 上级部门 box after a
+    # refused rename would read as 顶级, one 移动 press from moving it there.
+    if not rename.submit.data:
         rename.name.data = department.name
+    if not move.submit.data:
         move.parent_code.data = department.parent.code if department.parent else ""
     return render_template(
         "admin/department.html",

@@ -172,3 +172,21 @@ def test_help_desk_cannot_change_departments(idp_app: Flask, desk: Signed) -> No
     assert desk.client.get("/admin/departments").status_code == 403
     with idp_app.app_context():
         assert db.session.query(Department).count() == 0
+
+
+def test_a_refused_rename_or_move_shows_the_other_form_as_it_stands(
+    idp_app: Flask, admin: Signed
+) -> None:
+    """软件工程系: a rename refused (empty name) still shows 计算机学院 as its parent, not an
+    empty box that reads as 顶级; a move refused still shows its current name."""
+    ids = _seed(idp_app)
+    url = f"/admin/departments/{ids['SE']}"
+    rename = post_form(admin.client, url, {"rename-name": "", "rename-submit": "y"})
+    page = rename.get_data(as_text=True)
+    assert rename.status_code == 400
+    assert re.search(r'id="move-parent_code"[^>]*value="CS"', page), page
+    move = post_form(admin.client, url, {"move-parent_code": "SE2201", "move-submit": "y"})
+    page = move.get_data(as_text=True)
+    assert move.status_code == 400
+    assert re.search(r'id="rename-name"[^>]*value="软件工程系"', page)
+    assert _parent_code(idp_app, "SE") == "CS"
