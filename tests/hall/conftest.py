@@ -11,6 +11,7 @@ from flask import Flask
 
 from tests.conftest import AppFactory, MakeDatabaseUrl
 from tests.e2e.conftest import LiveServer, free_port
+from tests.hall.catalog_support import load_demo
 from tests.hall.sso_support import (
     TEST_CLIENT_BASE,
     register_hall,
@@ -71,3 +72,10 @@ def live_sso_hall(
         hall_registration,
         live_hall_port,
     )
+
+
+@pytest.fixture
+def demo_hall(hall_app: Flask) -> Flask:
+    """A hall with the demo catalogue."""
+    load_demo(hall_app)
+    return hall_app

@@ -20,13 +20,6 @@ from hall.extensions import db
 from tests.hall.catalog_support import csrf_token, load_demo, make_hall_user, sign_in_as
 
 
-@pytest.fixture
-def demo_hall(hall_app: Flask) -> Flask:
-    """A hall with the demo catalogue."""
-    load_demo(hall_app)
-    return hall_app
-
-
 def titles(html: str) -> list[str]:
     """The service titles listed on a catalogue page, in order."""
     return re.findall(r'class="service-title"><a [^>]*>([^<]+)</a>', html)

@@ -8,7 +8,6 @@ import html
 import json
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -22,7 +21,7 @@ from hall.extensions import db
 from hall.workflow import engine
 from hall.workflow import operations as ops
 from hall.workflow.models import Application, FlowDefinition, FormDefinition
-from tests.hall.catalog_support import csrf_token, load_demo, make_hall_user, sign_in_as
+from tests.hall.catalog_support import csrf_token, make_hall_user, sign_in_as
 
 FORM: dict[str, Any] = {
     "schema": {
@@ -60,13 +59,6 @@ def flow(*nodes: dict[str, Any]) -> dict[str, Any]:
 
 TWO_STEPS = flow(person("tutor", "导师审核", "T900"), person("dean", "学院审批", "T901"))
 ONE_STEP = flow(person("tutor", "导师审核", "T900"))
-
-
-@pytest.fixture
-def demo_hall(hall_app: Flask) -> Flask:
-    """A hall with the demo catalogue."""
-    load_demo(hall_app)
-    return hall_app
 
 
 def service_id(app: Flask, title: str = "缓考申请") -> int:

@@ -8,24 +8,17 @@ from __future__ import annotations
 import html
 import json
 
-import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from hall.catalog.models import Notice, Service, SystemEntry
 from hall.extensions import db
 from hall.workflow.models import Delegation, FormDefinition
-from tests.hall.catalog_support import csrf_token, load_demo
+from tests.hall.catalog_support import csrf_token
 from tests.hall.test_form_kept_after_expiry import NOTICE, expire, sign_in_again
 from tests.hall.test_manage import department_id, manager_client, service_form
 from tests.hall.test_manage_definitions import FORM, service_id
-
-
-@pytest.fixture
-def demo_hall(hall_app: Flask) -> Flask:
-    """A hall with the demo catalogue."""
-    load_demo(hall_app)
-    return hall_app
 
 
 def count(app: Flask, model: type) -> int:
@@ -34,13 +27,18 @@ def count(app: Flask, model: type) -> int:
         return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def opened_then_expired(app: Flask, path: str) -> tuple[FlaskClient, str, str]:
+    """A manager opened ``path`` (its CSRF token in hand), then let the session run out."""
+    client = manager_client(app)
+    token = csrf_token(client, path)
+    expire(app, client)
+    return client, path, token
+
+
 def test_new_service_guide_is_kept_across_expiry(demo_hall: Flask) -> None:
     """新建服务: 保存 after the idle timeout keeps the guide; it comes back once, as typed."""
-    client = manager_client(demo_hall)
-    path = "/manage/services/new"
-    token = csrf_token(client, path)
+    client, path, token = opened_then_expired(demo_hall, "/manage/services/new")
     before = count(demo_hall, Service)
-    expire(demo_hall, client)
     typed = service_form(demo_hall, "JWC", steps="第一步：在线填写。第二步：领取证明。")
     late = client.post(path, data={**typed, "csrf_token": token})
     assert late.status_code == 302 and late.headers["Location"].startswith("/login?next=")
@@ -90,11 +88,8 @@ def test_edited_notice_is_kept_across_expiry(demo_hall: Flask) -> None:
 
 def test_system_entry_description_is_kept_across_expiry(demo_hall: Flask) -> None:
     """新建系统入口: its description waits for the manager too."""
-    client = manager_client(demo_hall)
-    path = "/manage/systems/new"
-    token = csrf_token(client, path)
+    client, path, token = opened_then_expired(demo_hall, "/manage/systems/new")
     before = count(demo_hall, SystemEntry)
-    expire(demo_hall, client)
     late = client.post(
         path,
         data={
@@ -115,11 +110,9 @@ def test_system_entry_description_is_kept_across_expiry(demo_hall: Flask) -> Non
 
 def test_form_definition_text_is_kept_across_expiry(demo_hall: Flask) -> None:
     """表单定义: the JSON typed in the editor, not the current version, is given back."""
-    client = manager_client(demo_hall)
-    path = f"/manage/services/{service_id(demo_hall)}/form"
-    token = csrf_token(client, path)
     versions = count(demo_hall, FormDefinition)
-    expire(demo_hall, client)
+    path = f"/manage/services/{service_id(demo_hall)}/form"
+    client, path, token = opened_then_expired(demo_hall, path)
     text = json.dumps(FORM, ensure_ascii=False, indent=2)
     late = client.post(path, data={"csrf_token": token, "definition": text, "action": "save"})
     assert late.status_code == 302 and count(demo_hall, FormDefinition) == versions
@@ -135,10 +128,7 @@ def test_form_definition_text_is_kept_across_expiry(demo_hall: Flask) -> None:
 def test_delegation_form_is_kept_across_expiry(demo_hall: Flask) -> None:
     """委托: the delegate and the dates typed before the session expired come back; nothing
     is delegated for the person."""
-    client = manager_client(demo_hall)
-    path = "/inbox/delegation"
-    token = csrf_token(client, path)
-    expire(demo_hall, client)
+    client, path, token = opened_then_expired(demo_hall, "/inbox/delegation")
     late = client.post(
         path,
         data={

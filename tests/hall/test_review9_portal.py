@@ -25,14 +25,7 @@ from hall.catalog.operations import (
 )
 from hall.catalog.roles import HallRole, grant_role
 from hall.extensions import db
-from tests.hall.catalog_support import csrf_token, load_demo, make_hall_user, sign_in_as
-
-
-@pytest.fixture
-def demo_hall(hall_app: Flask) -> Flask:
-    """A hall with the demo catalogue."""
-    load_demo(hall_app)
-    return hall_app
+from tests.hall.catalog_support import csrf_token, make_hall_user, sign_in_as
 
 
 @pytest.fixture

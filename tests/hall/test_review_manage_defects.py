@@ -26,13 +26,6 @@ TOO_BIG = "99999999999999999999"
 Page = Callable[[dict[str, Any]], tuple[int, Any]]
 
 
-@pytest.fixture
-def demo_hall(hall_app: Flask) -> Flask:
-    """A hall with the demo catalogue."""
-    load_demo(hall_app)
-    return hall_app
-
-
 def admin_client(app: Flask) -> Any:
     """The demo hall admin T2001, signed in."""
     client = app.test_client()
