@@ -76,6 +76,8 @@ class OidcClientForm(AccessPolicyFields):
     name = StringField(
         _l("名称"), validators=[DataRequired(_l("请填写名称")), Length(max=200, message=TOO_LONG)]
     )
+    #: A single-use form token: reloading the page that shows the new secret registers nothing.
+    once = HiddenField()
     client_id = StringField(
         _l("客户端 ID（留空自动生成）"), validators=[Optional(), Length(max=64, message=TOO_LONG)]
     )
@@ -145,6 +147,8 @@ class ReasonForm(FlaskForm):
     """A button with an optional reason: rotate the secret, disable, enable, delete…"""
 
     reason = reason_field()
+    #: A single-use form token, for the buttons that must not act twice (重置密钥).
+    once = HiddenField()
     submit = SubmitField(_l("确定"))
 
 

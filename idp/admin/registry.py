@@ -15,6 +15,12 @@ from flask_babel import lazy_gettext as _l
 
 from idp.admin.access import add_console_section, console_required
 from idp.admin.admin_forms import CasServiceForm, OidcClientForm, ReasonForm
+from idp.admin.form_tokens import (
+    finish_form_token,
+    issue_form_token,
+    release_form_token,
+    use_form_token,
+)
 from idp.admin.registry_operations import (
     CasSettings,
     OidcSettings,
@@ -113,6 +119,14 @@ def index(user: User) -> ResponseReturnValue:
 # --- OpenID Connect -----------------------------------------------------------------------------
 
 
+#: What the single-use tokens of 登记 and 重置密钥 are for (:mod:`idp.admin.form_tokens`).
+NEW_OIDC = "oidc.create"
+
+
+def _rotation(client: OidcClient) -> str:
+    return f"oidc.rotate:{client.client_id}"
+
+
 @bp.route("/oidc/new", methods=["GET", "POST"])
 @console_required(Role.ADMIN)
 def new_oidc(user: User) -> ResponseReturnValue:
@@ -120,7 +134,17 @@ def new_oidc(user: User) -> ResponseReturnValue:
     form = OidcClientForm()
     if not form.is_submitted():
         form.scopes.data = "openid profile email phone campus"
-    if form.validate_on_submit():
+    token = form.once.data or ""
+    use = use_form_token(token, user, NEW_OIDC) if form.validate_on_submit() else None
+    if form.is_submitted() and not form.errors and use is None:
+        form.name.errors = [_("页面已过期，请检查后重新提交。")]
+    elif use is not None and not use.first:
+        # The page with the secret was reloaded, or 登记 pressed twice: nothing more is made.
+        flash(_("该客户端已登记，重复的提交没有再登记一个。密钥只显示一次；如未保存，请重置密钥。"))
+        if use.done:
+            return redirect(url_for(".edit_oidc", client_id=use.done))
+        return redirect(url_for(".index"))
+    elif use is not None:
         try:
             client, secret = create_oidc_client(
                 _oidc_settings(form, public=bool(form.public.data)),
@@ -132,9 +156,11 @@ def new_oidc(user: User) -> ResponseReturnValue:
             )
         except RegistryError as exc:
             db.session.rollback()
+            release_form_token(token)
             _show_problems(form, exc.problems)
         else:
             db.session.commit()
+            finish_form_token(token, client.client_id)
             return _no_store(
                 render_template(
                     "admin/client_secret.html",
@@ -145,6 +171,7 @@ def new_oidc(user: User) -> ResponseReturnValue:
                 )
             )
     status = 400 if form.is_submitted() else 200
+    form.once.data = issue_form_token(user, NEW_OIDC)
     return render_template("admin/oidc_form.html", form=form, client=None), status
 
 
@@ -189,6 +216,7 @@ def edit_oidc(user: User, client_id: str) -> ResponseReturnValue:
         form=form,
         client=client,
         action_form=ReasonForm(formdata=None),
+        rotate_form=ReasonForm(formdata=None, once=issue_form_token(user, _rotation(client))),
         snippets=oidc_snippets(current_app.config["ISSUER"], client),
     ), status
 
@@ -202,13 +230,24 @@ def rotate_oidc_secret(user: User, client_id: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash(_("原因过长。"), "error")
         return redirect(url_for(".edit_oidc", client_id=client_id))
+    token = form.once.data or ""
+    use = use_form_token(token, user, _rotation(client))
+    if use is None:
+        flash(_("页面已过期，请重新操作。"), "error")
+        return redirect(url_for(".edit_oidc", client_id=client_id))
+    if not use.first:
+        # Reloaded, or pressed twice: the secret just shown stays the good one.
+        flash(_("密钥已重置，重复的提交没有再重置一次。新密钥只显示一次；如未保存，请再次重置。"))
+        return redirect(url_for(".edit_oidc", client_id=client_id))
     try:
         secret = rotate_secret(client, actor=user, reason=form.reason.data or "")
     except RegistryError as exc:
         db.session.rollback()
+        release_form_token(token)
         flash("；".join(exc.problems.values()), "error")
         return redirect(url_for(".edit_oidc", client_id=client_id))
     db.session.commit()
+    finish_form_token(token, client.client_id)
     return _no_store(
         render_template(
             "admin/client_secret.html",

@@ -56,17 +56,26 @@ def make_user(idp_app: Flask) -> MakeUser:
     return make
 
 
-def csrf_token(client: FlaskClient, url: str) -> str:
-    """The CSRF token of the form on ``url``."""
+def form_tokens(client: FlaskClient, url: str) -> dict[str, str]:
+    """The CSRF token of the form on ``url``, and its single-use form token (``once``) if any."""
     page = client.get(url).get_data(as_text=True)
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
     assert match, f"no CSRF token on {url}"
-    return match.group(1)
+    tokens = {"csrf_token": match.group(1)}
+    once = re.search(r'name="once"[^>]*value="([^"]+)"', page)
+    if once:
+        tokens["once"] = once.group(1)
+    return tokens
+
+
+def csrf_token(client: FlaskClient, url: str) -> str:
+    """The CSRF token of the form on ``url``."""
+    return form_tokens(client, url)["csrf_token"]
 
 
 def post_form(client: FlaskClient, url: str, data: dict[str, Any], **kwargs: Any) -> Any:
-    """POST ``data`` to ``url`` with the CSRF token its page carries."""
-    return client.post(url, data={"csrf_token": csrf_token(client, url), **data}, **kwargs)
+    """POST ``data`` to ``url`` with the tokens its page carries (:func:`form_tokens`)."""
+    return client.post(url, data={**form_tokens(client, url), **data}, **kwargs)
 
 
 def sign_in(client: FlaskClient, identifier: str, password: str = PASSWORD, **extra: Any) -> Any:

@@ -17,7 +17,7 @@ from tests.idp.admin_support import (  # noqa: F401 - fixtures
     desk_fixture,
     post_from,
 )
-from tests.idp.conftest import post_form
+from tests.idp.conftest import form_tokens, post_form
 from tests.idp.console_support import events
 
 NEW_OIDC = "/admin/clients/oidc/new"
@@ -206,12 +206,8 @@ def test_rotating_the_secret_shows_a_new_one_and_voids_the_old(
     """重置密钥: the new secret is shown once; the old one stops working at once."""
     client_id, old = _register(admin)
     url = f"/admin/clients/oidc/{client_id}"
-    page = admin.client.get(url).get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert token
-    response = admin.client.post(
-        f"{url}/rotate-secret", data={"csrf_token": token.group(1), "reason": "密钥泄露"}
-    )
+    tokens = form_tokens(admin.client, url)
+    response = admin.client.post(f"{url}/rotate-secret", data={**tokens, "reason": "密钥泄露"})
     assert response.status_code == 200
     new = re.search(r'id="client-secret">([^<]+)<', response.get_data(as_text=True))
     assert new and new.group(1) != old
@@ -344,3 +340,76 @@ def test_admin_registers_a_client_credentials_client(idp_app: Flask, admin: Sign
     )
     assert refused.status_code == 400
     assert "公开客户端不能使用 client_credentials" in refused.get_data(as_text=True)
+
+
+REGISTRATION = {
+    "name": "一卡通",
+    "redirect_uris": "https://card.example.edu.cn/callback",
+    "scopes": "openid profile",
+    "grant_types": ["authorization_code"],
+}
+
+
+def test_reloading_the_new_secret_page_registers_no_second_client(
+    idp_app: Flask, admin: Signed
+) -> None:
+    """登记 answered with the secret; the browser posts the same form again (reload, double
+    click): no second client, the first one's page with a note, its secret still the good one."""
+    tokens = form_tokens(admin.client, NEW_OIDC)
+    first = admin.client.post(NEW_OIDC, data={**tokens, **REGISTRATION})
+    assert first.status_code == 200
+    secret = re.search(r'id="client-secret">([^<]+)<', first.get_data(as_text=True))
+    client_id = re.search(r'id="client-id">([^<]+)<', first.get_data(as_text=True))
+    assert secret and client_id
+    again = admin.client.post(NEW_OIDC, data={**tokens, **REGISTRATION})
+    assert again.status_code == 302
+    assert again.location == f"/admin/clients/oidc/{client_id.group(1)}"
+    page = admin.client.get(again.location).get_data(as_text=True)
+    assert "重复的提交没有再登记一个" in page and "client-secret" not in page
+    with idp_app.app_context():
+        assert db.session.query(OidcClient).filter_by(name="一卡通").count() == 1
+    assert secret_matches(_oidc(idp_app, client_id.group(1)), secret.group(1))
+
+
+def test_a_registration_without_a_good_form_token_is_refused_keeping_the_input(
+    idp_app: Flask, admin: Signed
+) -> None:
+    """A token that is missing, made up or another form's: 400, nothing registered, what was
+    typed still there with a fresh token to send it again."""
+    csrf = form_tokens(admin.client, NEW_OIDC)["csrf_token"]
+    for once in ("", "made-up"):
+        refused = admin.client.post(
+            NEW_OIDC, data={"csrf_token": csrf, "once": once, **REGISTRATION}
+        )
+        page = refused.get_data(as_text=True)
+        assert refused.status_code == 400 and "页面已过期，请检查后重新提交" in page
+        assert 'value="一卡通"' in page and 'name="once"' in page
+    with idp_app.app_context():
+        assert db.session.query(OidcClient).filter_by(name="一卡通").count() == 0
+
+
+def test_refused_input_can_be_corrected_and_sent_with_the_same_page(
+    idp_app: Flask, admin: Signed
+) -> None:
+    """A registration refused for its input (an http redirect URI) did not use the token up."""
+    tokens = form_tokens(admin.client, NEW_OIDC)
+    bad = {**REGISTRATION, "redirect_uris": "http://card.example.edu.cn/callback"}
+    assert admin.client.post(NEW_OIDC, data={**tokens, **bad}).status_code == 400
+    assert admin.client.post(NEW_OIDC, data={**tokens, **REGISTRATION}).status_code == 200
+
+
+def test_rotating_twice_with_one_page_keeps_the_secret_shown_first(
+    idp_app: Flask, admin: Signed
+) -> None:
+    """重置密钥 reloaded: the second post resets nothing, so the secret shown stays good."""
+    client_id, _ = _register(admin)
+    url = f"/admin/clients/oidc/{client_id}"
+    tokens = form_tokens(admin.client, url)
+    first = admin.client.post(f"{url}/rotate-secret", data={**tokens, "reason": "轮换"})
+    shown = re.search(r'id="client-secret">([^<]+)<', first.get_data(as_text=True))
+    assert first.status_code == 200 and shown
+    again = admin.client.post(f"{url}/rotate-secret", data={**tokens, "reason": "轮换"})
+    assert again.status_code == 302 and again.location == url
+    assert "重复的提交没有再重置一次" in admin.client.get(url).get_data(as_text=True)
+    assert secret_matches(_oidc(idp_app, client_id), shown.group(1))
+    assert len(events(idp_app, "client.secret_rotate")) == 1
