@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from datetime import date
+from typing import Any, Protocol, TypeGuard
 
 from flask_babel import gettext
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
@@ -38,6 +39,7 @@ CELL_WIDGETS = ("input", "number", "date", "select")
 FORM_ERROR = "__form__"
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: Longest text taken as a number: Python refuses ints past 4,300 digits and a long float
 #: becomes ``inf``, which PostgreSQL's json refuses; longer text fails as "not a number".
 MAX_NUMBER_LENGTH = 32
@@ -240,9 +242,21 @@ def validate_submission(
         value = data.get(name)
         if widget_of(ui, name) == "daterange" and isinstance(value, Mapping):
             start, end = value.get("start"), value.get("end")
-            if isinstance(start, str) and isinstance(end, str) and start and end and end < start:
+            # Only two real dates compare: "2026-13-01" is already reported as no date.
+            if _is_date(start) and _is_date(end) and end < start:
                 add(name, _("结束日期不能早于开始日期"))
     return errors
+
+
+def _is_date(value: Any) -> TypeGuard[str]:
+    """Whether a value is a calendar date written ``YYYY-MM-DD``."""
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _describe(

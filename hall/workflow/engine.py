@@ -308,7 +308,8 @@ def _return(
 def _transfer(
     flow: Flow, state: ApplicationState, task: Task, action: Transfer, ctx: Context
 ) -> Outcome | Refusal:
-    busy = {t.assignee for t in state.tasks if t.node_id == task.node_id}
+    # Who waits for this task to come back (前加签) is busy here too.
+    busy = {t.assignee for t in state.tasks if t.node_id == task.node_id} | set(task.then)
     if not action.to or action.to == action.actor or action.to in busy:
         return Refusal(RefusalCode.INVALID_SIGNER, MSG_INVALID_SIGNER)
     if action.to == state.applicant:
@@ -335,6 +336,7 @@ def _add_signer(
         return Refusal(RefusalCode.NOT_ALLOWED, MSG_INVALID_POSITION)
     busy = {t.assignee for t in state.tasks if t.node_id == task.node_id}
     busy |= {t.on_behalf_of for t in state.tasks if t.node_id == task.node_id and t.on_behalf_of}
+    busy |= set(task.then)  # waiting for the task to come back: asking them again loops
     if not action.who or action.who in busy or action.who in (action.actor, task.on_behalf_of):
         return Refusal(RefusalCode.INVALID_SIGNER, MSG_INVALID_SIGNER)
     if action.who == state.applicant:
@@ -355,7 +357,8 @@ def _add_signer(
         target=action.who,
         on_behalf_of=task.on_behalf_of,
     )
-    run.create_task(task.node_id, action.who, then=task.on_behalf_of or task.assignee)
+    # The task comes back to this approver, then to whoever asked them first.
+    run.create_task(task.node_id, action.who, then=(task.on_behalf_of or task.assignee, *task.then))
     run.acted = True
     return run.outcome()
 

@@ -71,10 +71,18 @@ class NotConfigured(LookupError):
 
 
 def active_delegations(today: date) -> dict[str, list[engine.Delegation]]:
-    """Delegations in force today, by the person away; the newest first, so it wins."""
+    """Delegations in force today, by the person away; the newest first, so it wins.
+
+    A delegate who has since left (inactive) is passed over: their tasks would wait forever.
+    """
+    gone = (
+        select(HallUser.id)
+        .where(HallUser.account == Delegation.delegate, HallUser.active.is_(False))
+        .exists()
+    )
     rows = db.session.scalars(
         select(Delegation)
-        .where(Delegation.starts_on <= today, Delegation.ends_on >= today)
+        .where(Delegation.starts_on <= today, Delegation.ends_on >= today, ~gone)
         .order_by(Delegation.id.desc())
     )
     result: dict[str, list[engine.Delegation]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from hall.auth.models import HallUser
 from hall.catalog.roles import RoleGrant
@@ -11,6 +11,15 @@ from hall.extensions import db
 
 #: A role naming a position in the applicant's department (``position:secretary``).
 POSITION_ROLE = "position:"
+
+
+def _left(account: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether the person holding ``account`` is marked inactive (left the university, or the
+    account was disabled): they never sign in again, so a task of theirs would wait forever.
+    A grant to someone the hall has not yet seen stays usable."""
+    return (
+        select(HallUser.id).where(HallUser.account == account, HallUser.active.is_(False)).exists()
+    )
 
 
 class DirectoryResolver:
@@ -39,14 +48,16 @@ class DirectoryResolver:
         return list(dict.fromkeys(rows))
 
     def users_with_role(self, role: str, applicant: str) -> list[str]:
-        """Holders of a hall role grant, or of a position in the applicant's department."""
+        """Active holders of a hall role grant, or of a position in the applicant's department."""
         if role.startswith(POSITION_ROLE):
             department = self._department(applicant)
             if department is None:
                 return []
             return self._holders(department.id, role[len(POSITION_ROLE) :])
         rows = db.session.scalars(
-            select(RoleGrant.account).where(RoleGrant.role == role).order_by(RoleGrant.account)
+            select(RoleGrant.account)
+            .where(RoleGrant.role == role, ~_left(RoleGrant.account))
+            .order_by(RoleGrant.account)
         )
         return list(dict.fromkeys(rows))
 

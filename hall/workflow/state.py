@@ -92,8 +92,9 @@ class Task:
     assignee: str
     #: The person the assignee acts for (委托), or None.
     on_behalf_of: str | None = None
-    #: Set on a task of a signer added before (前加签): who gets the task back afterwards.
-    then: str | None = None
+    #: Set on a task of a signer added before (前加签): who get the task back afterwards, the
+    #: next first (a signer who adds another before passes the whole chain on).
+    then: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -322,7 +323,7 @@ def state_to_json(state: ApplicationState) -> dict[str, Any]:
                 "node_id": t.node_id,
                 "assignee": t.assignee,
                 "on_behalf_of": t.on_behalf_of,
-                "then": t.then,
+                "then": list(t.then),
             }
             for t in state.tasks
         ],
@@ -359,7 +360,7 @@ def state_from_json(raw: Mapping[str, Any]) -> ApplicationState:
         ),
         joins=tuple(Join(j["node_id"], tuple(j["done"])) for j in raw["joins"]),
         tasks=tuple(
-            Task(t["id"], t["node_id"], t["assignee"], t["on_behalf_of"], t["then"])
+            Task(t["id"], t["node_id"], t["assignee"], t["on_behalf_of"], _chain(t["then"]))
             for t in raw["tasks"]
         ),
         completed=tuple(raw["completed"]),
@@ -380,3 +381,12 @@ def state_from_json(raw: Mapping[str, Any]) -> ApplicationState:
             for e in raw["history"]
         ),
     )
+
+
+def _chain(raw: Any) -> tuple[str, ...]:
+    """A task's ``then`` as stored: a list, or (states written before chains) one id or None."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (raw,)
+    return tuple(raw)

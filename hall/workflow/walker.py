@@ -81,7 +81,7 @@ class Run:
         """Queue a notification."""
         self.notifications.append(Notification(kind, recipient, node_id))
 
-    def create_task(self, node_id: str, user: str, then: str | None = None) -> Task:
+    def create_task(self, node_id: str, user: str, then: tuple[str, ...] = ()) -> Task:
         """Open a task for ``user`` (or their delegate while they are away)."""
         delegate = self.ctx.delegate_for(user)
         if delegate == self.applicant:
@@ -260,9 +260,10 @@ class Run:
         if signer_after:
             self.event(EventKind.SIGNER_ADDED, actor=actor, node_id=node.id, target=signer_after)
         if task.then:
-            # A signer added before has decided: the task goes back to who asked.
+            # A signer added before has decided: the task goes back to who asked (who may
+            # have been asked first by someone else, waiting after them).
             self.active[node.id] = current
-            self.create_task(node.id, task.then)
+            self.create_task(node.id, task.then[0], then=task.then[1:])
             if signer_after:
                 self.active[node.id] = replace(current, queue=(signer_after, *current.queue))
             return
