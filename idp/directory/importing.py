@@ -147,7 +147,10 @@ def _decode(data: bytes) -> str:
 
 def _decode_text(data: bytes) -> str:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:  # cut off mid-character, or a lone surrogate
+            raise DirectoryError(_("文件编码无法识别：请另存为 UTF-8 或 GBK 编码的 CSV")) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -166,7 +169,8 @@ def _split_line(line: str, delimiter: str) -> list[str]:
     """The cells of one physical line; an unclosed quote leaves the line break in the last."""
     if not line.endswith(("\n", "\r")):
         line += "\n"  # the file's last line: so that an unclosed quote shows there too
-    return next(csv.reader((line,), delimiter=delimiter), [])
+    # skipinitialspace: in ``a, "b,c"`` (a space after the comma) the quotes still enclose a cell.
+    return next(csv.reader((line,), delimiter=delimiter, skipinitialspace=True), [])
 
 
 def _numbered_rows(

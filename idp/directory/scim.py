@@ -58,12 +58,21 @@ def scim_time(moment: datetime | None) -> str | None:
 # --- Filters compiled to SQL ------------------------------------------------------------
 
 
+#: The largest key an ``INTEGER`` primary key holds (PostgreSQL refuses a larger value in a
+#: comparison with one: "integer out of range", which would be a 500 instead of no match).
+MAX_KEY = 2**31 - 1
+
+
 def _number(text: str, prefix: str = "") -> int | None:
-    """The key in ``<prefix><digits>`` (ASCII digits only: ``"²".isdigit()`` is true), or None."""
+    """The key in ``<prefix><digits>``, or None when no row can have it: ASCII digits only
+    (``"²".isdigit()`` is true), spelt as ids are (``12``, not ``012``), within ``INTEGER``."""
     if not text.startswith(prefix):
         return None
     digits = text[len(prefix) :]
-    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 12 else None
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 12):
+        return None
+    number = int(digits)
+    return number if str(number) == digits and number <= MAX_KEY else None
 
 
 def _complement(clause: Any) -> ColumnElement[bool]:
@@ -254,7 +263,10 @@ def _position_attributes() -> Compiler:
     return {
         "id": lambda op, v: _number_id(POSITION_PREFIX, Position.id, op, v),
         "displayname": lambda op, v: _string(Position.title, op, v),
-        "externalid": lambda op, v: _string(code.concat(":").concat(Position.kind), op, v),
+        # Case-exact, as a department's (RFC 7643 §3.1): codes "CS" and "cs" are two departments.
+        "externalid": lambda op, v: _string(
+            code.concat(":").concat(Position.kind), op, v, case_exact=True
+        ),
         "meta.lastmodified": lambda op, v: _when(Position.updated_at, op, v),
         "meta.created": lambda op, v: _when(Position.created_at, op, v),
         "members": members,
@@ -641,67 +653,103 @@ def get_group(resource_id: str, with_members: bool) -> dict[str, Any] | None:
 
 _ALWAYS = ("schemas", "id")
 
+#: Attribute paths as a tree of lower-cased names; ``None`` stands for the whole attribute.
+_Tree = dict[str, "_Tree | None"]
 
-def _split_attribute(raw: str, core: str) -> tuple[str, str | None]:
-    """``urn:…:enterprise:2.0:User:manager`` → (the extension URN, "manager"); ``name.formatted``
-    → ("name", None): projection works on top-level attributes and extension members."""
+
+def _attribute_path(raw: str, core: str) -> list[str]:
+    """``urn:…:enterprise:2.0:User:manager.value`` → [the extension URN, "manager", "value"];
+    ``name.formatted`` (or with the core schema's URN before it) → ["name", "formatted"]."""
     name = raw.strip()
     for urn in (*EXTENSIONS, core):
         if name.lower() == urn.lower():
-            return urn, None
+            return [urn]
         if name.lower().startswith(urn.lower() + ":"):
-            rest = name[len(urn) + 1 :].split(".", 1)[0]
-            return (urn, rest) if urn != core else (rest, None)
-    return name.split(".", 1)[0], None
+            rest = name[len(urn) + 1 :].split(".", 1)
+            return [urn, *rest] if urn != core else rest
+    return name.split(".", 1)
 
 
-def _parse_projection(raw: str | None, core: str) -> list[tuple[str, str | None]]:
-    return [_split_attribute(part, core) for part in (raw or "").split(",") if part.strip()]
+def _path_tree(raw: str | None, core: str) -> _Tree:
+    """The attribute paths of an ``attributes`` / ``excludedAttributes`` value, merged."""
+    tree: _Tree = {}
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        path = [step.lower() for step in _attribute_path(part, core)]
+        node: _Tree | None = tree
+        for depth, step in enumerate(path):
+            assert node is not None
+            last = depth == len(path) - 1
+            if step in node and node[step] is None:
+                break  # the whole attribute is already named
+            if last:
+                node[step] = None
+            else:
+                node = node.setdefault(step, {})
+    return tree
+
+
+def _keep(value: Any, tree: _Tree | None) -> Any:
+    """What of ``value`` the paths in ``tree`` name (each element of a multi-valued one)."""
+    if tree is None:
+        return value
+    if isinstance(value, list):
+        kept = [_keep(item, tree) for item in value]
+        return [item for item in kept if item]
+    if isinstance(value, dict):
+        return {
+            key: _keep(item, tree[key.lower()])
+            for key, item in value.items()
+            if key.lower() in tree
+        }
+    return None
+
+
+def _drop(value: Any, tree: _Tree) -> Any:
+    """``value`` without the paths in ``tree`` (from each element of a multi-valued one)."""
+    if isinstance(value, list):
+        return [_drop(item, tree) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        if key.lower() not in tree:
+            result[key] = item
+        elif (sub := tree[key.lower()]) is not None:
+            result[key] = _drop(item, sub)
+    return result
 
 
 def project(
     resource: dict[str, Any], attributes: str | None, excluded: str | None, core: str
 ) -> dict[str, Any]:
-    """``resource`` limited to ``attributes`` or without ``excluded`` (names case-insensitive)."""
-    keys = {key.lower(): key for key in resource}
-    wanted = _parse_projection(attributes, core)
+    """``resource`` limited to ``attributes`` or without ``excluded`` (RFC 7644 §3.4.2.5):
+    names are case-insensitive; a sub-attribute path (``members.value``, ``meta.location``,
+    ``urn:…:User:manager.value``) keeps or removes that sub-attribute only."""
+    wanted = _path_tree(attributes, core)
     if wanted:
         shown: dict[str, Any] = {key: resource[key] for key in _ALWAYS if key in resource}
-        for top, member in wanted:
-            key = keys.get(top.lower())
-            if key is None:
+        for key, value in resource.items():
+            if key in _ALWAYS or key.lower() not in wanted:
                 continue
-            if member is None or not isinstance(resource[key], dict):
-                shown[key] = resource[key]
-            else:
-                inner = {k.lower(): k for k in resource[key]}
-                if member.lower() in inner:
-                    shown.setdefault(key, {})[inner[member.lower()]] = resource[key][
-                        inner[member.lower()]
-                    ]
+            kept = _keep(value, wanted[key.lower()])
+            if kept is not None and kept != {}:
+                shown[key] = kept
         return shown
-    dropped = _parse_projection(excluded, core)
-    if not dropped:
-        return resource
-    result = dict(resource)
-    for top, member in dropped:
-        key = keys.get(top.lower())
-        if key is None or key in _ALWAYS:
-            continue
-        if member is None:
-            result.pop(key, None)
-        elif isinstance(result.get(key), dict):
-            result[key] = {k: v for k, v in result[key].items() if k.lower() != member.lower()}
-    return result
+    dropped = _path_tree(excluded, core)
+    for key in _ALWAYS:
+        dropped.pop(key, None)
+    return _drop(resource, dropped) if dropped else resource
 
 
 def wants_members(attributes: str | None, excluded: str | None) -> bool:
     """Whether Group members must be loaded (they can be thousands for a large department)."""
-    wanted = {top.lower() for top, _ in _parse_projection(attributes, GROUP_SCHEMA)}
+    wanted = _path_tree(attributes, GROUP_SCHEMA)
     if wanted:
         return "members" in wanted
-    dropped = {top.lower() for top, _ in _parse_projection(excluded, GROUP_SCHEMA)}
-    return "members" not in dropped
+    dropped = _path_tree(excluded, GROUP_SCHEMA)
+    return not ("members" in dropped and dropped["members"] is None)
 
 
 def list_response(page: Page, start_index: int) -> dict[str, Any]:

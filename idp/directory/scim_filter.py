@@ -161,7 +161,8 @@ def _value(token: tuple[str, str]) -> Any:
             return lowered == "true"
         if lowered == "null":
             return None
-        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        # ASCII digits only: \d also matches other scripts' digits, which JSON cannot read.
+        if re.fullmatch(r"-?\d+(\.\d+)?", text, re.ASCII):
             return json.loads(text)
     raise FilterError(f"expected a value, found {text}")
 
