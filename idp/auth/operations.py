@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +58,11 @@ def hasher() -> PasswordHasher:
 def find_user_by_identifier(identifier: str) -> User | None:
     """The account named by an account number, a verified security phone or an ID number.
 
-    A phone or ID number shared by several accounts names none of them.
+    A phone or ID number shared by several accounts names none of them. Compared in NFKC, as
+    phones and ID numbers are: a Chinese IME in full-width mode types ２０２４…, and account
+    numbers are ASCII.
     """
-    value = (identifier or "").strip()
+    value = unicodedata.normalize("NFKC", identifier or "").strip()
     if not value or len(value) > 64:
         return None
     user: User | None = db.session.scalar(_USER_BY_ACCOUNT, {"account": value})

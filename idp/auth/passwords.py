@@ -29,6 +29,15 @@ logger = logging.getLogger(__name__)
 MAX_PBKDF2_ITERATIONS = 10_000_000
 #: Same for bcrypt: cost 16 already takes seconds; 31 would take hours.
 MAX_BCRYPT_COST = 16
+#: Stored argon2 values (imports, ``{ARGON2}``) costlier than these are treated as corrupt too:
+#: a verify allocates the memory named in the hash (4 GiB took 17 s here) and runs its passes.
+#: The bounds admit RFC 9106's recommendations (2 GiB × 1 pass) and libsodium's "sensitive"
+#: level (1 GiB × 4 passes); hashes with this app's own parameters are always verified.
+MAX_ARGON2_MEMORY_KIB = 2 * 1024 * 1024
+#: Passes × KiB: the work of one verify.
+MAX_ARGON2_WORK = 4 * 1024 * 1024
+#: Lanes, each a thread while verifying.
+MAX_ARGON2_PARALLELISM = 64
 #: A stored PBKDF2 key shorter than this is corrupt: verification compares only the bytes
 #: stored, so a 1-byte key would accept one random password in 256.
 MIN_PBKDF2_KEY_BYTES = 16
@@ -123,6 +132,17 @@ class PasswordHasher:
 
     def _verify_argon2(self, stored: str, password: str, *, legacy: bool) -> VerifyResult | None:
         try:
+            params = argon2.extract_parameters(stored)
+        except InvalidHashError:
+            return None
+        own = (params.memory_cost, params.time_cost, params.parallelism) == (
+            self.params.memory_kib,
+            self.params.time_cost,
+            self.params.parallelism,
+        )
+        if not (own or _affordable(params)):
+            return None
+        try:
             self._argon2.verify(stored, password)
         except VerifyMismatchError:
             return _FAILED
@@ -188,8 +208,18 @@ def is_valid_argon2_hash(stored: str) -> bool:
     salt, tag = stored.split("$")[-2:]
     return (
         min(params.time_cost, params.memory_cost, params.parallelism) >= 1
+        and _affordable(params)
         and len(_b64decode(salt, padded=False) or b"") >= 8
         and len(_b64decode(tag, padded=False) or b"") >= 16
+    )
+
+
+def _affordable(params: argon2.Parameters) -> bool:
+    """Whether verifying against a hash with ``params`` costs what a sign-in may spend."""
+    return (
+        params.memory_cost <= MAX_ARGON2_MEMORY_KIB
+        and params.time_cost * params.memory_cost <= MAX_ARGON2_WORK
+        and params.parallelism <= MAX_ARGON2_PARALLELISM
     )
 
 

@@ -64,7 +64,7 @@ from idp.directory.identifiers import normalise_phone
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
 from idp.mfa.devices import device_trusted, keep_trusting
-from idp.mfa.signin import needs_second_factor, start_two_step, trust_token
+from idp.mfa.signin import TWO_STEP_FLOW, needs_second_factor, start_two_step, trust_token
 from idp.policy_settings import effective_config
 from idp.security.notices import notify_security_change
 from shared.web import is_local_path
@@ -95,6 +95,11 @@ def no_store(response: Response) -> Response:
 
 def continue_sign_in(user: User, methods: list[str], remember: bool, target: str) -> Response:
     """Start the session, or first send the user through what their account still needs."""
+    # A sign-in left half-way in this browser (on a shared computer, perhaps someone else's)
+    # ends with this one: resumed later, it would change that account's password or bind its
+    # phone from under the session this sign-in starts.
+    flows.discard_flow(SIGNIN_FLOW)
+    flows.discard_flow(TWO_STEP_FLOW)
     step = required_step(user)
     if step == "activate":
         db.session.commit()
