@@ -90,11 +90,33 @@ def parse_url(*schemes: str) -> Parser:
             raise ValueError(
                 f"expected a URL starting with {' or '.join(s + ':' for s in schemes)}"
             )
-        if scheme not in {"sqlite"} and not parts.netloc:
+        if scheme == "unix":
+            # A socket path instead of a host: unix:///run/redis/redis.sock?db=0 (redis-py).
+            if not parts.path.strip("/"):
+                raise ValueError("expected the socket's path, e.g. unix:///run/redis/redis.sock")
+        elif scheme != "sqlite" and not parts.netloc:
             raise ValueError("expected a URL with a host")
         return value
 
     return parse
+
+
+def parse_image_url(raw: str) -> str:
+    """An image the pages may show under their Content-Security-Policy: an http(s) URL with a
+    host (its origin is allowed), a path on this site, or a ``data:image/`` URL. A URL without
+    its scheme (``www.example.edu.cn/logo.png``, ``//cdn…``) would be read as a path on this
+    site or blocked by the policy: every page would show a broken image."""
+    value = raw.strip()
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return value
+    if value.startswith("/") and not value.startswith("//"):
+        return value
+    if value.lower().startswith("data:image/"):
+        return value
+    raise ValueError(
+        "expected https://host/path/logo.png or a path on this site such as /static/logo.png"
+    )
 
 
 def parse_database_url(raw: str) -> str:

@@ -36,6 +36,7 @@ from shared.config import (
     parse_bool,
     parse_choice,
     parse_database_url,
+    parse_image_url,
     parse_int,
     parse_url,
     resolve_secret_key,
@@ -69,7 +70,7 @@ def common_settings(default_site_name: str) -> tuple[Setting, ...]:
         Setting("REDIS_URL", None, parse_url("redis", "rediss", "unix"), "redis://host:6379/0"),
         Setting("SITE_NAME", default_site_name, str),
         Setting("SCHOOL_NAME", "红柳大学", str),
-        Setting("LOGO_URL", None, str),
+        Setting("LOGO_URL", None, parse_image_url, "https://host/logo.png or /path/logo.png"),
         Setting("HELP_PHONE", "0931-2973386", str),
         Setting("SESSION_COOKIE_SECURE", None, parse_bool, "true or false"),
         Setting("LOG_FORMAT", None, parse_choice(("text", "json")), "text or json"),
@@ -168,6 +169,9 @@ def configure_app(
 
     db.init_app(app)
     ext.migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"))
+    # First: its request id must exist before any other check can refuse the request (the
+    # CSRF check's 页面已过期 page shows it, and the log lines about it carry it).
+    web.setup_logging(app)
     web.setup_templates(app)
     web.setup_i18n(
         app,
@@ -179,7 +183,6 @@ def configure_app(
     )
     web.setup_csrf(app, ext.csrf)
     web.setup_security_headers(app)
-    web.setup_logging(app)
     web.setup_error_pages(app, reset=db.session.rollback)
     web.setup_health(
         app, {"database": lambda: ping_database(db), "store": lambda: get_store().ping()}

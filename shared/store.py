@@ -10,6 +10,7 @@ both apps can share one Redis.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from pathlib import Path
@@ -36,12 +37,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 TABLE_NAME = "ephemeral_entries"
+#: Width of the key column; longer keys are stored by digest (see :meth:`SqlStore._key`).
+MAX_KEY_LENGTH = 255
 _metadata = MetaData()
 #: Defined once here; each app's models attach a copy to their metadata so migrations create it.
 entries = Table(
     TABLE_NAME,
     _metadata,
-    Column("key", String(255), primary_key=True),
+    Column("key", String(MAX_KEY_LENGTH), primary_key=True),
     Column("value", Text, nullable=True),
     Column("counter", BigInteger, nullable=True),
     #: Expiry as milliseconds since the epoch; rows past it are treated as absent.
@@ -141,9 +144,13 @@ class SqlStore:
 
     def _key(self, key: str) -> str:
         full = self.prefix + key
-        if len(full) > 255:
-            raise ValueError("store keys are limited to 255 characters")
-        return full
+        if len(full) <= MAX_KEY_LENGTH:
+            return full
+        # Redis takes keys of any length, and some keys carry what a visitor sent (an OAuth
+        # state): past the column's width the key is kept by its digest, readable start first,
+        # so such a key is simply absent here too instead of failing the request.
+        digest = hashlib.sha256(full.encode()).hexdigest()
+        return f"{full[: MAX_KEY_LENGTH - len(digest) - 1]}#{digest}"
 
     def _maybe_purge(self) -> None:
         if random.random() < PURGE_PROBABILITY:  # noqa: S311 - not security relevant

@@ -257,6 +257,10 @@ def _error_texts() -> dict[int, tuple[str, str]]:
         403: (gettext("没有权限"), gettext("您没有访问此页面的权限。如有疑问请联系管理员。")),
         404: (gettext("页面不存在"), gettext("您访问的页面不存在或已被移除，请检查网址。")),
         405: (gettext("请求方式不支持"), gettext("此页面不支持这种访问方式。")),
+        413: (
+            gettext("提交的内容太大"),
+            gettext("提交的内容超过了允许的大小，未被接收。请返回上一页，删减后重试。"),
+        ),
         429: (gettext("操作过于频繁"), gettext("您的操作过于频繁，请稍后再试。")),
         500: (gettext("系统繁忙"), gettext("系统出现了问题，我们已记录下来。请稍后再试。")),
         503: (gettext("服务暂不可用"), gettext("服务暂时不可用，请稍后再试。")),
@@ -335,7 +339,9 @@ def setup_error_pages(app: Flask, reset: Callable[[], None] | None = None) -> No
     def http_error(error: HTTPException) -> ResponseReturnValue:
         status = error.code or 500
         texts = _error_texts()
-        title, message = texts.get(status, (error.name, error.description or ""))
+        # A status without words of its own (416 for a range past a file's end, 431…) takes its
+        # class's, so no page falls back to werkzeug's English.
+        title, message = texts.get(status) or texts[500 if status >= 500 else 400]
         response = error_response(status, title, message)
         if status == 405 and isinstance(error, HTTPException):
             # Keep the Allow header werkzeug computed.

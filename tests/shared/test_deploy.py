@@ -324,10 +324,10 @@ def test_nginx_static_aliases_point_at_package_folders() -> None:
 
 
 def test_nginx_body_limits_and_proxy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hall accepts 20 MB attachments; nginx waits longer than gunicorn's timeout."""
+    """The hall accepts five 10 MB attachments at once; nginx waits longer than gunicorn."""
     text = NGINX_CONF.read_text(encoding="utf-8")
     hall_server = text.split("server_name hall.example.edu.cn;")[-1]
-    assert "client_max_body_size 20m;" in hall_server
+    assert "client_max_body_size 52m;" in hall_server
     timeout = gunicorn_config(load_gunicorn_conf(monkeypatch, cores=2)).timeout
     read_timeouts = [int(t) for t in re.findall(r"proxy_read_timeout (\d+)s;", text)]
     assert len(read_timeouts) == 2 and min(read_timeouts) > timeout
