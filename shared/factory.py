@@ -41,6 +41,7 @@ from shared.config import (
     parse_url,
     resolve_secret_key,
 )
+from shared.ids import MAX_ROW_ID
 from shared.store import Store, open_store
 
 STORE_EXTENSION = "hongliu_store"
@@ -112,7 +113,7 @@ class RowIdConverter(IntegerConverter):
         url_map: Map,
         fixed_digits: int = 0,
         min: int | None = None,
-        max: int | None = 2**31 - 1,
+        max: int | None = MAX_ROW_ID,
         signed: bool = False,
     ) -> None:
         super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)

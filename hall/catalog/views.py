@@ -36,6 +36,7 @@ from hall.catalog.operations import (
 from hall.catalog.roles import is_hall_admin, may_manage
 from hall.catalog.search import MAX_QUERY_LENGTH, MAX_TERMS
 from hall.extensions import db
+from shared.ids import MAX_ROW_ID
 from shared.web import error_response
 
 bp = Blueprint("catalog", __name__, template_folder="templates")
@@ -226,7 +227,7 @@ class RowIdConverter(IntegerConverter):
     """A row id in a URL: out of the database's integer range is simply not found (404)."""
 
     def __init__(self, map: Map) -> None:
-        super().__init__(map, min=1, max=2**31 - 1)
+        super().__init__(map, min=1, max=MAX_ROW_ID)
 
 
 def setup_catalog(app: Flask) -> None:

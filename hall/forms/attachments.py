@@ -23,12 +23,13 @@ from hall.auth.models import HallUser
 from hall.catalog.roles import is_hall_admin
 from hall.extensions import db
 from hall.forms import files
-from hall.forms.models import Attachment, Draft, row_id
+from hall.forms.models import Attachment, Draft
 from hall.forms.rendering import FieldView
 from hall.forms.schema import field_names, widget_of
 from hall.inbox.queries import may_see
 from hall.workflow.models import Application
 from shared.factory import get_store
+from shared.ids import row_id
 
 #: Files one request may carry; the request size limit (MAX_CONTENT_LENGTH) follows from it.
 UPLOADS_PER_REQUEST = 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -13,14 +12,6 @@ from hall.auth.models import utcnow
 from hall.catalog.models import Service
 from hall.extensions import db
 from hall.workflow.models import FormDefinition
-
-_ROW_ID = re.compile(r"[1-9][0-9]{0,8}")
-
-
-def row_id(raw: object) -> int | None:
-    """A row id posted or passed in a URL as text; None for anything else (never an error)."""
-    text = str(raw if raw is not None else "").strip()
-    return int(text) if _ROW_ID.fullmatch(text) else None
 
 
 class Draft(db.Model):  # type: ignore[name-defined]

@@ -22,7 +22,7 @@ from hall.auth.models import HallUser, utcnow
 from hall.catalog.models import Service
 from hall.extensions import db
 from hall.forms import attachments
-from hall.forms.models import Draft, row_id
+from hall.forms.models import Draft
 from hall.forms.schema import FORM_ERROR, FormInput, coerce_form, field_names, widget_of
 from hall.workflow import engine
 from hall.workflow.definitions import field_permissions, parse_flow
@@ -37,6 +37,7 @@ from hall.workflow.operations import (
     unknown_people,
 )
 from shared.factory import get_store
+from shared.ids import row_id
 
 #: Largest draft, as stored JSON: a draft skips validation, not every limit.
 MAX_DRAFT_BYTES = 256 * 1024

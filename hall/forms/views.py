@@ -30,7 +30,7 @@ from hall.catalog.operations import find_published_service
 from hall.extensions import db
 from hall.forms import attachments
 from hall.forms.files import CONTENT_TYPES
-from hall.forms.models import Draft, row_id
+from hall.forms.models import Draft
 from hall.forms.operations import (
     Posted,
     applicant_permissions,
@@ -58,6 +58,7 @@ from hall.forms.rendering import field_views
 from hall.forms.schema import FORM_ERROR, apply_profile, validate_submission
 from hall.workflow.models import Application, FormDefinition
 from hall.workflow.operations import NotConfigured, SubmissionInvalid, profile_of
+from shared.ids import row_id
 from shared.web import error_response
 
 bp = Blueprint("forms", __name__, template_folder="templates")

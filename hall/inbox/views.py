@@ -16,7 +16,6 @@ from hall.auth.models import HallUser, campus_today
 from hall.auth.sessions import current_user, login_required
 from hall.extensions import db
 from hall.forms import attachments
-from hall.forms.models import row_id
 from hall.forms.operations import drafts_of
 from hall.forms.rendering import field_views
 from hall.forms.schema import FormInput, coerce_form
@@ -27,6 +26,7 @@ from hall.inbox.forms import ActionForm, ApplicantForm, BatchForm, DelegationFor
 from hall.workflow import engine
 from hall.workflow import operations as ops
 from hall.workflow.models import Application, Delegation
+from shared.ids import row_id
 from shared.web import error_response
 
 bp = Blueprint("inbox", __name__, template_folder="templates")

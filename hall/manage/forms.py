@@ -20,7 +20,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from hall.forms.models import row_id
+from shared.ids import row_id
 
 # WTForms' own messages are English only (WTF_I18N_ENABLED is off): each check says its own.
 REQUIRED = _l("请填写此项")

@@ -63,6 +63,7 @@ from idp.policy_settings import (
     overrides,
     update_policy,
 )
+from shared.ids import row_id
 
 bp = Blueprint("admin_directory", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -239,16 +240,6 @@ def roles(user: User) -> ResponseReturnValue:
     ), status
 
 
-def _row_id(value: str | None) -> int | None:
-    """A posted row id, or None when no row could have it: ``isdigit`` also passes ``²``, and
-    past PostgreSQL's INTEGER the lookup itself fails (as the ``int`` URL converter knows)."""
-    text = value or ""
-    if not (text.isascii() and text.isdigit()) or len(text) > 10:
-        return None
-    number = int(text)
-    return number if 0 < number <= 2**31 - 1 else None
-
-
 @bp.post("/roles/revoke")
 @console_required(Role.ADMIN)
 def revoke_role_view(user: User) -> ResponseReturnValue:
@@ -256,7 +247,7 @@ def revoke_role_view(user: User) -> ResponseReturnValue:
     form = RevokeRoleForm()
     valid = form.validate_on_submit()
     role = Role._value2member_map_.get(form.role.data or "")
-    user_id = _row_id(form.user_id.data)
+    user_id = row_id(form.user_id.data)
     if not valid or role is None or user_id is None:
         flash(_("请求无效，请刷新页面后重试。"), "error")
         return redirect(url_for(".roles")), 303

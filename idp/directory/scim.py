@@ -24,6 +24,7 @@ from idp.directory.scim_filter import Comparison, FilterError, Logical, Negation
 from idp.directory.scim_filter import parse_datetime as _moment
 from idp.extensions import db
 from idp.oidc.claims import issuer, subject, user_claims
+from shared.ids import row_id
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -58,21 +59,12 @@ def scim_time(moment: datetime | None) -> str | None:
 # --- Filters compiled to SQL ------------------------------------------------------------
 
 
-#: The largest key an ``INTEGER`` primary key holds (PostgreSQL refuses a larger value in a
-#: comparison with one: "integer out of range", which would be a 500 instead of no match).
-MAX_KEY = 2**31 - 1
-
-
 def _number(text: str, prefix: str = "") -> int | None:
-    """The key in ``<prefix><digits>``, or None when no row can have it: ASCII digits only
-    (``"²".isdigit()`` is true), spelt as ids are (``12``, not ``012``), within ``INTEGER``."""
+    """The key in ``<prefix><digits>``, or None when no row can have it (:func:`row_id`)."""
     if not text.startswith(prefix):
         return None
     digits = text[len(prefix) :]
-    if not (digits.isascii() and digits.isdigit() and len(digits) <= 12):
-        return None
-    number = int(digits)
-    return number if str(number) == digits and number <= MAX_KEY else None
+    return row_id(digits) if digits == digits.strip() else None
 
 
 def _complement(clause: Any) -> ColumnElement[bool]:

@@ -71,6 +71,7 @@ from idp.security.notices import notify_security_change
 from idp.security.operations import campus_time, describe_device, record_reverified
 from idp.security.steps import EXPIRED, flow_state
 from idp.security.views import user_needed
+from shared.ids import row_id
 from shared.web import is_local_path
 
 bp = Blueprint(
@@ -370,15 +371,6 @@ def recovery_codes(user: User) -> ResponseReturnValue:
     return _page("mfa/regenerate.html", status, form=form, left=recovery_codes_left(user))
 
 
-def _row_id(text: str) -> int | None:
-    """A posted row id, or None when no row could have it: ``isdigit`` also passes ``²``, and
-    past PostgreSQL's INTEGER the lookup itself fails (as the ``int`` URL converter knows)."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 10:
-        return None
-    number = int(text)
-    return number if 0 < number <= 2**31 - 1 else None
-
-
 @bp.post("/security/totp/devices/forget")
 @user_needed
 def forget_devices(user: User) -> ResponseReturnValue:
@@ -394,7 +386,7 @@ def forget_devices(user: User) -> ResponseReturnValue:
         flash(
             _("已取消信任 %(count)d 台设备，下次登录需要输入动态验证码。", count=count), "success"
         )
-    elif (device_id := _row_id(raw)) is not None and forget_device(user, device_id):
+    elif (device_id := row_id(raw)) is not None and forget_device(user, device_id):
         db.session.commit()
         flash(_("已取消信任该设备，下次在该设备登录需要输入动态验证码。"), "success")
     else:
