@@ -57,7 +57,7 @@ from hall.forms.operations import (
 from hall.forms.rendering import field_views
 from hall.forms.schema import FORM_ERROR, apply_profile, validate_submission
 from hall.workflow.models import Application, FormDefinition
-from hall.workflow.operations import NotConfigured, SubmissionInvalid, profile_of
+from hall.workflow.operations import FormOutdated, NotConfigured, SubmissionInvalid, profile_of
 from shared.ids import row_id
 from shared.web import error_response
 
@@ -264,6 +264,19 @@ def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
     application: Application | None = None
     try:
         application = submit_form(service, user, form, posted.data, draft, chosen)
+    except FormOutdated as exc:
+        # What was typed moves to the newest version (fields of the same name keep it).
+        return _render_form(
+            user,
+            service,
+            newest,
+            posted.data,
+            exc.errors,
+            draft=draft,
+            chosen=chosen,
+            status=409,
+            posted_submission=posted_submission,
+        )
     except SubmissionInvalid as exc:
         return again(exc.errors)
     except NotConfigured:

@@ -31,7 +31,13 @@ from hall.forms.schema import (
     widget_of,
 )
 from hall.workflow import engine
-from hall.workflow.definitions import Flow, field_permissions, parse_flow, validate_flow
+from hall.workflow.definitions import (
+    Flow,
+    FlowInvalid,
+    field_permissions,
+    parse_flow,
+    validate_flow,
+)
 from hall.workflow.models import (
     OPEN,
     Application,
@@ -61,6 +67,12 @@ class SubmissionInvalid(ValueError):
     def __init__(self, errors: Mapping[str, list[str]]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = dict(errors)
+
+
+class FormOutdated(SubmissionInvalid):
+    """The form version posted lacks fields the current flow decides on (a condition, a person
+    field naming approvers): submitted with it, the flow would take its default branch or skip
+    an approver. The applicant fills the newest version instead."""
 
 
 class NotConfigured(LookupError):
@@ -309,7 +321,12 @@ def submit_application(
     form, flow_row = form or latest_form(service.id), latest_flow(service.id)
     if form is None or flow_row is None:
         raise NotConfigured(_("该服务尚未开通在线办理"))
-    flow = parse_flow(flow_row.definition)
+    try:
+        # The flow checked against this form version's fields, not only the newest one's.
+        flow = parse_flow(flow_row.definition, field_names(form.ui))
+    except FlowInvalid:
+        message = _("表单已更新，审批流程要用到新版表单中的内容。请核对下面的新版表单后再提交。")
+        raise FormOutdated({"__form__": [message]}) from None
     permissions = field_permissions(flow, flow.nodes[0].id, field_names(form.ui))
     data = _checked_data(form, flow, user.account, {}, posted, permissions, profile_of(user))
     ctx = engine_context(now)

@@ -772,3 +772,52 @@ def test_uploads_per_hour_are_limited(hall: Flask, monkeypatch: pytest.MonkeyPat
         post_form(other, path, leave(**{"attachments-upload": upload("4.png", PNG)})).status_code
         == 302
     )
+
+
+def test_an_old_form_version_the_new_flow_cannot_route_is_not_submitted(hall: Flask) -> None:
+    """学生请假 gains 监护人 and a flow that sends applications naming one to the dean: a page
+    still on the old version (no such field) cannot submit past that step. It is shown the new
+    version with what was typed, and nothing is submitted."""
+    client = signed_in(hall, STUDENT)
+    path = apply_path(hall)
+    started = page_fields(client.get(path).text)
+    with hall.app_context():
+        sid = service_id(hall, "学生请假")
+        old, flow = ops.latest_form(sid), ops.latest_flow(sid)
+        assert old is not None and flow is not None
+        schema = {
+            **old.schema,
+            "properties": {**old.schema["properties"], "guardian": {"type": "string"}},
+        }
+        new = ops.save_form_definition(
+            sid, schema, {**old.ui, "order": [*old.ui["order"], "guardian"]}, actor="admin"
+        )
+        nodes = list(flow.definition["nodes"])
+        nodes.insert(
+            -1,
+            {
+                "id": "guardian-check",
+                "kind": "condition",
+                "name": "监护人",
+                "branches": [
+                    {
+                        "id": "no-guardian",
+                        "name": "未填监护人",
+                        "priority": 1,
+                        "conditions": [{"field": "guardian", "op": "eq", "value": ""}],
+                        "nodes": [],
+                    },
+                    {"id": "other", "name": "其他", "default": True, "nodes": []},
+                ],
+            },
+        )
+        ops.save_flow_definition(sid, {**flow.definition, "nodes": nodes}, actor="admin")
+        new_id = new.id
+    response = client.post(
+        path, data={**started, **leave(), "action": "submit"}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 409
+    assert "表单已更新" in response.text
+    assert f'name="form_version" value="{new_id}"' in response.text
+    assert 'name="guardian"' in response.text
+    assert applications(hall) == []
