@@ -380,7 +380,11 @@ def _consent_page(
     client: Any, scopes: list[str], params: list[tuple[str, str]], status: int = 200
 ) -> Response:
     items = [(scope, SCOPE_LABELS.get(scope, scope)) for scope in scopes]
-    return _page("oidc/consent.html", status, client=client, scopes=items, params=params)
+    # Shown again after a stale token (the browser signed in anew since): say why nothing
+    # happened, so that the second click, with this page's token, is not a puzzle.
+    return _page(
+        "oidc/consent.html", status, client=client, scopes=items, params=params, stale=status == 400
+    )
 
 
 #: The parameters of the token, introspection and revocation requests: each at most once.

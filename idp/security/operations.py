@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from idp.account.codes import EMAIL, Channel, verified_channels
 from idp.audit.operations import record
 from idp.auth.models import SsoSession
-from idp.auth.sessions import end_all_sessions, end_session
+from idp.auth.sessions import end_all_sessions, end_session, sessions_of
 from idp.directory.models import User
 from idp.extensions import db
 from idp.mfa.devices import forget_other_devices
@@ -70,12 +70,15 @@ def sign_out_session(user: User, sso: SsoSession, *, current: bool) -> None:
 
 
 def sign_out_other_devices(user: User, keep: SsoSession | None, *, after: str | None = None) -> int:
-    """退出其他设备: end every session of ``user`` but ``keep``; returns how many ended.
+    """退出其他设备: end every session of ``user`` but ``keep``; returns how many devices were
+    signed out — those the device list shows (a session already over by idleness is not listed,
+    nor counted, though its row goes too).
 
     ``after`` names the change that asks for it (``phone.bind``, ``email.bind``) when it is not
     the user's own click: as after a password change, whoever made it stays signed in only here.
     """
-    ended = end_all_sessions(user, keep=keep)
+    ended = sum(1 for sso in sessions_of(user) if keep is None or sso.id != keep.id)
+    end_all_sessions(user, keep=keep)
     # Signed out there, asked for the code there again: a trusted device would let whoever
     # holds that browser back in with the password alone.
     forget_other_devices(user, trust_token())

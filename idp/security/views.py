@@ -74,6 +74,8 @@ PHONE_FLOW = "security_phone"
 #: After a phone or email change, as after a password change: whoever made it stays signed in
 #: only here.
 OTHERS_SIGNED_OUT = _l("为保障账号安全，其他设备上的登录已退出。")
+#: A form sent after the sign-in ran out: nothing it asked for was done.
+SIGNED_OUT_MID_FORM = _l("登录已超时，本次填写的内容没有保存。请重新登录后再操作。")
 
 KIND_LABELS = {
     UserKind.STUDENT: _l("学生"),
@@ -93,21 +95,30 @@ View = Callable[..., ResponseReturnValue]
 
 
 def user_needed(view: View) -> View:
-    """Hand the signed-in user to ``view``; everyone else goes to /login and comes back."""
+    """Hand the signed-in user to ``view``; everyone else goes to /login and comes back.
+
+    A form sent once the sign-in has run out (idle too long, signed out elsewhere) did nothing:
+    the sign-in page says so, and signing in leads back to the page the form was on.
+    """
 
     @functools.wraps(view)
     def wrapper(**kwargs: Any) -> ResponseReturnValue:
         user = current_user()
         if user is None:
-            back = (
-                request.full_path.rstrip("?")
-                if request.method == "GET"
-                else url_for("security.index")
-            )
-            return redirect(url_for("auth.login", next=back))
+            if request.method != "GET":
+                flash(str(SIGNED_OUT_MID_FORM), "error")
+            return redirect(url_for("auth.login", next=_way_back()))
         return view(user, **kwargs)
 
     return wrapper
+
+
+def _way_back() -> str:
+    """Where signing in leads back to: this page, or the overview for a button with no page."""
+    rule = request.url_rule
+    if rule is not None and rule.methods is not None and "GET" in rule.methods:
+        return request.full_path.rstrip("?")
+    return url_for("security.index")
 
 
 # 概览 -------------------------------------------------------------------------------------
