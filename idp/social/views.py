@@ -37,6 +37,7 @@ from idp.auth.views import continue_sign_in, no_store, pending_sign_in_user
 from idp.directory.models import User, UserStatus, aware, utcnow
 from idp.extensions import db
 from idp.oidc.claims import issuer
+from idp.security.notices import notify_security_change
 from idp.security.steps import expired, finish_flow, flow_state, render_page, reverify
 from idp.security.views import user_needed
 from idp.social.clients import (
@@ -313,6 +314,7 @@ def link(provider: str) -> ResponseReturnValue:
         flash(str(exc), "error")
         return redirect(target)
     db.session.commit()
+    notify_security_change(user, f"{provider}.bind")
     flash(_("%(provider)s已绑定到您的账号，下次可直接扫码登录。", provider=name), "success")
     return redirect(target)
 
@@ -342,6 +344,10 @@ def _bind(provider: str, profile: SocialProfile, flow: dict[str, Any]) -> Respon
             purpose=str(purpose),
         )
     db.session.commit()
+    if purpose == SECURITY:
+        # A new way in: the phone and email on file hear of it (信息完善 binds during the
+        # owner's own first sign-in, and stays quiet).
+        notify_security_change(user, f"{provider}.bind")
     flash(
         _("%(provider)s绑定成功，以后可以扫码登录。", provider=provider_name(provider)),
         "success",
@@ -349,10 +355,18 @@ def _bind(provider: str, profile: SocialProfile, flow: dict[str, Any]) -> Respon
     return redirect(back)
 
 
-@bp.post("/security/social/<any(wechat, wecom):provider>/bind")
+def _bind_flow(provider: str) -> str:
+    return f"social_bind_{provider}"
+
+
+@bp.route("/security/social/<any(wechat, wecom):provider>/bind", methods=["GET", "POST"])
 @user_needed
 def security_bind(user: User, provider: str) -> ResponseReturnValue:
-    """安全中心 → 去绑定: scan with the WeChat / WeCom to bind."""
+    """安全中心 → 去绑定: 身份验证 (password or SMS code) first, then the scan.
+
+    A bound WeChat signs in without the password: someone at a computer left signed in must
+    not be able to add their own as a way back in.
+    """
     _provider_or_404(provider)
     if identity_of(user, provider) is not None:
         flash(
@@ -363,7 +377,30 @@ def security_bind(user: User, provider: str) -> ResponseReturnValue:
             "error",
         )
         return redirect(url_for("security.index"))
-    return _start(provider, {"purpose": SECURITY, "user_id": user.id})
+    kind = _bind_flow(provider)
+    state = flow_state(kind, user)
+    if state is None:
+        return expired("security.index")
+    context: dict[str, Any] = {"user": user, "provider": provider}
+    context["provider_label"] = provider_name(provider)
+    if state["step"] == "verify":
+        outcome = reverify(user, state, kind, f"bind_{provider}", allow_password=True)
+        if isinstance(outcome, Response):
+            return outcome
+        form, status = outcome
+        return render_page(
+            "social/bind.html",
+            status,
+            form=form,
+            step=1,
+            need_captcha=ip_needs_captcha(),
+            **context,
+        )
+    if request.method == "POST":
+        if finish_flow(kind, user, "new") is None:
+            return expired("security.index")
+        return _start(provider, {"purpose": SECURITY, "user_id": user.id})
+    return render_page("social/bind.html", step=2, **context)
 
 
 @bp.post("/complete/social/<any(wechat, wecom):provider>/bind")
@@ -419,6 +456,7 @@ def security_unbind(user: User, provider: str) -> ResponseReturnValue:
             return expired("security.index")
         unbind_identity(user, provider, actor=user, reason="self-service")
         db.session.commit()
+        notify_security_change(user, f"{provider}.remove")
         flash(_("已解除%(provider)s绑定。", provider=provider_name(provider)), "success")
         return redirect(url_for("security.index"))
     return render_page("social/unbind.html", step=2, **context)

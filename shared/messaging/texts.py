@@ -136,7 +136,8 @@ class _Notice(NamedTuple):
 #: The changes a security notice tells the phone and email on file about: the security phone
 #: or email replaced, and, as NIST SP 800-63B asks, an authenticator bound to or removed from
 #: the account (the login password, 两步验证 and its recovery codes) or a recovery code spent;
-#: and the help desk's changes (a temporary password, a phone, email, WeChat or WeCom unbound).
+#: and the help desk's changes (a temporary password, a phone, email, WeChat or WeCom unbound);
+#: and a WeChat or WeCom bound or unbound by the account itself (a way to sign in).
 SECURITY_CHANGES = (
     "phone",
     "email",
@@ -151,6 +152,10 @@ SECURITY_CHANGES = (
     "email.unbind",
     "wechat.unbind",
     "wecom.unbind",
+    "wechat.bind",
+    "wecom.bind",
+    "wechat.remove",
+    "wecom.remove",
 )
 #: The changes whose notice names the new phone or email (masked).
 _WITH_TARGET = ("phone", "email")
@@ -220,6 +225,26 @@ _ZH_NOTICES = {
         "企业微信",
         "{item}已由服务台解除绑定",
         "您账号绑定的{item}已于 {when}（北京时间）由服务台解除绑定，各设备上的登录已退出。",
+    ),
+    "wechat.bind": _Notice(
+        "微信",
+        "{item}已绑定",
+        "您的账号已于 {when}（北京时间）绑定{item}，此后可用该{item}扫码登录。",
+    ),
+    "wecom.bind": _Notice(
+        "企业微信",
+        "{item}已绑定",
+        "您的账号已于 {when}（北京时间）绑定{item}，此后可用该{item}扫码登录。",
+    ),
+    "wechat.remove": _Notice(
+        "微信",
+        "{item}已解除绑定",
+        "您账号绑定的{item}已于 {when}（北京时间）解除绑定，不能再用它扫码登录。",
+    ),
+    "wecom.remove": _Notice(
+        "企业微信",
+        "{item}已解除绑定",
+        "您账号绑定的{item}已于 {when}（北京时间）解除绑定，不能再用它扫码登录。",
     ),
 }
 _EN_NOTICES = {
@@ -299,6 +324,30 @@ _EN_NOTICES = {
         "Your {item} was unbound by the help desk",
         "The help desk unbound the {item} linked to your account at {when} (Beijing time), and "
         "every device was signed out.",
+    ),
+    "wechat.bind": _Notice(
+        "WeChat",
+        "A {item} was linked to your account",
+        "A {item} was linked to your account at {when} (Beijing time); it can now sign in by "
+        "scanning.",
+    ),
+    "wecom.bind": _Notice(
+        "WeCom",
+        "A {item} was linked to your account",
+        "A {item} was linked to your account at {when} (Beijing time); it can now sign in by "
+        "scanning.",
+    ),
+    "wechat.remove": _Notice(
+        "WeChat",
+        "Your {item} was unlinked",
+        "The {item} linked to your account was unlinked at {when} (Beijing time); it can no "
+        "longer sign in by scanning.",
+    ),
+    "wecom.remove": _Notice(
+        "WeCom",
+        "Your {item} was unlinked",
+        "The {item} linked to your account was unlinked at {when} (Beijing time); it can no "
+        "longer sign in by scanning.",
     ),
 }
 

@@ -159,7 +159,7 @@ def test_wechat_left_waiting_is_not_bound_when_the_next_person_declines(
 def test_student_binds_and_unbinds_wechat_in_security_centre(
     page: Page, social_idp: LiveServer, add_user: Callable[..., str]
 ) -> None:
-    """安全中心: 去绑定 → scan → 已绑定; 解除绑定 → 登录密码 → 确认 → 未绑定."""
+    """安全中心: 去绑定 → 登录密码 → 去扫码 → scan → 已绑定; 解除绑定 → 登录密码 → 确认 → 未绑定."""
     account = add_user(name="周九")
     page.goto(social_idp.url + "/login")
     page.get_by_label("账号", exact=True).fill(account)
@@ -168,7 +168,11 @@ def test_student_binds_and_unbinds_wechat_in_security_centre(
     page.goto(social_idp.url + "/security")
     card = page.locator("section", has=page.locator("#social-title"))
     expect(card.locator("li").nth(1)).to_contain_text("企业微信")
-    card.locator("li").first.get_by_role("button", name="去绑定").click()
+    card.locator("li").first.get_by_role("link", name="去绑定").click()
+    page.get_by_role("radio", name="登录密码").check()
+    page.get_by_role("textbox", name="登录密码").fill(PASSWORD)
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_role("button", name="去扫码").click()
     _allow_on_phone(page, openid="o-e2e-zhoujiu", unionid="u-e2e-zhoujiu", nickname="阿九")
     expect(page.locator(".flash-success")).to_contain_text("微信绑定成功")
     expect(card.locator("li").first).to_contain_text("阿九")

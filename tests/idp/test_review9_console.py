@@ -20,7 +20,7 @@ from idp.extensions import db
 from tests.fakes.wechat import FakeWeChat, WeChatUser, WeComMember
 from tests.idp.conftest import MakeUser, csrf_token, session_count, sign_in
 from tests.idp.console_support import console_sign_in, make_console_user
-from tests.idp.test_social import bind, bindings, local, post_from, scan
+from tests.idp.test_social import bind, bindings, local, scan, start_security_bind
 
 XIAOMING = WeChatUser("o-xiaoming-openid", "u-xiaoming-unionid", "小明")
 
@@ -88,7 +88,7 @@ def test_identifier_longer_than_a_binding_holds_gives_the_unavailable_page(
     not a failed insert (a 500 on PostgreSQL) after the user was told to go ahead."""
     user = make_user("2024000203")
     sign_in(idp_client, "2024000203")
-    start = post_from(idp_client, "/security", f"/security/social/{provider}/bind")
+    start = start_security_bind(idp_client, provider)
     long_id = "o" * 129
     person: dict[str, Any] = (
         {"wechat_user": WeChatUser(long_id, None, "小明")}
@@ -114,7 +114,7 @@ def test_wechat_sending_no_unionid_still_finds_the_binding_made_with_one(
     # Through the security centre of another account: refused as taken.
     browser = idp_app.test_client()
     sign_in(browser, "2024000202")
-    start = post_from(browser, "/security", "/security/social/wechat/bind")
+    start = start_security_bind(browser)
     refused = browser.get(local(fake.scan(start.location, wechat_user=no_unionid)))
     assert refused.status_code == 409 and "该微信已绑定其他账号" in refused.get_data(as_text=True)
     assert bindings(idp_app, other) == []

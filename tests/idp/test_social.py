@@ -23,6 +23,7 @@ from idp.extensions import db
 from idp.social.clients import SocialProfile
 from idp.social.models import SocialIdentity
 from idp.social.operations import bind_identity, identities_of, unbind_identity
+from shared.messaging import SMS_FILE, read_records
 from tests.fakes.wechat import FakeWeChat, WeChatUser, WeComMember
 from tests.idp.conftest import (
     PASSWORD,
@@ -31,6 +32,7 @@ from tests.idp.conftest import (
     last_code,
     post_form,
     session_count,
+    settle_deliveries,
     sign_in,
 )
 
@@ -86,6 +88,14 @@ def post_from(
 ) -> Any:
     """Press a button on ``page`` that posts to ``action`` (with the page's CSRF token)."""
     return client.post(action, data={"csrf_token": csrf_token(client, page), **(data or {})})
+
+
+def start_security_bind(client: FlaskClient, provider: str = "wechat") -> Any:
+    """安全中心 → 去绑定 → 身份验证 with the login password → 去扫码: the redirect to the scan."""
+    url = f"/security/social/{provider}/bind"
+    verified = post_form(client, url, {"method": "password", "password": PASSWORD})
+    assert verified.status_code == 302 and verified.location == url, verified.get_data(as_text=True)
+    return post_form(client, url, {})
 
 
 def bind(app: Flask, user: User, person: WeChatUser | WeComMember) -> None:
@@ -631,7 +641,7 @@ def test_student_binds_wechat_in_security_centre(
     sign_in(idp_client, "2024000107")
     page = idp_client.get("/security").get_data(as_text=True)
     assert "/security/social/wechat/bind" in page and "去绑定" in page
-    start = post_from(idp_client, "/security", "/security/social/wechat/bind")
+    start = start_security_bind(idp_client)
     assert start.status_code == 302
     back = idp_client.get(local(fake.scan(start.location, wechat_user=XIAOMING)))
     assert back.status_code == 302 and back.location == "/security"
@@ -647,7 +657,7 @@ def test_wechat_of_another_account_cannot_be_bound(
     owner, user = make_user(), make_user("2024000108")
     bind(idp_app, owner, XIAOMING)
     sign_in(idp_client, "2024000108")
-    start = post_from(idp_client, "/security", "/security/social/wechat/bind")
+    start = start_security_bind(idp_client)
     response = idp_client.get(local(fake.scan(start.location, wechat_user=XIAOMING)))
     text = response.get_data(as_text=True)
     assert response.status_code == 409 and "该微信已绑定其他账号" in text
@@ -722,7 +732,7 @@ def test_second_wechat_needs_the_first_unbound(
     user = make_user("2024000111")
     bind(idp_app, user, XIAOMING)
     sign_in(idp_client, "2024000111")
-    refused = post_from(idp_client, "/security", "/security/social/wechat/bind")
+    refused = idp_client.get("/security/social/wechat/bind")
     assert refused.status_code == 302 and refused.location == "/security"
     assert "请先解除绑定" in idp_client.get("/security").get_data(as_text=True)
     with idp_app.app_context():
@@ -762,3 +772,63 @@ def test_complete_bind_needs_a_pending_sign_in(idp_client: FlaskClient) -> None:
     token = csrf_token(idp_client, "/login")
     response = idp_client.post("/complete/social/wechat/bind", data={"csrf_token": token})
     assert response.status_code == 302 and response.location == "/login"
+
+
+# --- 去绑定 asks 身份验证 first; the owner is told --------------------------------------------
+
+BIND_URL = "/security/social/wechat/bind"
+NOTICE_PHONE = "13900000031"
+
+
+def notices_to(app: Flask, phone: str) -> list[str]:
+    """The texts of the notices (not codes) sent to ``phone``."""
+    settle_deliveries(app)
+    records = read_records(app.config["OUTBOX_DIR"], SMS_FILE)
+    return [r["text"] for r in records if r["to"] == phone and r["code"] is None]
+
+
+def test_binding_asks_who_you_are_before_the_scan(
+    idp_app: Flask, idp_client: FlaskClient, fake: FakeWeChat, make_user: MakeUser
+) -> None:
+    """A signed-in browser alone (someone else at an unlocked computer) cannot start a scan:
+    去扫码 without the 身份验证, or with a wrong password, leads nowhere near WeChat."""
+    user = make_user("2024000301")
+    sign_in(idp_client, "2024000301")
+    page = idp_client.get(BIND_URL).get_data(as_text=True)
+    assert "身份验证" in page and "登录密码" in page
+    skipped = post_form(idp_client, BIND_URL, {})
+    assert skipped.status_code == 400 and "Location" not in skipped.headers
+    wrong = post_form(idp_client, BIND_URL, {"method": "password", "password": "not-it-1"})
+    assert wrong.status_code == 400 and "Location" not in wrong.headers
+    right = post_form(idp_client, BIND_URL, {"method": "password", "password": PASSWORD})
+    assert right.status_code == 302 and right.location == BIND_URL
+    assert "去扫码" in idp_client.get(BIND_URL).get_data(as_text=True)
+    start = post_form(idp_client, BIND_URL, {})
+    assert start.status_code == 302 and "state=" in start.location
+    assert bindings(idp_app, user) == []
+    # One scan per 身份验证: the step is used up, and the page asks again.
+    again = post_form(idp_client, BIND_URL, {})
+    assert again.status_code == 400 and "Location" not in again.headers
+    assert "身份验证" in again.get_data(as_text=True)
+
+
+def test_owner_is_told_of_a_wechat_bound_and_removed(
+    idp_app: Flask, idp_client: FlaskClient, fake: FakeWeChat, make_user: MakeUser
+) -> None:
+    """The phone on file hears of the WeChat bound through 安全中心, and of its removal."""
+    user = make_user("2024000302", verified_phone=NOTICE_PHONE)
+    sign_in(idp_client, "2024000302")
+    start = start_security_bind(idp_client)
+    assert idp_client.get(local(fake.scan(start.location, wechat_user=XIAOMING))).status_code == 302
+    assert bindings(idp_app, user) == [("wechat", XIAOMING.unionid)]
+    [told] = notices_to(idp_app, NOTICE_PHONE)
+    assert "微信" in told and "绑定" in told and "如非本人操作" in told
+    unbind = "/security/social/wechat/unbind"
+    assert (
+        post_form(idp_client, unbind, {"method": "password", "password": PASSWORD}).status_code
+        == 302
+    )
+    assert post_form(idp_client, unbind, {}).status_code == 302
+    assert bindings(idp_app, user) == []
+    told_again = notices_to(idp_app, NOTICE_PHONE)
+    assert len(told_again) == 2 and "解除绑定" in told_again[-1]

@@ -75,12 +75,16 @@ def console(live_idp: LiveServer) -> requests.Session:
 
 
 def _post_form(browser: requests.Session, url: str, data: dict[str, Any]) -> requests.Response:
+    """Post ``data`` as the form on ``url`` would: with its CSRF token and, where the page has
+    one, its single-use form token."""
     page = browser.get(url, timeout=10).text
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
     assert token, f"no CSRF token on {url}"
-    return browser.post(
-        url, data={"csrf_token": token.group(1), **data}, allow_redirects=False, timeout=10
-    )
+    tokens = {"csrf_token": token.group(1)}
+    once = re.search(r'name="once"[^>]*value="([^"]+)"', page)
+    if once:
+        tokens["once"] = once.group(1)
+    return browser.post(url, data={**tokens, **data}, allow_redirects=False, timeout=10)
 
 
 def _register(console: requests.Session, server: LiveServer, method: str) -> tuple[str, str, str]:
