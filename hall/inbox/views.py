@@ -216,9 +216,13 @@ def _render_application(
             who=who,
             people=people,
             error=error,
+            # The engine lets the applicant withdraw until an approver acts, and a returned
+            # application at any time (they may give up instead of resubmitting).
             can_withdraw=is_applicant
-            and state.status is engine.ApplicationStatus.RUNNING
-            and not state.acted,
+            and (
+                (state.status is engine.ApplicationStatus.RUNNING and not state.acted)
+                or state.status is engine.ApplicationStatus.RETURNED
+            ),
             can_urge=is_applicant and state.status is engine.ApplicationStatus.RUNNING,
             can_resubmit=is_applicant and state.status is engine.ApplicationStatus.RETURNED,
         ),
@@ -290,17 +294,22 @@ def act(user: HallUser, application_id: int) -> ResponseReturnValue:
     task_id = _task_arg(form.task.data)
     opinion = form.opinion.data or ""
     kind = request.form.get("wf-action", "")
+    # What the approver typed into their editable fields: stored only by 通过, but shown again
+    # whatever the action when the page comes back refused.
+    typed = coerce_form(found.form_definition.ui, cast(FormInput, request.form))
     action: engine.Action
     posted: dict[str, Any] | None = None
     if kind == "approve":
         action = engine.Approve(user.account, task_id, opinion)
-        posted = coerce_form(found.form_definition.ui, cast(FormInput, request.form))
+        posted = typed
     elif kind == "return":
         action = engine.Return(user.account, task_id, opinion, to=form.to.data or engine.APPLICANT)
     elif kind == "terminate":
         action = engine.Terminate(user.account, task_id, opinion)
     else:
-        return _render_application(user, found, status=400, error=_("请选择操作"), action_form=form)
+        return _render_application(
+            user, found, status=400, error=_("请选择操作"), action_form=form, posted=typed
+        )
     if not form.validate():
         return _render_application(
             user,
@@ -308,7 +317,7 @@ def act(user: HallUser, application_id: int) -> ResponseReturnValue:
             status=400,
             error=_("审批意见不能超过%(n)s字", n=ops.MAX_OPINION),
             action_form=form,
-            posted=posted,
+            posted=typed,
         )
     try:
         result = ops.act(found.id, action, posted=posted)
@@ -321,10 +330,10 @@ def act(user: HallUser, application_id: int) -> ResponseReturnValue:
             error=_("表单有误，请按提示修改"),
             action_form=form,
             field_errors=invalid.errors,
-            posted=posted,
+            posted=typed,
         )
     if isinstance(result, engine.Refusal):
-        return _after_refusal(user, found, result, task_id, action_form=form, posted=posted)
+        return _after_refusal(user, found, result, task_id, action_form=form, posted=typed)
     messages = {
         "approve": _("已通过"),
         "return": _("已退回"),
@@ -376,7 +385,7 @@ def pass_on(user: HallUser, application_id: int) -> ResponseReturnValue:
 @bp.post("/applications/<row_id:application_id>/withdraw")
 @login_required
 def withdraw(user: HallUser, application_id: int) -> ResponseReturnValue:
-    """撤回 by the applicant while no approver has acted."""
+    """撤回 by the applicant while no approver has acted, or once returned to them."""
     found = inbox_ops.visible_application(user, application_id)
     if found is None:
         return _missing()
@@ -437,6 +446,9 @@ def delegation(user: HallUser) -> ResponseReturnValue:
             delegate = (form.delegate.data or "").strip()
             if not inbox_ops.known_person(delegate):
                 form.delegate.errors = [_("找不到该人员")]
+            elif form.ends_on.data < campus_today():
+                # Over before it starts: no task would reach the delegate, yet 已委托 would say so.
+                form.ends_on.errors = [_("结束日期不能早于今天")]
             else:
                 try:
                     ops.set_delegation(

@@ -51,6 +51,10 @@ bp = Blueprint("manage_definitions", __name__, url_prefix="/manage", template_fo
 
 #: Longest definition text accepted (the largest demo form is about 12 000 characters).
 MAX_TEXT = 200_000
+#: Deepest nesting of JSON arrays and objects accepted. A flow may nest 16 levels of condition
+#: and parallel nodes (four JSON levels each); the checks and the diagram walk the definition
+#: recursively, so text the json module still reads (about 900 levels) must stop here.
+MAX_DEPTH = 100
 FORM, FLOW = "form", "flow"
 KINDS = (FORM, FLOW)
 RUNNING = engine.ApplicationStatus.RUNNING.value
@@ -112,6 +116,20 @@ def _json_reason(message: str) -> str:
     return str(_("语法错误"))
 
 
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` levels (no recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return True
+            pending.extend((child, depth + 1) for child in item)
+    return False
+
+
 def parse_text(text: str) -> tuple[dict[str, Any] | None, list[str]]:
     """The JSON object in ``text``, or why it is not one (line and column in Chinese)."""
     if not text.strip():
@@ -132,6 +150,8 @@ def parse_text(text: str) -> tuple[dict[str, Any] | None, list[str]]:
     except _DuplicateKey as error:
         return None, [_("JSON 格式错误：同一对象中键“%(key)s”出现了两次。", key=error.key)]
     except RecursionError:
+        return None, [_("JSON 格式错误：嵌套层级过深。")]
+    if _too_deep(value):
         return None, [_("JSON 格式错误：嵌套层级过深。")]
     if not isinstance(value, dict):
         return None, [_("定义必须是一个 JSON 对象（以 { 开头）。")]
