@@ -26,7 +26,7 @@ from hall.forms import files
 from hall.forms.models import Attachment, Draft
 from hall.forms.rendering import FieldView
 from hall.forms.schema import field_names, widget_of
-from hall.inbox.queries import may_see
+from hall.inbox.queries import may_see, reader_view
 from hall.workflow.models import Application
 from shared.factory import get_store
 from shared.ids import row_id
@@ -171,16 +171,16 @@ def usable_attachments(
 
 def attachment_ids(ui: Mapping[str, Any], data: Mapping[str, Any]) -> list[int]:
     """Every attachment id in a form's data."""
-    ids: list[int] = []
-    for name in field_names(ui):
-        if widget_of(ui, name) != "attachment":
-            continue
-        values = data.get(name)
-        for value in values if isinstance(values, list) else []:
-            found = row_id(value)
-            if found is not None:
-                ids.append(found)
-    return ids
+    return [found for name in _attachment_fields(ui) for found in _ids_in(data, name)]
+
+
+def _attachment_fields(ui: Mapping[str, Any]) -> list[str]:
+    return [name for name in field_names(ui) if widget_of(ui, name) == "attachment"]
+
+
+def _ids_in(data: Mapping[str, Any], name: str) -> list[int]:
+    values = data.get(name)
+    return [n for v in (values if isinstance(values, list) else []) if (n := row_id(v)) is not None]
 
 
 def by_id(ids: Iterable[int]) -> dict[int, Attachment]:
@@ -262,7 +262,19 @@ def may_read(attachment: Attachment, user: HallUser) -> bool:
     if attachment.owner == account:
         return True
     application = db.session.get(Application, attachment.application_id)
-    return application is not None and may_see(application, account, admin=is_hall_admin(user))
+    admin = is_hall_admin(user)
+    if application is None or not may_see(application, account, admin=admin):
+        return False
+    if admin:
+        return True
+    # Not through a field the reader's node hides (the page shows no link; ids are guessable).
+    _, permissions = reader_view(application, account)
+    holding = [
+        name
+        for name in _attachment_fields(application.form_definition.ui)
+        if attachment.id in _ids_in(application.data, name)
+    ]
+    return not holding or any(permissions.get(name) != "hidden" for name in holding)
 
 
 def open_for(attachment_id: int, user: HallUser) -> tuple[Attachment, Path] | None:

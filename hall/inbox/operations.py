@@ -4,7 +4,7 @@ batch approval and who handled a task first. Every action itself goes through
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,11 +15,10 @@ from sqlalchemy import or_, select, update
 from hall.auth.models import HallUser, utcnow
 from hall.catalog.roles import is_hall_admin
 from hall.extensions import db
-from hall.forms.schema import field_names
-from hall.inbox.queries import ACTED_STATUSES, may_see, names_of
+from hall.inbox.queries import ACTED_STATUSES, may_see, names_of, reader_view
 from hall.workflow import engine
 from hall.workflow import operations as ops
-from hall.workflow.definitions import N_, Flow, field_permissions, parse_flow
+from hall.workflow.definitions import N_, Flow, parse_flow
 from hall.workflow.models import Application, CarbonCopy, Task
 from shared.factory import get_store
 
@@ -171,46 +170,17 @@ class Viewing:
 
 
 def viewing(application: Application, account: str) -> Viewing:
-    """The viewer's open task (if any), their field permissions and where they may return to.
-
-    The approver whose task it is gets the node's permissions (editable fields editable); the
-    applicant sees what the start node shows; a past approver (or the delegator of one) what
-    their last node showed; others (CC, hall admins) read everything.
-    """
+    """The viewer's open task (if any), their field permissions (:func:`queries.reader_view`)
+    and where they may return to."""
     flow = parse_flow(application.flow_snapshot)
     state = engine.state_from_json(application.state)
-    fields = field_names(application.form_definition.ui)
-    task = next((t for t in state.tasks if t.assignee == account), None)
+    task, permissions = reader_view(application, account, flow, state)
     targets: list[tuple[str, str]] = []
     if task is not None:
-        permissions = dict(field_permissions(flow, task.node_id, fields))
         targets = [(engine.APPLICANT, _("申请人"))] + [
             (n, flow.node(n).name or n) for n in engine.return_targets(flow, state, task.node_id)
         ]
-    else:
-        node_id: str | None = None
-        if account == application.applicant:
-            node_id = flow.nodes[0].id
-        else:
-            # A delegator sees what their node showed the delegate who acted for them.
-            node_id = db.session.scalar(
-                select(Task.node_id)
-                .where(
-                    Task.application_id == application.id,
-                    or_(Task.assignee == account, Task.on_behalf_of == account),
-                )
-                .order_by(Task.id.desc())
-                .limit(1)
-            )
-        if node_id is not None:
-            permissions = _read_only(field_permissions(flow, node_id, fields))
-        else:
-            permissions = {name: "read" for name in fields}
     return Viewing(flow, state, task, permissions, targets)
-
-
-def _read_only(permissions: Mapping[str, str]) -> dict[str, str]:
-    return {k: ("hidden" if v == "hidden" else "read") for k, v in permissions.items()}
 
 
 def holders_by_node(state: engine.ApplicationState) -> dict[str, list[str]]:

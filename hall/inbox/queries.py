@@ -17,6 +17,9 @@ from sqlalchemy import Select, and_, case, distinct, func, or_, select
 from hall.auth.models import HallUser, aware
 from hall.catalog.models import Service
 from hall.extensions import db
+from hall.forms.schema import field_names
+from hall.workflow import engine
+from hall.workflow.definitions import Flow, field_permissions, parse_flow
 from hall.workflow.models import OPEN, Application, CarbonCopy, Task
 
 #: Application statuses that count as 已办结 (the rest are 进行中: running or returned).
@@ -399,6 +402,45 @@ def open_task_for(application_id: int, account: str) -> int | None:
         .order_by(Task.id)
         .limit(1)
     )
+
+
+def reader_view(
+    application: Application,
+    account: str,
+    flow: Flow | None = None,
+    state: engine.ApplicationState | None = None,
+) -> tuple[engine.Task | None, dict[str, str]]:
+    """The viewer's open task (if any) and what they see of each field (edit / read / hidden).
+
+    The approver whose task it is gets the node's permissions (editable fields editable); the
+    applicant sees what the start node shows; a past approver (or the delegator of one) what
+    their last node showed; others (CC, hall admins) read everything. The application page and
+    the attachment downloads both go by it: a file in a hidden field is not the reader's.
+    """
+    flow = flow or parse_flow(application.flow_snapshot)
+    state = state or engine.state_from_json(application.state)
+    fields = field_names(application.form_definition.ui)
+    task = next((t for t in state.tasks if t.assignee == account), None)
+    if task is not None:
+        return task, dict(field_permissions(flow, task.node_id, fields))
+    node_id: str | None = None
+    if account == application.applicant:
+        node_id = flow.nodes[0].id
+    else:
+        # A delegator sees what their node showed the delegate who acted for them.
+        node_id = db.session.scalar(
+            select(Task.node_id)
+            .where(
+                Task.application_id == application.id,
+                or_(Task.assignee == account, Task.on_behalf_of == account),
+            )
+            .order_by(Task.id.desc())
+            .limit(1)
+        )
+    if node_id is None:
+        return None, {name: "read" for name in fields}
+    shown = field_permissions(flow, node_id, fields)
+    return None, {k: ("hidden" if v == "hidden" else "read") for k, v in shown.items()}
 
 
 def may_see(application: Application, account: str, *, admin: bool = False) -> bool:

@@ -21,6 +21,7 @@ from hall.workflow import engine
 from hall.workflow import operations as ops
 from hall.workflow.models import Application
 from tests.hall.catalog_support import csrf_token
+from tests.hall.test_apply import status_of
 from tests.hall.test_form_kept_after_expiry import NOTICE as KEPT_NOTICE
 from tests.hall.test_form_kept_after_expiry import expire, sign_in_again
 from tests.hall.test_inbox import END, PDF, START, client_of, person, submit, task_of, user
@@ -69,6 +70,25 @@ def test_an_approver_editing_attachments_is_offered_no_upload_only_keep_or_drop(
     empty = bob.get(f"/applications/{empty_id}").text
     assert 'id="act-form"' in empty and 'type="file"' not in empty
     assert re.search(r'data-field="files".*?（无）', empty, re.S)
+
+
+def test_a_file_in_a_field_hidden_from_the_approver_is_not_theirs_to_download(
+    hall: Flask,
+) -> None:
+    """王主任's node hides 附件: no link on the page, and the download by id is a 404 too (ids
+    are sequential); the applicant still downloads it, and so does an approver who sees it."""
+    hidden = {"nodes": [START, person("first", ["bob"], permissions={"files": "hidden"}), END]}
+    with hall.test_request_context():
+        add_service("附件保密", hidden)
+        app_id, upload_id = submit_with_file("附件保密")
+        add_service("附件可改", FILES_EDITABLE)
+        shown_app, shown_id = submit_with_file("附件可改")
+    bob = client_of(hall, "bob")
+    assert f"/attachments/{upload_id}" not in bob.get(f"/applications/{app_id}").text
+    assert status_of(bob, f"/attachments/{upload_id}") == 404
+    assert status_of(client_of(hall, "alice"), f"/attachments/{upload_id}") == 200
+    assert f"/attachments/{shown_id}" in bob.get(f"/applications/{shown_app}").text
+    assert status_of(bob, f"/attachments/{shown_id}") == 200
 
 
 def test_the_applicant_still_uploads_on_the_form_and_when_resubmitting(hall: Flask) -> None:
