@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -355,8 +356,35 @@ def _bind(provider: str, profile: SocialProfile, flow: dict[str, Any]) -> Respon
     return redirect(back)
 
 
-def _bind_flow(provider: str) -> str:
-    return f"social_bind_{provider}"
+def _verified_change(
+    user: User,
+    provider: str,
+    change: str,
+    extra: dict[str, Any],
+    act: Callable[[], ResponseReturnValue],
+) -> ResponseReturnValue:
+    """安全中心's two steps for binding or unbinding (``change``) a WeChat / WeCom: 身份验证 by
+    login password or SMS code, then a page whose POST does ``act``, once."""
+    kind = f"social_{change}_{provider}"
+    state = flow_state(kind, user)
+    if state is None:
+        return expired("security.index")
+    context = {"user": user, "provider": provider, "provider_label": provider_name(provider)}
+    context |= extra
+    template = f"social/{change}.html"
+    if state["step"] == "verify":
+        outcome = reverify(user, state, kind, f"{change}_{provider}", allow_password=True)
+        if isinstance(outcome, Response):
+            return outcome
+        form, status = outcome
+        return render_page(
+            template, status, form=form, step=1, need_captcha=ip_needs_captcha(), **context
+        )
+    if request.method == "POST":
+        if finish_flow(kind, user, "new") is None:
+            return expired("security.index")
+        return act()
+    return render_page(template, step=2, **context)
 
 
 @bp.route("/security/social/<any(wechat, wecom):provider>/bind", methods=["GET", "POST"])
@@ -377,30 +405,11 @@ def security_bind(user: User, provider: str) -> ResponseReturnValue:
             "error",
         )
         return redirect(url_for("security.index"))
-    kind = _bind_flow(provider)
-    state = flow_state(kind, user)
-    if state is None:
-        return expired("security.index")
-    context: dict[str, Any] = {"user": user, "provider": provider}
-    context["provider_label"] = provider_name(provider)
-    if state["step"] == "verify":
-        outcome = reverify(user, state, kind, f"bind_{provider}", allow_password=True)
-        if isinstance(outcome, Response):
-            return outcome
-        form, status = outcome
-        return render_page(
-            "social/bind.html",
-            status,
-            form=form,
-            step=1,
-            need_captcha=ip_needs_captcha(),
-            **context,
-        )
-    if request.method == "POST":
-        if finish_flow(kind, user, "new") is None:
-            return expired("security.index")
+
+    def scan() -> ResponseReturnValue:
         return _start(provider, {"purpose": SECURITY, "user_id": user.id})
-    return render_page("social/bind.html", step=2, **context)
+
+    return _verified_change(user, provider, "bind", {}, scan)
 
 
 @bp.post("/complete/social/<any(wechat, wecom):provider>/bind")
@@ -416,10 +425,6 @@ def complete_bind(provider: str) -> ResponseReturnValue:
     return _start(provider, {"purpose": COMPLETE, "user_id": user.id})
 
 
-def _unbind_flow(provider: str) -> str:
-    return f"social_unbind_{provider}"
-
-
 @bp.route("/security/social/<any(wechat, wecom):provider>/unbind", methods=["GET", "POST"])
 @user_needed
 def security_unbind(user: User, provider: str) -> ResponseReturnValue:
@@ -428,38 +433,15 @@ def security_unbind(user: User, provider: str) -> ResponseReturnValue:
     if identity is None:
         flash(_("您的账号未绑定%(provider)s。", provider=provider_name(provider)), "error")
         return redirect(url_for("security.index"))
-    kind = _unbind_flow(provider)
-    state = flow_state(kind, user)
-    if state is None:
-        return expired("security.index")
-    context: dict[str, Any] = {
-        "user": user,
-        "provider": provider,
-        "provider_label": provider_name(provider),
-        "nickname": identity.nickname,
-    }
-    if state["step"] == "verify":
-        outcome = reverify(user, state, kind, f"unbind_{provider}", allow_password=True)
-        if isinstance(outcome, Response):
-            return outcome
-        form, status = outcome
-        return render_page(
-            "social/unbind.html",
-            status,
-            form=form,
-            step=1,
-            need_captcha=ip_needs_captcha(),
-            **context,
-        )
-    if request.method == "POST":
-        if finish_flow(kind, user, "new") is None:
-            return expired("security.index")
+
+    def unbind() -> ResponseReturnValue:
         unbind_identity(user, provider, actor=user, reason="self-service")
         db.session.commit()
         notify_security_change(user, f"{provider}.remove")
         flash(_("已解除%(provider)s绑定。", provider=provider_name(provider)), "success")
         return redirect(url_for("security.index"))
-    return render_page("social/unbind.html", step=2, **context)
+
+    return _verified_change(user, provider, "unbind", {"nickname": identity.nickname}, unbind)
 
 
 # Template helpers -------------------------------------------------------------------------

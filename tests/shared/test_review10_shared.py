@@ -3,73 +3,19 @@
 from __future__ import annotations
 
 import re
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, create_engine
 
 from shared.config import ConfigError, load_settings
 from shared.factory import common_settings
-from shared.store import RedisStore, SqlStore, Store, define_store_table
-from tests.conftest import TEST_REDIS_URL, AppFactory, MakeDatabaseUrl, flush_redis_prefix
+from tests.conftest import AppFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 NGINX_CONF = DEPLOY / "nginx" / "hongliu.conf"
 
-BACKENDS = [
-    "sql",
-    pytest.param(
-        "redis",
-        marks=pytest.mark.skipif(not TEST_REDIS_URL, reason="TEST_REDIS_URL is not set"),
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def _sql_engine(make_database_url: MakeDatabaseUrl) -> Iterator[object]:
-    url = make_database_url("review10_store")
-    engine = create_engine(url, connect_args={"timeout": 15} if url.startswith("sqlite") else {})
-    metadata = MetaData()
-    define_store_table(metadata)
-    metadata.create_all(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, _sql_engine: object) -> Iterator[Store]:
-    """A store with a fresh key prefix, on each backend."""
-    prefix = f"r10{secrets.token_hex(4)}:"
-    if request.param == "sql":
-        yield SqlStore(_sql_engine, prefix)  # type: ignore[arg-type]
-    else:
-        assert TEST_REDIS_URL
-        redis_store = RedisStore.from_url(TEST_REDIS_URL, prefix)
-        yield redis_store
-        flush_redis_prefix(TEST_REDIS_URL, prefix)
-        redis_store.client.close()
-
-
 # --- The store: keys longer than the SQL column ----------------------------------------------
-
-
-def test_long_keys_work_like_any_other_key(store: Store) -> None:
-    """A key past 255 characters is stored, read, counted and taken as Redis does."""
-    common = "oidc-state:" + "s" * 300
-    first, second = common + "-first", common + "-second"
-    store.set(first, "one", 60)
-    store.set(second, "two", 60)
-    assert (store.get(first), store.get(second)) == ("one", "two")
-    assert store.take(first) == "one"
-    assert store.take(first) is None
-    assert store.get(second) == "two"
-    assert store.delete(second) is True
-    assert store.get("x" * 1000) is None
-    assert store.hit("n" * 400, 60) == 1
-    assert store.counts("n" * 400, "m" * 400) == [1, 0]
 
 
 def test_hall_callback_with_an_overlong_state_is_refused_not_a_500(

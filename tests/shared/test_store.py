@@ -268,3 +268,19 @@ def test_delete_removes_several_keys_at_once(store: Store) -> None:
     assert store.delete("a", "b", "never-set") is True
     assert store.get("a") is None and store.count("b") == 0
     assert store.delete("a", "b") is False
+
+
+def test_long_keys_work_like_any_other_key(store: Store) -> None:
+    """A key past 255 characters is stored, read, counted and taken as Redis does."""
+    common = "oidc-state:" + "s" * 300
+    first, second = common + "-first", common + "-second"
+    store.set(first, "one", 60)
+    store.set(second, "two", 60)
+    assert (store.get(first), store.get(second)) == ("one", "two")
+    assert store.take(first) == "one"
+    assert store.take(first) is None
+    assert store.get(second) == "two"
+    assert store.delete(second) is True
+    assert store.get("x" * 1000) is None
+    assert store.hit("n" * 400, 60) == 1
+    assert store.counts("n" * 400, "m" * 400) == [1, 0]
