@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from hall.auth.kept_forms import announce_kept_form, keeps_form, take_kept_form
+from hall.auth.kept_forms import given_back, keeps_form
 from hall.auth.models import HallUser
 from hall.auth.sessions import login_required
 from hall.catalog.models import Service
@@ -171,12 +171,11 @@ def _restore_page(
     user: HallUser, service: Service, newest: FormDefinition
 ) -> ResponseReturnValue | None:
     """The form page again with what was typed before the session expired, if it was kept."""
-    kept = take_kept_form(user)
+    kept = given_back(user)
     if kept is None:
         return None
-    page = _read_page(user, service, newest, kept.fields, MultiDict())
-    chosen, _errors = read_choices(approver_choices(service), kept.fields, check=False)
-    announce_kept_form()
+    page = _read_page(user, service, newest, kept, MultiDict())
+    chosen, _errors = read_choices(approver_choices(service), kept, check=False)
     return _render_form(
         user,
         service,
@@ -382,12 +381,11 @@ def resubmit_form(user: HallUser, application_id: int) -> ResponseReturnValue:
         return error_response(409, _("不能重新提交"), _("只有被退回给您的申请才能修改后重新提交。"))
     form = application.form_definition
     if request.method == "GET":
-        kept = take_kept_form(user)
+        kept = given_back(user)
         if kept is None:
             data = dict(application.data)
             return _render_form(user, service, form, data, application=application)
-        restored = _read_resubmission(user, application, kept.fields, MultiDict())
-        announce_kept_form()
+        restored = _read_resubmission(user, application, kept, MultiDict())
         data = {**application.data, **restored.data}
         return _render_form(user, service, form, data, restored.errors, application=application)
     posted = _read_resubmission(user, application, request.form, request.files)

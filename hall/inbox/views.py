@@ -111,11 +111,9 @@ def inbox(user: HallUser) -> ResponseReturnValue:
     tab = request.args.get("tab", "todo")
     if tab not in TABS:
         tab = "todo"
-    kept = take_kept_form(user) if tab == "todo" else None
-    if kept is not None:
+    fields = given_back(user) if tab == "todo" else None
+    if fields is not None:
         # 批量通过 pressed after the session expired: the same list, ticks and opinion again.
-        announce_kept_form()
-        fields = kept.fields
         return _render_inbox(
             user,
             tab,

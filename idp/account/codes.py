@@ -309,9 +309,9 @@ def _not_issued(key: str, target_key: str) -> None:
 def _never_sent(key: str, target_key: str, ip_key: str) -> None:
     """A code the gateway did not take: it is void, its resend wait lifted, and the day's and
     the address's counts given back, so that an outage never uses up anyone's codes."""
+    _not_issued(key, target_key)
     store = get_store()
-    store.delete(f"code:{key}", f"code-wait:{key}")
-    store.unhit(target_key)
+    store.delete(f"code:{key}")
     store.unhit(ip_key)
 
 

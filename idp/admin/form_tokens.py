@@ -1,10 +1,12 @@
-"""Single-use form tokens for console forms that must not act twice.
+"""Single-use form tokens for console forms that must not act twice: the help desk's
+confirmation pages and the registry's 登记 / 重置密钥.
 
 A page that registers a client or resets its secret shows the result (the secret, once) in the
 answer to its POST. Reloading that answer posts again, and so does a double click: without a
 token that would register a second client, or reset the secret again and void the one just
-shown. Each rendered form carries a fresh token; its first POST acts, and any later POST of the
-same token is told what the first one did instead (:class:`FormUse`).
+shown. Each rendered form carries a fresh token bound to its actor and purpose; its first POST
+acts, and any later POST of the same token is told what the first one did instead
+(:class:`FormUse`).
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_form_token(actor: User, purpose: str) -> str:
-    """A token for one form this actor is about to see (``purpose``: what it does, and to what)."""
+def issue_form_token(actor: User, purpose: str, ttl: int = FORM_TOKEN_TTL) -> str:
+    """A token for one form this actor is about to see (``purpose``: what it does, and to what),
+    good for ``ttl`` seconds."""
     token = secrets.token_urlsafe(24)
     payload = json.dumps({"actor": actor.id, "purpose": purpose})
-    get_store().set(_ISSUED + _digest(token), payload, FORM_TOKEN_TTL)
+    get_store().set(_ISSUED + _digest(token), payload, ttl)
     return token
 
 

@@ -8,8 +8,6 @@ commit (the change and its audit event go in one transaction).
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import secrets
 import string
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, or_
 
 from idp.admin.access import can_act_on
+from idp.admin.form_tokens import issue_form_token, use_form_token
 
 # The actions that message the owner moved to idp.admin.notices; their names stay importable.
 from idp.admin.notices import (
@@ -52,7 +51,6 @@ from idp.directory.identifiers import (
 from idp.directory.models import User, UserStatus
 from idp.directory.roles import Role, grant_role, has_role, revoke_role, user_roles
 from idp.extensions import db
-from shared.factory import get_store
 
 #: A search never lists more than this many accounts: it finds people, it does not browse.
 SEARCH_LIMIT = 50
@@ -270,31 +268,19 @@ def social_identities(user: User) -> dict[str, Any]:
 # 确认表单 -----------------------------------------------------------------------------------
 
 
-def _nonce_key(nonce: str) -> str:
-    return "console-confirm:" + hashlib.sha256(nonce.encode()).hexdigest()
+def _confirmation(target: User, action: Action) -> str:
+    return f"confirm:{action.value}:{target.id}"
 
 
 def issue_nonce(actor: User, target: User, action: Action) -> str:
     """A single-use token binding one confirmation form to this actor, target and action."""
-    nonce = secrets.token_urlsafe(24)
-    payload = {"actor": actor.id, "target": target.id, "action": action.value}
-    get_store().set(_nonce_key(nonce), json.dumps(payload), NONCE_TTL)
-    return nonce
+    return issue_form_token(actor, _confirmation(target, action), NONCE_TTL)
 
 
 def take_nonce(nonce: str | None, actor: User, target: User, action: Action) -> bool:
     """Use up a confirmation token; False when it is unknown, used, expired or not this form's."""
-    if not nonce or len(nonce) > 128:
-        return False
-    raw = get_store().take(_nonce_key(nonce))
-    if raw is None:
-        return False
-    payload = json.loads(raw)
-    return bool(
-        payload.get("actor") == actor.id
-        and payload.get("target") == target.id
-        and payload.get("action") == action.value
-    )
+    use = use_form_token(nonce, actor, _confirmation(target, action))
+    return use is not None and use.first
 
 
 def refuse(actor: User, target: User, action: Action, why: str, outcome: str = DENIED) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_address
 
+from flask import current_app
+
 from idp.policy_settings import effective_config
 from shared.factory import get_store
 
@@ -66,7 +68,8 @@ def _ip_key(ip: str) -> str:
 def address_scale(ip: str | None) -> int:
     """How many times the per-address limits an address gets: ``SHARED_NETWORK_SCALE`` inside
     ``SHARED_NETWORKS`` (many people behind one address), else 1."""
-    config = effective_config()
+    # Deployment settings (IDP_*), not console policy: no overrides to lay over them.
+    config = current_app.config
     networks = config["SHARED_NETWORKS"]
     if not ip or not networks:
         return 1

@@ -34,7 +34,7 @@ from idp.auth.models import SsoSession
 from idp.auth.sessions import session_is_live
 from idp.clients.models import CasService, SessionParticipant
 from idp.clients.operations import find_cas_service, policy_admits
-from idp.clients.rules import pattern_matches, web_url_parts
+from idp.clients.rules import has_blank_or_control, pattern_matches, web_url_parts
 from idp.directory.models import User, utcnow
 from idp.extensions import db
 from shared.factory import get_store
@@ -132,7 +132,7 @@ def is_service_identifier(identifier: str | None) -> bool:
         return False
     if identifier.partition(":")[0].lower() in ("http", "https"):
         return is_web_url(identifier)
-    return not any(c <= " " or c == "\x7f" or c.isspace() for c in identifier)
+    return not has_blank_or_control(identifier)
 
 
 def _key(ticket: str) -> str:

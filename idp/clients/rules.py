@@ -41,11 +41,16 @@ class UnsupportedPattern(ClientError):
     """A valid regular expression using what RE2 cannot run (backreferences, lookarounds…)."""
 
 
+def has_blank_or_control(text: str) -> bool:
+    """Whether ``text`` holds whitespace or a control character (no URL or service id may)."""
+    return any(c <= " " or c == "\x7f" or c.isspace() for c in text)
+
+
 def web_url_parts(url: str) -> SplitResult | None:
     """``url`` split into its parts, or None when it holds whitespace or control characters or
     when Werkzeug could not put it in a Location header (a port out of range, a host label IDNA
     refuses as over 63 characters…): such a URL fails only after a code or ticket is issued."""
-    if any(c <= " " or c == "\x7f" or c.isspace() for c in url):
+    if has_blank_or_control(url):
         return None
     try:
         parts = urlsplit(url)
