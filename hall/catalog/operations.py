@@ -116,10 +116,13 @@ def save_category(
         raise CatalogError(_l("已有同名的服务类别。"))
     created = category is None
     renamed = category is not None and category.name != name
+    detail: dict[str, Any] = {"name": name, "sort": sort}
     if category is None:
         category = Category(name=name, sort=sort)
         db.session.add(category)
     else:
+        # Any manager may rename a shared category: the log keeps what it was called before.
+        detail["before"] = {"name": category.name, "sort": category.sort}
         category.name, category.sort = name, sort
     db.session.flush()
     if renamed:
@@ -132,7 +135,7 @@ def save_category(
         "category.create" if created else "category.update",
         _actor_name(actor),
         f"category:{category.id}",
-        {"name": name, "sort": sort},
+        detail,
     )
     return category
 

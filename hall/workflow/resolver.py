@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import ColumnElement, select
 
 from hall.auth.models import HallUser
@@ -60,6 +62,20 @@ class DirectoryResolver:
             .order_by(RoleGrant.account)
         )
         return list(dict.fromkeys(rows))
+
+    def present(self, users: Sequence[str]) -> list[str]:
+        """``users`` but those marked inactive: a person named in a flow (an approver, the
+        fallback) or in a form who has since left would get a task nobody ever clears."""
+        if not users:
+            return []
+        gone = set(
+            db.session.scalars(
+                select(HallUser.account).where(
+                    HallUser.account.in_(set(users)), HallUser.active.is_(False)
+                )
+            )
+        )
+        return [user for user in users if user not in gone]
 
     def department_head(self, applicant: str) -> list[str]:
         """The head(s) of the applicant's department."""

@@ -193,6 +193,9 @@ class ApproverResolver(Protocol):
     def supervisor(self, applicant: str, level: int) -> list[str]:
         """The applicant's supervisor ``level`` steps up."""
 
+    def present(self, users: Sequence[str]) -> list[str]:
+        """Those of ``users`` (named in the flow or the form) who have not left, in order."""
+
 
 @dataclass(frozen=True)
 class Delegation:

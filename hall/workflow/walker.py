@@ -128,7 +128,7 @@ class Run:
             return []
         users: list[str]
         if spec.type == "person":
-            users = list(spec.users)
+            users = self.ctx.resolver.present(spec.users)
         elif spec.type == "role":
             users = self.ctx.resolver.users_with_role(spec.role, self.applicant)
         elif spec.type == "department_head":
@@ -139,9 +139,9 @@ class Run:
             value = self.data.get(spec.field)
             # Only a person field names people: a number or a date range names nobody.
             named = value if isinstance(value, list) else [value]
-            users = [v for v in named if isinstance(v, str)]
+            users = self.ctx.resolver.present([v for v in named if isinstance(v, str)])
         else:
-            users = list(self.chosen.get(node.id, ()))
+            users = self.ctx.resolver.present(self.chosen.get(node.id, ()))
         return list(dict.fromkeys(u for u in users if u))
 
     # -- walking the tree
@@ -202,9 +202,8 @@ class Run:
         users = [u for u in self.resolve(node, node.approver) if u != self.applicant]
         if not users:
             action = node.when_empty or self.flow.settings.when_empty
-            fallback = [
-                u for u in node.fallback or self.flow.settings.fallback if u != self.applicant
-            ]
+            named = node.fallback or self.flow.settings.fallback
+            fallback = [u for u in self.ctx.resolver.present(named) if u != self.applicant]
             if action == "fallback" and fallback:
                 users = list(dict.fromkeys(fallback))
                 self.event(EventKind.FALLBACK_USED, node_id=node.id, target=",".join(users))

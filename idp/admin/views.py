@@ -50,7 +50,7 @@ from idp.admin.operations import (
     take_nonce,
 )
 from idp.audit.models import AuditEvent
-from idp.audit.operations import FAILURE, recent_sign_ins
+from idp.audit.operations import FAILURE
 from idp.auth.sessions import sessions_of
 from idp.directory.identifiers import mask_email, mask_phone
 from idp.directory.models import User, UserKind, UserStatus
@@ -58,7 +58,12 @@ from idp.directory.roles import Role, has_role
 from idp.extensions import db
 from idp.mfa.operations import totp_enabled
 from idp.security.notices import contacts_on_file, notify_security_change
-from idp.security.operations import campus_time, describe_device
+from idp.security.operations import (
+    OUTCOME_LABELS,
+    campus_time,
+    describe_device,
+    sign_in_history,
+)
 
 bp = Blueprint(
     "admin",
@@ -79,8 +84,6 @@ STATUS_LABELS = {
     UserStatus.LOCKED: _l("已锁定"),
     UserStatus.DISABLED: _l("已停用"),
 }
-OUTCOME_LABELS = {"success": _l("成功"), "failure": _l("失败"), "denied": _l("已拒绝")}
-SIGN_IN_METHODS = {"password": _l("账号密码"), "sms": _l("短信验证码"), "totp": _l("两步验证")}
 #: Role changes have their own admin-only address; the generic one refuses them.
 ROLE_ACTIONS = (Action.GRANT_ROLE, Action.REVOKE_ROLE)
 REPLAYED = _l("此确认页面已使用或已过期，操作没有执行。请回到账号页面重新操作。")
@@ -173,16 +176,7 @@ def account(user: User, user_id: int) -> ResponseReturnValue:
         and not (action is Action.RESET_LINK and link_refusal is not None)
         and not (action is Action.RESEND_ACTIVATION and notice_refusal is not None)
     ]
-    history = [
-        {
-            "at": campus_time(event.at),
-            "ip": event.ip or "—",
-            "method": SIGN_IN_METHODS.get(event.method or "", event.method or "—"),
-            "outcome": OUTCOME_LABELS.get(event.outcome, event.outcome),
-            "ok": event.outcome == "success",
-        }
-        for event in recent_sign_ins(target)
-    ]
+    history = sign_in_history(target)
     console_events = list(
         db.session.scalars(
             db.select(AuditEvent)

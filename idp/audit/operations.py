@@ -15,6 +15,9 @@ from idp.extensions import db
 SUCCESS = "success"
 FAILURE = "failure"
 DENIED = "denied"
+#: A sign-in whose first factor checked out and which now waits for its 两步验证 code: shown
+#: as such in 登录记录 until the code comes (another row), and for good if it never does.
+PENDING = "pending"
 
 
 def client_ip() -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam
 
-from idp.audit.operations import DENIED, FAILURE, SUCCESS, client_ip, record, write
+from idp.audit.operations import DENIED, FAILURE, PENDING, SUCCESS, client_ip, record, write
 from idp.auth import throttle
 from idp.auth.passwords import PasswordHasher, dummy_verify, hasher_from_config
 from idp.auth.policy import PersonalInfo
@@ -129,6 +129,12 @@ def _audit_sign_in(outcome: str = SUCCESS, **fields: Any) -> None:
     write("login", outcome, **fields)
 
 
+def audit_sign_in(user: User, method: str, *, second_factor_due: bool) -> None:
+    """The ``login`` event of a sign-in whose ``method`` checked out: ``pending`` while a
+    两步验证 code is still due, so 登录记录 never calls a sign-in stopped there 成功."""
+    _audit_sign_in(PENDING if second_factor_due else SUCCESS, target=user, method=method)
+
+
 def sign_in_with_password(identifier: str, password: str, user: User | None) -> SignInResult:
     """Check a password sign-in for ``user`` (as :func:`find_user_by_identifier` resolved
     ``identifier``); audits it and leaves the session to commit.
@@ -165,7 +171,8 @@ def sign_in_with_password(identifier: str, password: str, user: User | None) -> 
     if result.needs_rehash:
         # Legacy unified-auth hashes and weaker argon2 parameters are replaced on first use.
         user.password_hash = hasher().hash(password)
-    _audit_sign_in(target=user, method="password")
+    # Its ``login`` event comes from audit_sign_in once the caller knows whether a second
+    # factor is still due.
     return SignInResult(SignInOutcome.OK, user)
 
 

@@ -41,6 +41,7 @@ from idp.auth.forms import ChangePasswordForm, LoginForm, SmsLoginForm
 from idp.auth.operations import (
     PasswordCheck,
     SignInOutcome,
+    audit_sign_in,
     captcha_subject,
     confirm_password,
     find_user_by_identifier,
@@ -101,11 +102,13 @@ def continue_sign_in(user: User, methods: list[str], remember: bool, target: str
     flows.discard_flow(SIGNIN_FLOW)
     flows.discard_flow(TWO_STEP_FLOW)
     step = required_step(user)
+    second_factor_due = step != "activate" and needs_second_factor(user, methods)
+    audit_sign_in(user, methods[-1], second_factor_due=second_factor_due)
     if step == "activate":
         db.session.commit()
         flash(_("您的账号尚未激活，请先激活账号。"), "error")
         return redirect(url_for("account.activate"))
-    if needs_second_factor(user, methods):
+    if second_factor_due:
         # Before the required steps too: changing a password or completing information needs
         # the whole sign-in proven first. The code page calls back here with "totp" added.
         start_two_step(user, methods, remember, target)
@@ -310,7 +313,6 @@ def _sms_sign_in(form: SmsLoginForm, phone: str) -> Response | None:
         db.session.commit()
         form.code.errors = [_("该账号已被停用或锁定，请联系管理员处理。")]
         return None
-    record("login", target=user, method="sms")
     return continue_sign_in(user, ["sms"], bool(form.remember.data), _next_target())
 
 

@@ -344,9 +344,12 @@ def resource_type(name: str) -> Response:
     raise Refusal(404, f"No resource type {name[:64]}.")
 
 
+@bp.route("", defaults={"anything": ""}, methods=["GET", *WRITE_METHODS])
+@bp.route("/", defaults={"anything": ""}, methods=["GET", *WRITE_METHODS])
 @bp.route("/<path:anything>", methods=["GET", *WRITE_METHODS])
 def unknown(anything: str) -> Response:
-    """Anything else under /scim/v2 is a SCIM 404, not an HTML page."""
+    """Anything else under /scim/v2, the base address itself too (where a client configured
+    with it may knock first), is a SCIM 404, not an HTML page."""
     raise Refusal(404, "No such SCIM endpoint.")
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from idp.account.codes import EMAIL, Channel, verified_channels
-from idp.audit.operations import record
+from idp.audit.operations import SUCCESS, recent_sign_ins, record
 from idp.auth.models import SsoSession
 from idp.auth.sessions import end_all_sessions, end_session, sessions_of
 from idp.directory.models import User
@@ -26,6 +28,22 @@ PASSWORD = "password"  # noqa: S105 - a method name, not a secret
 
 #: The campus clock: China Standard Time has no daylight saving, so a fixed offset is exact.
 CAMPUS_TIME = timezone(timedelta(hours=8), "CST")
+
+#: How 登录记录 names the way in; ``totp`` is the 两步验证 code that finished a sign-in.
+SIGN_IN_METHODS = {
+    "password": _l("账号密码"),
+    "sms": _l("短信验证码"),
+    "wechat": _l("微信扫码"),
+    "wecom": _l("企业微信扫码"),
+    "totp": _l("两步验证"),
+}
+#: Audit outcomes as the owner and the help desk read them.
+OUTCOME_LABELS = {
+    "success": _l("成功"),
+    "failure": _l("失败"),
+    "denied": _l("已拒绝"),
+    "pending": _l("待两步验证"),
+}
 
 
 def reverify_channels(user: User, *, for_change: str) -> dict[str, Channel]:
@@ -132,3 +150,17 @@ def describe_device(user_agent: str | None) -> str:
     browser_name = browser or _("其他浏览器")
     system_name = system or _("未知系统")
     return f"{browser_name} · {system_name}"
+
+
+def sign_in_history(user: User) -> list[dict[str, Any]]:
+    """登录记录 as 安全中心 and the help desk's account page show it, newest first."""
+    return [
+        {
+            "at": campus_time(event.at),
+            "ip": event.ip or "—",
+            "method": SIGN_IN_METHODS.get(event.method or "", event.method or "—"),
+            "outcome": OUTCOME_LABELS.get(event.outcome, event.outcome),
+            "ok": event.outcome == SUCCESS,
+        }
+        for event in recent_sign_ins(user)
+    ]

@@ -36,7 +36,7 @@ from idp.account.operations import (
     bind_security_phone,
     phone_taken_by_other,
 )
-from idp.audit.operations import FAILURE, recent_sign_ins, record
+from idp.audit.operations import FAILURE, record
 from idp.auth.sessions import current_session, current_user, sessions_of
 from idp.directory.identifiers import mask_email, mask_phone, normalise_email, normalise_phone
 from idp.directory.models import User, UserKind
@@ -54,6 +54,7 @@ from idp.security.operations import (
     describe_device,
     own_session,
     password_may_reverify,
+    sign_in_history,
     sign_out_other_devices,
     sign_out_session,
 )
@@ -82,13 +83,6 @@ KIND_LABELS = {
     UserKind.STAFF: _l("教职工"),
     UserKind.VISITOR: _l("访客"),
 }
-SIGN_IN_METHODS = {
-    "password": _l("账号密码"),
-    "sms": _l("短信验证码"),
-    "wechat": _l("微信扫码"),
-    "wecom": _l("企业微信扫码"),
-}
-OUTCOMES = {"success": _l("成功"), "failure": _l("失败"), "denied": _l("已拒绝")}
 
 
 View = Callable[..., ResponseReturnValue]
@@ -140,16 +134,7 @@ def index(user: User) -> ResponseReturnValue:
         }
         for sso in sessions_of(user)
     ]
-    history = [
-        {
-            "at": campus_time(event.at),
-            "ip": event.ip or "—",
-            "method": SIGN_IN_METHODS.get(event.method or "", event.method or "—"),
-            "outcome": OUTCOMES.get(event.outcome, event.outcome),
-            "ok": event.outcome == "success",
-        }
-        for event in recent_sign_ins(user)
-    ]
+    history = sign_in_history(user)
     return render_page(
         "security/index.html",
         user=user,

@@ -238,7 +238,6 @@ def _sign_in(provider: str, profile: SocialProfile, flow: dict[str, Any]) -> Res
             _("该账号已被停用或锁定，请联系管理员处理。"),
             403,
         )
-    record("login", target=user, method=provider)
     return no_store(continue_sign_in(user, [provider], bool(flow.get("remember")), target))
 
 

@@ -20,10 +20,12 @@ class Directory:
         roles: Mapping[str, Sequence[str]] | None = None,
         heads: Mapping[str, Sequence[str]] | None = None,
         supervisors: Mapping[str, Sequence[str]] | None = None,
+        left: Sequence[str] = (),
     ) -> None:
         self.roles = roles or {}
         self.heads = heads or {}
         self.supervisors = supervisors or {}
+        self.left = set(left)
 
     def users_with_role(self, role: str, applicant: str) -> list[str]:
         """Holders of a role."""
@@ -37,6 +39,10 @@ class Directory:
         """The supervisor ``level`` steps above the applicant."""
         chain = self.supervisors.get(applicant, ())
         return [chain[level - 1]] if len(chain) >= level else []
+
+    def present(self, users: Sequence[str]) -> list[str]:
+        """Those of ``users`` not among ``left``."""
+        return [user for user in users if user not in self.left]
 
 
 def context(directory: Directory | None = None, **kwargs: Any) -> wf.Context:

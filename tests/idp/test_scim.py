@@ -366,6 +366,8 @@ def test_groups_are_departments_and_positions_with_members(
         "/Groups/pos-",
         "/Nothing",
         "/Schemas/urn:nope",
+        "",  # the base address itself, with and without the slash
+        "/",
     ],
 )
 def test_unknown_resource_is_a_scim_404(live: LiveIdp, reader: requests.Session, path: str) -> None:
