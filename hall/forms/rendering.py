@@ -8,7 +8,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from hall.forms.schema import field_names, profile_fields, widget_of
+from hall.forms.schema import computed_fields, field_names, profile_fields, widget_of
 
 #: Blank rows offered under a table's filled rows, so rows can be added without script.
 DEFAULT_BLANK_ROWS = 2
@@ -47,6 +47,9 @@ class FieldView:
     columns: tuple[ColumnView, ...] = ()
     table_rows: tuple[Mapping[str, Any], ...] = ()
     profile: bool = False
+    #: For a ``days_of`` field: the name and the label of the date range it counts.
+    days_of: str = ""
+    days_of_label: str = ""
     display: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -75,6 +78,12 @@ def _display(value: Any, options: Sequence[tuple[str, str]], widget: str) -> str
     return str(labels.get(str(value), value))
 
 
+def _label_of(properties: Mapping[str, Any], name: str | None) -> str:
+    if not name:
+        return ""
+    return str(properties.get(name, {}).get("title") or name)
+
+
 def field_views(
     schema: Mapping[str, Any],
     ui: Mapping[str, Any],
@@ -89,6 +98,7 @@ def field_views(
     required = set(schema.get("required", []))
     properties = schema.get("properties", {})
     profile = profile_fields(ui)
+    computed = computed_fields(ui)
     views: list[FieldView] = []
     for name in field_names(ui):
         permission = "edit" if permissions is None else permissions.get(name, "read")
@@ -125,7 +135,7 @@ def field_views(
                 label=str(prop.get("title") or name),
                 widget=widget,
                 value=value,
-                editable=permission == "edit" and name not in profile,
+                editable=permission == "edit" and name not in profile and name not in computed,
                 required=name in required,
                 errors=tuple(errors.get(name, ())),
                 help=str(spec.get("help") or prop.get("description") or ""),
@@ -139,7 +149,15 @@ def field_views(
                 columns=columns,
                 table_rows=table_rows,
                 profile=name in profile,
+                days_of=computed.get(name, ""),
+                days_of_label=_label_of(properties, computed.get(name)),
                 display=_display(value, options, widget),
             )
         )
     return views
+
+
+def counts_days_live(views: Sequence[FieldView]) -> bool:
+    """Whether a page needs day-count.js: a ``days_of`` field beside its dates, editable."""
+    editable = {v.name for v in views if v.editable}
+    return any(v.days_of in editable for v in views if v.days_of)

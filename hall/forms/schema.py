@@ -4,8 +4,11 @@ A form definition is ``{"schema": {...}, "ui": {"order": [...], "fields": {name:
 The schema says what valid data is (``title`` is the label); the UI schema says how each field
 is shown: ``widget`` (see ``WIDGETS``), optional ``help``, ``placeholder``, ``rows``,
 ``labels`` (option value → label), ``columns`` (for ``table``: column name → UI of the cell),
-and ``profile`` (one of ``PROFILE_KEYS``) for read-only fields the server fills from the
-applicant's profile — a posted value for those is ignored.
+``profile`` (one of ``PROFILE_KEYS``) for read-only fields the server fills from the
+applicant's profile, and ``days_of`` (the name of a ``daterange`` field) for a read-only
+``number`` field the server sets to that range's calendar days, both days counted (请假天数 of
+请假时间) — a posted value for either is ignored, so what a flow routes on cannot disagree with
+the dates the application names.
 """
 
 from __future__ import annotations
@@ -83,6 +86,15 @@ def profile_fields(ui: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def computed_fields(ui: Mapping[str, Any]) -> dict[str, str]:
+    """Read-only day counts the server computes: field name → the ``daterange`` it counts."""
+    return {
+        name: str(spec["days_of"])
+        for name, spec in ui.get("fields", {}).items()
+        if isinstance(spec, Mapping) and spec.get("days_of")
+    }
+
+
 def validate_definition(schema: Mapping[str, Any], ui: Mapping[str, Any]) -> list[str]:
     """Problems of a form definition (empty when it can be used)."""
     problems: list[str] = []
@@ -102,6 +114,12 @@ def validate_definition(schema: Mapping[str, Any], ui: Mapping[str, Any]) -> lis
         if profile is not None and profile not in PROFILE_KEYS:
             problems.append(
                 _("字段 %(field)s 的个人信息来源 %(key)s 未知", field=name, key=str(profile))
+            )
+        source = ui.get("fields", {}).get(name, {}).get("days_of")
+        counts_a_range = isinstance(source, str) and widget_of(ui, source) == "daterange"
+        if source is not None and (widget != "number" or not counts_a_range):
+            problems.append(
+                _("字段 %(field)s 须是数字控件，days_of 须指向日期范围字段", field=name)
             )
         if widget == "table":
             columns = ui["fields"][name].get("columns", {})
@@ -139,9 +157,9 @@ def _coerce_scalar(widget: str, text: str) -> Any:
 def coerce_form(ui: Mapping[str, Any], form: FormInput) -> dict[str, Any]:
     """Typed data from posted strings, per widget; empty fields and profile fields left out."""
     data: dict[str, Any] = {}
-    profile = profile_fields(ui)
+    server_filled = profile_fields(ui).keys() | computed_fields(ui).keys()
     for name in field_names(ui):
-        if name in profile:
+        if name in server_filled:
             continue
         widget = widget_of(ui, name)
         value: Any = None
@@ -188,6 +206,30 @@ def apply_profile(
             result.pop(name, None)
         else:
             result[name] = str(value)
+    return result
+
+
+def range_days(value: Any) -> int | None:
+    """Calendar days of a ``daterange`` value, both ends counted; None unless it holds two real
+    dates, the end not before the start."""
+    if not isinstance(value, Mapping):
+        return None
+    start, end = value.get("start"), value.get("end")
+    if not (_is_date(start) and _is_date(end)) or end < start:
+        return None
+    return (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
+
+
+def apply_computed(ui: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data with each ``days_of`` field set from its date range (left out while the range
+    is incomplete or wrong: the range's own error says what to fix)."""
+    result = dict(data)
+    for name, source in computed_fields(ui).items():
+        days = range_days(result.get(source))
+        if days is None:
+            result.pop(name, None)
+        else:
+            result[name] = days
     return result
 
 
@@ -245,6 +287,9 @@ def validate_submission(
             # Only two real dates compare: "2026-13-01" is already reported as no date.
             if _is_date(start) and _is_date(end) and end < start:
                 add(name, _("结束日期不能早于开始日期"))
+    for name, source in computed_fields(ui).items():
+        if source in errors:
+            errors.pop(name, None)  # counted from the range: the range's message says it all
     return errors
 
 

@@ -54,14 +54,21 @@ from hall.forms.operations import (
     submission_id,
     submit_form,
 )
-from hall.forms.rendering import field_views
-from hall.forms.schema import FORM_ERROR, apply_profile, validate_submission
+from hall.forms.rendering import counts_days_live, field_views
+from hall.forms.schema import FORM_ERROR, apply_computed, apply_profile, validate_submission
 from hall.workflow.models import Application, FormDefinition
 from hall.workflow.operations import FormOutdated, NotConfigured, SubmissionInvalid, profile_of
 from shared.ids import row_id
 from shared.web import error_response
 
-bp = Blueprint("forms", __name__, template_folder="templates")
+bp = Blueprint(
+    "forms",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/forms-static",
+)
+bp.add_app_template_global(counts_days_live)
 
 
 def application_url(application_id: int) -> str:
@@ -98,7 +105,7 @@ def _render_form(
     errors = errors or {}
     # A resubmission keeps the approvers chosen at the first submission.
     choices = [] if application else approver_choices(service, chosen, errors)
-    shown = apply_profile(form.ui, data, profile_of(user))
+    shown = apply_computed(form.ui, apply_profile(form.ui, data, profile_of(user)))
     if application is not None:
         permissions = start_permissions(application.flow_snapshot, form)
     else:
@@ -248,7 +255,7 @@ def apply(user: HallUser, service_id: int) -> ResponseReturnValue:
     problems = merge_errors(posted.errors, choice_errors)
     if problems:
         # Show the rest of the form's errors too, all at once.
-        shown = apply_profile(form.ui, posted.data, profile_of(user))
+        shown = apply_computed(form.ui, apply_profile(form.ui, posted.data, profile_of(user)))
         return again(merge_errors(problems, validate_submission(form.schema, form.ui, shown)))
     claim = claim_submission(user.account, posted_submission)
     if claim.earlier is not None:

@@ -22,6 +22,7 @@ from hall.auth.models import CAMPUS_TZ, HallUser, aware, utcnow
 from hall.catalog.models import Service
 from hall.extensions import db
 from hall.forms.schema import (
+    apply_computed,
     apply_profile,
     field_names,
     merge_edit,
@@ -257,6 +258,8 @@ def _checked_data(
     data = merge_edit(old, posted, permissions)
     if profile is not None:
         data = apply_profile(form.ui, data, profile)
+    # Whoever may change the dates (applicant or approver), the day count follows them.
+    data = apply_computed(form.ui, data)
     errors = validate_submission(form.schema, form.ui, data)
     errors.update(_people_problems(flow, applicant, old, data))
     if errors:

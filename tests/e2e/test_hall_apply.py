@@ -70,7 +70,9 @@ def test_student_applies_for_leave_with_a_draft_and_an_attachment(
     page.get_by_label("事假").check()
     page.get_by_label("开始日期").fill("2026-12-10")
     page.get_by_label("结束日期").fill("2026-12-08")
-    page.get_by_label("请假天数").fill("2")
+    # 请假天数 is counted from the dates as they are typed; none while they are wrong.
+    days = page.locator('[data-field="days"] .field-value')
+    expect(days).to_have_text("（未填写）")
     page.get_by_label("否").check()
     page.get_by_label("请假事由").fill("参加全国大学生程序设计竞赛。")
     page.get_by_role("button", name="提交").first.click()
@@ -90,6 +92,7 @@ def test_student_applies_for_leave_with_a_draft_and_an_attachment(
     expect(page.get_by_label("开始日期")).to_have_value("2026-12-10")
 
     page.get_by_label("结束日期").fill("2026-12-11")
+    expect(days).to_have_text("2")
     certificate = tmp_path / "竞赛通知.pdf"
     certificate.write_bytes(PDF)
     page.get_by_label("证明材料").set_input_files(str(certificate))
@@ -98,6 +101,8 @@ def test_student_applies_for_leave_with_a_draft_and_an_attachment(
     expect(page.get_by_role("heading", name="提交成功")).to_be_visible()
     link = page.get_by_role("link", name="查看申请")
     expect(link).to_have_attribute("href", re.compile(r"^/applications/\d+$"))
+    link.click()
+    expect(page.locator('[data-field="days"] .field-value')).to_have_text("2")
     page.goto(hall.url + "/drafts")
     expect(page.get_by_text("草稿箱是空的。")).to_be_visible()
 
@@ -110,7 +115,7 @@ def test_form_typed_before_the_session_expired_comes_back_after_signing_in(
     _sign_in_and_open_leave_form(page, hall)
     form_url = page.url
     page.get_by_label("事假").check()
-    page.get_by_label("请假天数").fill("3")
+    page.get_by_label("开始日期").fill("2026-12-20")
     page.get_by_label("请假事由").fill("回老家参加姐姐的婚礼。")
 
     # Away longer than the idle timeout.
@@ -123,7 +128,7 @@ def test_form_typed_before_the_session_expired_comes_back_after_signing_in(
     expect(page.get_by_text("登录已超时，已为您保留填写的内容")).to_be_visible()
     expect(page).to_have_url(form_url)
     expect(page.get_by_label("请假事由")).to_have_value("回老家参加姐姐的婚礼。")
-    expect(page.get_by_label("请假天数")).to_have_value("3")
+    expect(page.get_by_label("开始日期")).to_have_value("2026-12-20")
     expect(page.get_by_label("事假")).to_be_checked()
     page.reload()
     expect(page.get_by_label("请假事由")).to_have_value("")

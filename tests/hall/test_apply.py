@@ -124,7 +124,6 @@ def leave(**changes: Any) -> dict[str, Any]:
         "leave_type": "病假",
         "period-start": "2026-12-01",
         "period-end": "2026-12-02",
-        "days": "2",
         "leaves_campus": "否",
         "reason": "发烧，需要去校医院就诊休息。",
     }
@@ -203,23 +202,24 @@ def test_mistakes_are_all_shown_next_to_their_fields_and_nothing_typed_is_lost(
         leave(
             leave_type=None,
             **{"period-start": "2026-12-05", "period-end": "2026-12-01"},
-            days="70",
             leaves_campus="是",
             reason="回家处理家中急事，需要离校几天。",
         ),
     )
     assert response.status_code == 422
     html = response.text
-    assert "有 4 项需要修改" in html
+    assert "有 3 项需要修改" in html
     for field, message in [
         ("leave_type", "请选择此项"),
         ("period", "结束日期不能早于开始日期"),
-        ("days", "不能大于60"),
         ("destination", "此项为必填项"),
     ]:
         assert message in field_block(html, field), field
+    # 请假天数 is counted from the dates: no second message for what the dates already say.
+    days = field_block(html, "days")
+    assert "（未填写）" in days and "has-error" not in days
     assert "回家处理家中急事，需要离校几天。" in html
-    assert 'value="2026-12-05"' in html and 'value="70"' in html
+    assert 'value="2026-12-05"' in html and 'value="2026-12-01"' in html
     assert re.search(r'value="是" checked', html)
     assert applications(hall) == []
 
@@ -311,14 +311,14 @@ def test_draft_is_saved_listed_resumed_and_submitted(hall: Flask) -> None:
     """存到我的草稿箱 skips validation; 草稿箱 lists it; resuming refills it; submitting ends it."""
     client = signed_in(hall, STUDENT)
     path = apply_path(hall)
-    saved = post_form(client, path, {"reason": "半成品", "days": "很多"}, action="draft")
+    saved = post_form(client, path, {"reason": "半成品", "period-start": "很多"}, action="draft")
     assert saved.status_code == 302 and saved.headers["Location"] == "/drafts"
     listing = client.get("/drafts")
     assert "“学生请假”已存到草稿箱。" in listing.text
     with hall.app_context():
         (draft,) = drafts_of(STUDENT)
         draft_id = draft.id
-        assert draft.data == {"reason": "半成品", "days": "很多"}
+        assert draft.data == {"reason": "半成品", "period": {"start": "很多"}}
     assert f'href="/drafts/{draft_id}"' in listing.text
     resumed = client.get(f"/drafts/{draft_id}", follow_redirects=True)
     assert "半成品" in resumed.text and 'value="很多"' in resumed.text
@@ -592,8 +592,8 @@ def test_returned_application_is_edited_and_resubmitted(hall: Flask) -> None:
     assert page.status_code == 200
     assert "发烧，需要去校医院就诊休息。" in page.text and "重新提交" in page.text
     assert "存到我的草稿箱" not in page.text
-    wrong = post_form(client, path, leave(days="0"))
-    assert wrong.status_code == 422 and "不能小于1" in wrong.text
+    wrong = post_form(client, path, leave(**{"period-end": "2026-11-30"}))
+    assert wrong.status_code == 422 and "结束日期不能早于开始日期" in wrong.text
     done = post_form(
         client,
         path,
@@ -721,7 +721,8 @@ def test_purge_removes_old_uploads_no_application_or_draft_holds(
     path = apply_path(hall)
     post_form(client, path, {"attachments-upload": upload("草稿里的.pdf", PDF)}, "draft")
     post_form(client, path, leave(**{"attachments-upload": upload("已提交.pdf", PDF)}))
-    post_form(client, path, leave(days="0", **{"attachments-upload": upload("放弃.png", PNG)}))
+    refused = {"period-end": "2026-11-30", "attachments-upload": upload("放弃.png", PNG)}
+    post_form(client, path, leave(**refused))
     with hall.app_context():
         rows = {a.original_name: a for a in db.session.scalars(select(Attachment))}
         assert set(rows) == {"草稿里的.pdf", "已提交.pdf", "放弃.png"}

@@ -146,18 +146,20 @@ def test_saving_one_page_twice_keeps_one_draft(app: Flask) -> None:
 # --------------------------------------------------------------------------- numbers
 
 
-@pytest.mark.parametrize("days", ["9" * 5000, "9" * 400 + ".5"])
-def test_number_too_long_to_be_one_gets_a_message_not_a_500(app: Flask, days: str) -> None:
-    """Thousands of digits: 请输入整数 beside the field, and a draft keeps it as text."""
+@pytest.mark.parametrize("copies", ["9" * 5000, "9" * 400 + ".5"])
+def test_number_too_long_to_be_one_gets_a_message_not_a_500(app: Flask, copies: str) -> None:
+    """Thousands of digits in 在读证明's 份数: 请输入整数 beside the field, and a draft keeps
+    it as text."""
     client = signed_in(app, STUDENT)
-    path = apply_path(app)
-    refused = post_page(client, path, page_values(client.get(path).text), leave(days=days))
+    path = apply_path(app, "在读证明")
+    typed = {"purpose": "实习就业", "copies": copies, "languages": "中文"}
+    refused = post_page(client, path, page_values(client.get(path).text), typed)
     assert refused.status_code == 422
     assert "请输入整数" in refused.text
-    saved = post_page(client, path, page_values(client.get(path).text), leave(days=days), "draft")
+    saved = post_page(client, path, page_values(client.get(path).text), typed, "draft")
     assert saved.status_code == 302
     (draft,) = drafts(app)
-    assert draft.data["days"] == days  # no float('inf'), which PostgreSQL's json refuses
+    assert draft.data["copies"] == copies  # no float('inf'), which PostgreSQL's json refuses
 
 
 # --------------------------------------------------------------------------- 自选审批人
