@@ -36,7 +36,8 @@ messages: $(STAMP)
 run: $(STAMP) translations
 	$(BIN)/python deploy/run_dev.py
 
-## Debian packages the browser tests need (Chromium, a CJK font), installed when missing.
+## Debian packages the tests need (Chromium and a CJK font for the browser tests; Apache httpd
+## with mod_auth_cas and mod_auth_openidc for the interop tests), installed when missing.
 system-deps:
 	sh deploy/system-deps.sh
 

@@ -53,6 +53,7 @@ _ATTRIBUTE_READERS: dict[str, Callable[[User], str | None]] = {
     "kind": lambda user: str(user.kind),  # a StrEnum: its value
     "department": _department_code,
     "department_name": _department_name,
+    "departmentName": _department_name,  # the same, for Apache mod_auth_cas (no underscore)
     # Unverified contact details are not the person's as far as the IdP knows.
     "email": lambda user: user.email if user.has_security_email else None,
     "phone": lambda user: user.phone if user.has_security_phone else None,

@@ -49,7 +49,7 @@ PROXY_CALLBACK_TIMEOUT = 5
 #: Longest service URL accepted anywhere.
 MAX_SERVICE_LENGTH = 2048
 #: Released attributes read from the user's department.
-DEPARTMENT_ATTRIBUTES = frozenset({"department", "department_name"})
+DEPARTMENT_ATTRIBUTES = frozenset({"department", "department_name", "departmentName"})
 
 # Failure codes named by the specification.
 INVALID_REQUEST = "INVALID_REQUEST"

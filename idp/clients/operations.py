@@ -35,7 +35,19 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 #: ``id_token_signed_response_alg`` values (OIDC Dynamic Registration §2); the first, RS256, is
 #: the default every relying party understands (OIDC Core §15.1).
 ID_TOKEN_ALGS = ("RS256", "ES256")
-CAS_ATTRIBUTES = ("name", "account", "kind", "department", "department_name", "email", "phone")
+#: ``departmentName`` is ``department_name`` under a name without an underscore: Apache httpd
+#: 2.4 drops request headers with one from the CGI and PHP environment, so behind mod_auth_cas
+#: (``CAS-department_name``) an application would never see it.
+CAS_ATTRIBUTES = (
+    "name",
+    "account",
+    "kind",
+    "department",
+    "department_name",
+    "departmentName",
+    "email",
+    "phone",
+)
 
 
 def new_secret() -> str:
