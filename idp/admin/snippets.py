@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from idp.clients.models import CasService, OidcClient
 
@@ -39,7 +40,7 @@ def cas_endpoints(issuer: str) -> dict[str, str]:
 
 def example_service_url(service: CasService) -> str:
     """A plausible service URL for the snippets (the pattern, if it is a plain URL prefix)."""
-    pattern = service.service_pattern
+    pattern = service.service_pattern.removeprefix("^").removesuffix("$")
     for suffix in (".*", "/.*", ".+"):
         if pattern.endswith(suffix):
             pattern = pattern[: -len(suffix)]
@@ -76,6 +77,7 @@ def cas_snippets(issuer: str, service: CasService) -> list[Snippet]:
             "cas.validation-type=CAS3",
         ]
     )
+    apache = _mod_auth_cas(urls, service, service_url)
     validate = (
         f"GET {urls['p3/serviceValidate']}?service=<URL-encoded service URL>&ticket=ST-…\n"
         f"GET {urls['serviceValidate']}?service=…&ticket=ST-…&format=JSON"
@@ -85,7 +87,37 @@ def cas_snippets(issuer: str, service: CasService) -> list[Snippet]:
         Snippet("serviceValidate", validate),
         Snippet("python-cas", python),
         Snippet("Apereo Java CAS client", java),
+        Snippet("Apache httpd mod_auth_cas", apache),
     ]
+
+
+#: Where mod_auth_cas keeps its sessions on Debian (a directory only the workers may write).
+MOD_AUTH_CAS_CACHE = "/var/cache/apache2/mod_auth_cas/"
+
+
+def _mod_auth_cas(urls: dict[str, str], service: CasService, service_url: str) -> str:
+    """Apache's mod_auth_cas protecting the service's path: CAS 3.0 validation (the CAS 2
+    answer with ``cas:attributes``, as the module reads it), single logout as registered, and
+    the released attributes as ``CAS-*`` request headers
+    (``tests/interop/test_apache_modules.py`` runs it as shown)."""
+    path = urlsplit(service_url).path.rsplit("/", 1)[0] + "/"
+    return "\n".join(
+        [
+            "# Apache httpd + mod_auth_cas (Debian: apt install libapache2-mod-auth-cas)",
+            "LoadModule auth_cas_module /usr/lib/apache2/modules/mod_auth_cas.so",
+            "CASVersion 2",
+            f"CASLoginURL {urls['login']}",
+            f"CASValidateURL {urls['p3/serviceValidate']}",
+            f"CASCookiePath {MOD_AUTH_CAS_CACHE}",
+            f"CASSSOEnabled {'On' if service.single_logout else 'Off'}",
+            "CASAttributePrefix CAS-",
+            f"<Location {path}>",
+            "  AuthType CAS",
+            "  CASAuthNHeader CAS-User",
+            "  Require valid-user",
+            "</Location>",
+        ]
+    )
 
 
 #: openid-client v6's client authentication for each ``token_endpoint_auth_method``. Spelled

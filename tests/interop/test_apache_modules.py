@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 import requests
 
+from idp.admin.snippets import MOD_AUTH_CAS_CACHE, cas_snippets
+from idp.clients.models import CasService
 from tests.e2e.conftest import LiveServer, free_port
 from tests.interop.apache_support import (
     LOGGED_OUT_PAGE,
@@ -484,3 +486,28 @@ def test_mod_auth_openidc_backchannel_logout(
     assert (
         cgi_env(staying.get(page_url, allow_redirects=False, timeout=10))["REMOTE_USER"] == account
     )
+
+
+def test_the_consoles_mod_auth_cas_snippet_works_as_shown(
+    live_idp: LiveServer, account: str, servers: Servers
+) -> None:
+    """The registry's "Apache httpd mod_auth_cas" block for a service, pasted into Apache with
+    only its session directory moved to the test's: it protects the service's path, signs the
+    person in through the IdP and hands the application the 学工号 and the released name."""
+    port = free_port()
+    pattern = rf"^http://127\.0\.0\.1:{port}/snippet/.*$"
+    live_idp.flask(
+        "clients", "add-cas", "Apache 配置示例", "--service", pattern, "--attribute", "name"
+    )
+    service = CasService(service_pattern=pattern, single_logout=True, attributes=["name"])
+    (snippet,) = [s for s in cas_snippets(live_idp.url, service) if "mod_auth_cas" in s.title]
+    assert "<Location /snippet/>" in snippet.text and MOD_AUTH_CAS_CACHE in snippet.text
+    body = snippet.text.replace(MOD_AUTH_CAS_CACHE, "{www}/cache/")
+    apache = servers.start("snippet", modules=(), body=body, port=port)
+
+    browser = requests.Session()
+    page_url = f"{apache.url}/snippet/whoami"
+    assert login_redirect(browser, page_url, live_idp) == {"service": [page_url]}
+    env = cgi_env(visit(browser, page_url, live_idp, account))
+    assert env["REMOTE_USER"] == account and env["HTTP_CAS_USER"] == account
+    assert env["HTTP_CAS_NAME"] == "赵六"
