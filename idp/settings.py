@@ -138,6 +138,12 @@ SETTINGS = (
     Setting("OIDC_ACCESS_TOKEN_TTL", 3600, parse_int(60)),
     Setting("OIDC_ID_TOKEN_TTL", 3600, parse_int(60)),
     Setting("OIDC_REFRESH_TOKEN_TTL", 30 * 86400, parse_int(300)),
+    Setting(
+        "OIDC_KEY_PREPUBLISH",
+        3600,
+        parse_int(0, 7 * 86400),
+        "seconds a rotated-in key is published before it signs",
+    ),
     # WeChat (Open Platform website login) and WeCom (web login): unset app ids hide them
     Setting("WECHAT_APP_ID", None, str, "Open Platform website app's AppID"),
     Setting("WECHAT_APP_SECRET", None, str),

@@ -10,11 +10,29 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from idp.audit.operations import record
+from idp.directory.models import aware, utcnow
 from idp.extensions import db
-from idp.oidc.keys import ALGORITHMS, DEFAULT_ALGORITHM, published_keys, rotate_keys
+from idp.oidc.keys import (
+    ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    current_key,
+    published_keys,
+    rotate_keys,
+    signs_from,
+)
 from idp.oidc.models import SigningKey
 
 keys = AppGroup("keys", help="Rotate and list the signing keys of ID tokens.")
+
+
+def state(key: SigningKey) -> str:
+    """``signing``, ``next`` (published, signing later), ``retiring`` (signs no more after its
+    retirement) or ``retired``."""
+    if key.kid == current_key(key.alg).kid:
+        return "signing"
+    if key.retired_at is None:
+        return "next"
+    return "retiring" if aware(key.retired_at) > utcnow() else "retired"
 
 
 def describe(key: SigningKey) -> dict[str, Any]:
@@ -22,6 +40,7 @@ def describe(key: SigningKey) -> dict[str, Any]:
     return {
         "kid": key.kid,
         "alg": key.alg,
+        "state": state(key),
         "created_at": key.created_at.isoformat(),
         "retired_at": key.retired_at.isoformat() if key.retired_at else None,
         "published_until": key.expires_at.isoformat() if key.expires_at else None,
@@ -30,38 +49,56 @@ def describe(key: SigningKey) -> dict[str, Any]:
 
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(ALGORITHMS), default=DEFAULT_ALGORITHM, show_default=True)
+@click.option(
+    "--now",
+    "at_once",
+    is_flag=True,
+    help="Sign with the new key at once (a key that leaked), not after IDP_OIDC_KEY_PREPUBLISH.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new and retired keys as JSON.")
-def rotate(alg: str, as_json: bool) -> None:
-    """Sign with a new key of ALG from now on (for the clients registered for ALG).
+def rotate(alg: str, at_once: bool, as_json: bool) -> None:
+    """Publish a new key of ALG; it signs for the clients registered for ALG once relying
+    parties have had IDP_OIDC_KEY_PREPUBLISH seconds to fetch the JWKS (at once with --now).
 
-    Only older keys of ALG are retired, and they stay published until their tokens expire;
-    the other algorithm's key goes on signing for its clients.
+    Only older keys of ALG are retired: they sign until then, and stay published until their
+    tokens expire; the other algorithm's key goes on signing for its clients.
     """
-    new, retired = rotate_keys(alg)
+    new, retired = rotate_keys(alg, now=at_once)
     record(
-        "oidc.key_rotate", subject=new.kid, detail={"alg": alg, "retired": [k.kid for k in retired]}
+        "oidc.key_rotate",
+        subject=new.kid,
+        detail={"alg": alg, "retired": [k.kid for k in retired], "now": at_once},
     )
     db.session.commit()
     if as_json:
         click.echo(json.dumps({"key": describe(new), "retired": [describe(k) for k in retired]}))
         return
-    click.echo(f"new signing key: {new.kid} ({new.alg})")
+    if current_key(alg).kid == new.kid:
+        click.echo(f"new signing key: {new.kid} ({new.alg}), signing now")
+    else:
+        click.echo(
+            f"new key: {new.kid} ({new.alg}), published now, "
+            f"signing from {signs_from(new):%Y-%m-%d %H:%M} UTC"
+        )
     for key in retired:
-        click.echo(f"retired: {key.kid}, published until {key.expires_at:%Y-%m-%d %H:%M} UTC")
+        assert key.retired_at is not None and key.expires_at is not None
+        click.echo(
+            f"retiring: {key.kid}, signs until {aware(key.retired_at):%Y-%m-%d %H:%M} UTC, "
+            f"published until {aware(key.expires_at):%Y-%m-%d %H:%M} UTC"
+        )
 
 
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the published keys as JSON.")
 def list_keys(as_json: bool) -> None:
     """List the keys in the JWKS, the signing keys (one per algorithm) first."""
-    keys = sorted(published_keys(), key=lambda k: k.retired_at is not None)  # stable: newest first
-    rows = [describe(k) for k in keys]
+    order = {"signing": 0, "next": 1, "retiring": 2, "retired": 3}
+    rows = sorted((describe(k) for k in published_keys()), key=lambda row: order[row["state"]])
     if as_json:
         click.echo(json.dumps(rows))
         return
     for row in rows:
-        state = "retired" if row["retired_at"] else "signing"
-        click.echo(f"{row['kid']}  {row['alg']}  {state}")
+        click.echo(f"{row['kid']}  {row['alg']}  {row['state']}")
 
 
 def register(app: Flask) -> None:

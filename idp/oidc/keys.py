@@ -1,6 +1,11 @@
 """Signing keys: created on first use, rotated by ``flask --app idp keys rotate``, published.
 
-Each algorithm has its own signing key: the newest of its keys that is not retired. A client's
+Each algorithm has its own signing key: the newest of its live keys (not retired, or retiring
+later) that has been in the JWKS for ``OIDC_KEY_PREPUBLISH`` seconds, else the oldest live
+one. Rotating publishes the new key at once and lets the old one go on signing for that long:
+a relying party that cached the JWKS (for an hour, say: mod_auth_openidc's default) and does
+not fetch it again on an unknown ``kid`` still knows the key of every token it is handed.
+``keys rotate --now`` switches at once (a key that leaked must stop signing now). A client's
 ID tokens and logout tokens are signed with the key of the algorithm it registered
 (``id_token_signed_response_alg``), RS256 unless it asked for ES256 (OIDC Core §3.1.3.7; every
 OP must offer RS256, §15.1). An RS256 key always exists: it is made on first use. Rotating
@@ -15,7 +20,7 @@ national ID numbers.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -25,7 +30,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from idp.clients.models import OidcClient
 from idp.clients.operations import ID_TOKEN_ALGS
 from idp.directory.identifiers import data_key, decrypt_identifier, encrypt_identifier
-from idp.directory.models import utcnow
+from idp.directory.models import aware, utcnow
 from idp.extensions import db
 from idp.oidc.claims import timestamp
 from idp.oidc.models import SigningKey
@@ -73,8 +78,14 @@ def retirement_grace() -> timedelta:
     return timedelta(seconds=max(config["OIDC_ID_TOKEN_TTL"], config["OIDC_ACCESS_TOKEN_TTL"]))
 
 
+def prepublish() -> timedelta:
+    """How long a rotated-in key is in the JWKS before it signs."""
+    return timedelta(seconds=current_app.config["OIDC_KEY_PREPUBLISH"])
+
+
 def active_keys(alg: str | None = None) -> list[SigningKey]:
-    """Keys not yet retired (of ``alg`` only, if given), newest first."""
+    """Keys with no retirement set (of ``alg`` only, if given), newest first: the newest key of
+    each algorithm, and any rotated in after it not yet signing."""
     query = db.select(SigningKey).where(SigningKey.retired_at.is_(None))
     if alg is not None:
         query = query.where(SigningKey.alg == alg)
@@ -82,19 +93,45 @@ def active_keys(alg: str | None = None) -> list[SigningKey]:
     return list(db.session.scalars(query))
 
 
-def rotate_keys(alg: str = DEFAULT_ALGORITHM) -> tuple[SigningKey, list[SigningKey]]:
-    """Make a new key the signing key of ``alg``; returns it and the keys of ``alg`` it retired.
-
-    Keys of the other algorithm keep signing for the clients that registered it (caller
-    commits).
-    """
-    retiring = active_keys(alg)
-    new = create_key(alg)
+def live_keys(alg: str) -> list[SigningKey]:
+    """Keys of ``alg`` that may sign now: not retired, or retiring later; newest first."""
     now = utcnow()
+    query = (
+        db.select(SigningKey)
+        .where(SigningKey.alg == alg)
+        .where(SigningKey.retired_at.is_(None) | (SigningKey.retired_at > now))
+        .order_by(SigningKey.created_at.desc(), SigningKey.id.desc())
+    )
+    return list(db.session.scalars(query))
+
+
+def rotate_keys(
+    alg: str = DEFAULT_ALGORITHM, *, now: bool = False
+) -> tuple[SigningKey, list[SigningKey]]:
+    """Publish a new key of ``alg``; returns it and the keys of ``alg`` it retires.
+
+    The keys it retires go on signing until the new one has been published for
+    ``OIDC_KEY_PREPUBLISH`` (at once with ``now``), then stay in the JWKS until what they signed
+    has expired. Keys of the other algorithm keep signing for the clients that registered it
+    (caller commits).
+    """
+    moment = utcnow()
+    until = moment if now else moment + prepublish()
+    retiring = [
+        key
+        for key in live_keys(alg)
+        if key.retired_at is None or aware(key.retired_at) > until  # sooner ends stay sooner
+    ]
+    new = create_key(alg)
     for key in retiring:
-        key.retired_at = now
-        key.expires_at = now + retirement_grace()
+        key.retired_at = until
+        key.expires_at = until + retirement_grace()
     return new, retiring
+
+
+def signs_from(key: SigningKey) -> datetime:
+    """When a key (not yet retired) signs at the latest: once published for long enough."""
+    return aware(key.created_at) + prepublish()
 
 
 def signing_algorithms() -> list[str]:
@@ -117,9 +154,13 @@ def current_key(alg: str = DEFAULT_ALGORITHM) -> SigningKey:
     instead would break the registration (the relying party expects ES256 and refuses the
     token), so the key is made, loudly, and the provider keeps its word.
     """
-    keys = active_keys(alg)
+    keys = live_keys(alg)
     if keys:
-        return keys[0]
+        ready = utcnow() - prepublish()
+        # A key rotated in signs once relying parties have had time to fetch the JWKS; until
+        # then the key it replaces does. With none ready (the first key of ``alg``, two
+        # rotations in a row) the oldest live key signs: it has been published longest.
+        return next((key for key in keys if aware(key.created_at) <= ready), keys[-1])
     if alg != DEFAULT_ALGORITHM:
         log.warning("no %s signing key: creating one (run `keys rotate --alg %s` first)", alg, alg)
     return create_key(alg)

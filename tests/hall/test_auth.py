@@ -267,7 +267,7 @@ def test_sign_in_still_works_after_the_idp_rotates_its_signing_key(
 
     first = sso_hall.test_client()
     assert sign_in(first)[1].status_code == 302
-    sso_idp.flask("keys", "rotate")
+    sso_idp.flask("keys", "rotate", "--now")  # signing with it at once: a kid the hall never saw
     second = sso_hall.test_client()
     _, landed = sign_in(second)
     assert landed.status_code == 302 and landed.headers["Location"] == "/"

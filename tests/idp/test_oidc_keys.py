@@ -83,10 +83,11 @@ def test_first_key_is_made_on_first_use_and_stored_encrypted(
 def test_tokens_signed_before_rotation_still_verify(
     browser: FlaskClient, idp_app: Flask, rp: RelyingParty
 ) -> None:
-    """After ``keys rotate`` old ID tokens verify with the JWKS, new ones carry the new kid."""
+    """After ``keys rotate --now`` old ID tokens verify with the JWKS, new ones carry the new
+    kid (a rotation without ``--now`` waits first: tests/idp/test_key_prepublish.py)."""
     before = id_token(browser, rp)
     old_kid = verify_id_token(browser, idp_app, rp, before).header["kid"]
-    rotated = rotate(idp_app)
+    rotated = rotate(idp_app, "--now")
     assert [k["kid"] for k in rotated["retired"]] == [old_kid]  # type: ignore[index, union-attr]
     after = id_token(browser, rp)
     new_kid = verify_id_token(browser, idp_app, rp, after).header["kid"]
@@ -188,7 +189,7 @@ def test_discovery_lists_the_algorithms_that_have_a_key(
 def test_keys_list_shows_signing_and_retired_keys(idp_app: Flask) -> None:
     """``keys list`` names each published key and whether it still signs."""
     rotate(idp_app)
-    rotate(idp_app)
+    rotate(idp_app, "--now")
     result = idp_app.test_cli_runner().invoke(args=["keys", "list"])
     assert result.exit_code == 0
     lines = result.output.strip().splitlines()
@@ -199,7 +200,7 @@ def test_keys_list_shows_each_algorithms_signing_key_first(idp_app: Flask) -> No
     """With keys of both algorithms, both sign and come before the retired ones."""
     rotate(idp_app)
     rotate(idp_app, "--alg", "ES256")
-    rotate(idp_app)
+    rotate(idp_app, "--now")
     lines = idp_app.test_cli_runner().invoke(args=["keys", "list"]).output.strip().splitlines()
     assert [line.split()[1:] for line in lines] == [
         ["RS256", "signing"],

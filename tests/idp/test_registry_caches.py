@@ -128,7 +128,7 @@ def test_rotation_is_seen_after_the_first_key_exists(
     idp_client.get("/oauth2/jwks")
     with idp_app.app_context():
         first = current_key().kid
-        new, retired = rotate_keys()
+        new, retired = rotate_keys(now=True)
         db.session.commit()
         assert [k.kid for k in retired] == [first]
         ensure_signing_key()
