@@ -191,4 +191,37 @@ def oidc_snippets(issuer: str, client: OidcClient) -> list[Snippet]:
         ),
         Snippet("Authlib (Flask)", authlib),
         Snippet("openid-client (Node)", node),
+        Snippet("Apache httpd mod_auth_openidc", _mod_auth_openidc(discovery, client, scope)),
     ]
+
+
+#: Where the administrator puts a passphrase of their own (mod_auth_openidc encrypts its state
+#: and session cookies with it).
+PASSPHRASE_PLACEHOLDER = "<a long random passphrase>"  # noqa: S105 - a placeholder
+
+
+def _mod_auth_openidc(discovery: str, client: OidcClient, scope: str) -> str:
+    """Apache's mod_auth_openidc for the client's first redirect URI: discovery, PKCE S256, the
+    registered token endpoint authentication and the 学工号 as REMOTE_USER
+    (``tests/interop/test_apache_modules.py`` runs it as shown)."""
+    redirect_uri = client.redirect_uris[0] if client.redirect_uris else "https://app/redirect_uri"
+    path = urlsplit(redirect_uri).path.rsplit("/", 1)[0] + "/"
+    lines = [
+        "# Apache httpd + mod_auth_openidc (Debian: apt install libapache2-mod-auth-openidc)",
+        "LoadModule auth_openidc_module /usr/lib/apache2/modules/mod_auth_openidc.so",
+        f"OIDCProviderMetadataURL {discovery}",
+        f"OIDCClientID {client.client_id}",
+        *([] if client.public else [f"OIDCClientSecret {SECRET_PLACEHOLDER}"]),
+        f"OIDCProviderTokenEndpointAuth {client.token_endpoint_auth_method}",
+        f"OIDCRedirectURI {redirect_uri}",
+        f"OIDCCryptoPassphrase {PASSPHRASE_PLACEHOLDER}",
+        f'OIDCScope "{scope} campus"' if "campus" in client.scopes else f'OIDCScope "{scope}"',
+        "OIDCPKCEMethod S256",
+        # The 学工号 (preferred_username) comes with the profile scope; else the subject.
+        f"OIDCRemoteUserClaim {'preferred_username' if 'profile' in scope.split() else 'sub'}",
+        f"<Location {path}>",
+        "  AuthType openid-connect",
+        "  Require valid-user",
+        "</Location>",
+    ]
+    return "\n".join(lines)

@@ -26,8 +26,14 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 import requests
 
-from idp.admin.snippets import MOD_AUTH_CAS_CACHE, cas_snippets
-from idp.clients.models import CasService
+from idp.admin.snippets import (
+    MOD_AUTH_CAS_CACHE,
+    PASSPHRASE_PLACEHOLDER,
+    SECRET_PLACEHOLDER,
+    cas_snippets,
+    oidc_snippets,
+)
+from idp.clients.models import CasService, OidcClient
 from tests.e2e.conftest import LiveServer, free_port
 from tests.interop.apache_support import (
     LOGGED_OUT_PAGE,
@@ -511,3 +517,37 @@ def test_the_consoles_mod_auth_cas_snippet_works_as_shown(
     env = cgi_env(visit(browser, page_url, live_idp, account))
     assert env["REMOTE_USER"] == account and env["HTTP_CAS_USER"] == account
     assert env["HTTP_CAS_NAME"] == "赵六"
+
+
+def test_the_consoles_mod_auth_openidc_snippet_works_as_shown(
+    live_idp: LiveServer, account: str, servers: Servers
+) -> None:
+    """The registry's "Apache httpd mod_auth_openidc" block for a client, with the secret shown
+    once at registration and a passphrase of the administrator's own put in its placeholders:
+    discovery, an S256 code flow with the registered client authentication, the 学工号 as
+    REMOTE_USER."""
+    port = free_port()
+    redirect_uri = f"http://127.0.0.1:{port}/portal/redirect_uri"
+    registered = live_idp.add_oidc_client(
+        "Apache 示例", "--first-party", "--redirect-uri", redirect_uri
+    )
+    client = OidcClient(
+        client_id=registered["client_id"],
+        redirect_uris=[redirect_uri],
+        scopes=registered["scope"].split(),
+        public=False,
+        token_endpoint_auth_method=registered["token_endpoint_auth_method"],
+    )
+    (snippet,) = [s for s in oidc_snippets(live_idp.url, client) if "mod_auth_openidc" in s.title]
+    assert "<Location /portal/>" in snippet.text and SECRET_PLACEHOLDER in snippet.text
+    body = snippet.text.replace(SECRET_PLACEHOLDER, registered["client_secret"]).replace(
+        PASSPHRASE_PLACEHOLDER, secrets.token_urlsafe(32)
+    )
+    apache = servers.start("oidc-snippet", modules=(), body=body, port=port)
+
+    browser = requests.Session()
+    page_url = f"{apache.url}/portal/whoami"
+    target = redirect_target(browser.get(page_url, allow_redirects=False, timeout=10))
+    assert target.startswith(f"{live_idp.url}/oauth2/authorize?"), target
+    env = cgi_env(visit(browser, target, live_idp, account))
+    assert env["AUTH_TYPE"] == "openid-connect" and env["REMOTE_USER"] == account
