@@ -85,7 +85,7 @@ def test_tokens_signed_before_rotation_still_verify(
     browser: FlaskClient, idp_app: Flask, rp: RelyingParty
 ) -> None:
     """After ``keys rotate --now`` old ID tokens verify with the JWKS, new ones carry the new
-    kid (a rotation without ``--now`` waits first: tests/idp/test_key_prepublish.py)."""
+    kid (a rotation without ``--now`` waits first: the tests at the end of this file)."""
     before = id_token(browser, rp)
     old_kid = verify_id_token(browser, idp_app, rp, before).header["kid"]
     rotated = rotate(idp_app, "--now")
