@@ -135,8 +135,10 @@ def validate_definition(schema: Mapping[str, Any], ui: Mapping[str, Any]) -> lis
 
 
 def _clean(value: Any) -> str:
-    """A posted string without surrounding space, with newlines as browsers mean them."""
-    return str(value or "").replace("\r\n", "\n").strip()
+    """A posted string without surrounding space, with newlines as browsers mean them; the
+    vertical tabs and form feeds of text pasted from PowerPoint or Word are line breaks too."""
+    text = str(value or "").replace("\r\n", "\n")
+    return text.replace("\x0b", "\n").replace("\x0c", "\n").strip()
 
 
 def _number(text: str) -> int | float | str:

@@ -30,6 +30,12 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 #: Control characters and backslashes: browsers drop tabs and newlines from URLs and read
 #: ``/\evil.example`` as another host, so ``/\t/evil.example`` would leave the site.
 _UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+#: Control characters no keyboard types: NUL, and the rest of C0 and C1 but TAB, LF and CR (a
+#: textarea's) and VT and FF, which PowerPoint and Word put in copied text for line and page
+#: breaks (refusing them would throw away a whole form pasted from a document; the hall's forms
+#: read them as line breaks). Stored, the others would reach every page, CSV export and XML
+#: answer (CAS) showing the value, and XML 1.0 cannot hold them at all.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 def content_security_policy(image_origins: Collection[str] = ()) -> str:
@@ -368,19 +374,21 @@ def failure_page(app: Flask, error: Exception) -> ResponseReturnValue:
 
 
 def setup_input_guard(app: Flask, *, exempt: Collection[str] = ()) -> None:
-    """Refuse a NUL character in the query or a submitted form with a 400 page.
+    """Refuse a control character (:data:`_CONTROL_CHARACTERS`) in the query or a submitted
+    form with a 400 page.
 
-    No keyboard types one, PostgreSQL cannot store one in text (the query would fail with a
-    500), and SQLite would keep it silently. Protocol blueprints answering in their own
+    No keyboard types one. PostgreSQL cannot store a NUL in text (the query would fail with a
+    500) and SQLite would keep it silently; the others would be stored as typed, in a service
+    or department name, and shown to everyone. Protocol blueprints answering in their own
     formats (``exempt``) check their parameters themselves.
     """
 
     @app.before_request
-    def refuse_nul() -> ResponseReturnValue | None:
+    def refuse_control_characters() -> ResponseReturnValue | None:
         if request.blueprint in exempt:
             return None
         fields = [*request.args.items(multi=True), *request.form.items(multi=True)]
-        if any("\x00" in value for _, value in fields):
+        if any(_CONTROL_CHARACTERS.search(value) for _, value in fields):
             return error_response(
                 400,
                 gettext("请求有误"),
