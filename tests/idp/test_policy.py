@@ -82,6 +82,31 @@ def test_each_rule_is_reported_alone(password: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "password",
+    [
+        "Lanzhou-River\tMist-42",  # a tab, sent by a script: Tab moves on in a password box
+        "Lanzhou-River\nMist-42",
+        "Lanzhou\u200bRiver-Mist-42",  # zero-width space
+        "Lanzhou-River-Mist-42\u202e",  # right-to-left override
+        "\ufeffLanzhou-River-Mist-42",  # byte order mark
+        "Lanzhou-River\u2028Mist-42",  # line separator
+    ],
+    ids=["tab", "line feed", "zero-width space", "bidi override", "bom", "line separator"],
+)
+def test_characters_nobody_could_type_again_are_refused(password: str) -> None:
+    """A password that holds a control or an invisible character could never be typed at
+    sign-in: refused with its own message (the fuzz crawler set one through /recover)."""
+    assert check_password(password, POLICY, ZHANG) == [
+        "密码不能包含换行、制表符等控制字符或看不见的字符"
+    ]
+
+
+def test_a_persian_zero_width_non_joiner_is_typed_and_allowed() -> None:
+    """ZWNJ has a key of its own on Persian keyboards: an international student's password."""
+    assert check_password("می\u200cخواهم-رفتن-42", POLICY, ZHANG) == []
+
+
+@pytest.mark.parametrize(
     ("password", "message"),
     [
         ("Qz7!vR３２０１８０９１２３４５", "密码不能包含您的学工号"),
