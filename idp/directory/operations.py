@@ -73,9 +73,15 @@ def _clean_name(raw: str) -> str:
         raise DirectoryError(_("姓名不能为空"))
     if len(name) > 100:
         raise DirectoryError(_("姓名不能超过 %(max)d 个字符", max=100))
-    if any(unicodedata.category(char) == "Cc" for char in name):
+    if has_control_character(name):
         raise DirectoryError(_("姓名含有不可见的控制字符"))
     return name
+
+
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a control character (a tab, an escape sequence…): an HR export
+    carries none on purpose, and stored it would reach every page and CAS answer naming it."""
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 def _clean_kind(raw: UserKind | str) -> UserKind:
@@ -115,7 +121,19 @@ def _clean_department_name(raw: str) -> str:
     name = raw.strip()
     if not name or len(name) > 200:
         raise DirectoryError(_("部门名称须为 1–%(max)d 个字符", max=200))
+    if has_control_character(name):
+        raise DirectoryError(_("部门名称含有不可见的控制字符"))
     return name
+
+
+def check_department_code(code: str) -> str:
+    """A department code as given, trimmed: 1–64 characters, no control character."""
+    code = code.strip()
+    if not code or len(code) > 64:
+        raise DirectoryError(_("部门代码须为 1–%(max)d 个字符", max=64))
+    if has_control_character(code):
+        raise DirectoryError(_("部门代码含有不可见的控制字符"))
+    return code
 
 
 def find_user_by_account(account: str) -> User | None:
@@ -138,9 +156,7 @@ def find_department(code: str) -> Department | None:
 
 def ensure_department(code: str, name: str, parent_code: str | None = None) -> Department:
     """The department ``code``, created or brought up to date with ``name`` and parent."""
-    code = code.strip()
-    if not code or len(code) > 64:
-        raise DirectoryError(_("部门代码须为 1–%(max)d 个字符", max=64))
+    code = check_department_code(code)
     name = _clean_department_name(name)
     parent = None
     if parent_code:

@@ -217,3 +217,31 @@ def test_department_named_on_an_earlier_row_serves_later_rows(app: Flask) -> Non
     assert (report.created, report.failed) == (3, [])
     assert db.session.scalar(select(func.count()).where(Department.code == "AI")) == 1
     assert user("2022033").status is UserStatus.PENDING
+
+
+def test_control_characters_in_department_names_and_codes_fail_their_rows(app: Flask) -> None:
+    """An export with a tab or an escape sequence in a department's name or code: that row is
+    refused with a message saying so, the department is not created, the rest lands."""
+    report = import_users(
+        csv_bytes(
+            "2022011,张三,,,",
+            "2022012,王五,,NEWDEPT,计算机\t学院",
+            "2022013,赵六,,NEW\x1bDEPT,计算机学院",
+            "2022014,孙七,,,",
+            header=NAMING_HEADER,
+        )
+    )
+    assert (report.created, report.updated, report.unchanged) == (2, 0, 0)
+    assert [(f.line, f.reason) for f in report.failed] == [
+        (3, "部门名称含有不可见的控制字符"),
+        (4, "部门代码含有不可见的控制字符"),
+    ]
+    assert sorted(db.session.scalars(select(Department.code))) == ["CS", "HR"]
+
+
+def test_the_console_keeps_a_tab_out_of_a_department_name(app: Flask) -> None:
+    """The same rule for a department made or renamed anywhere else (console, demo)."""
+    with pytest.raises(DirectoryError, match="部门名称含有不可见的控制字符"):
+        ensure_department("NIC", "网络与\t信息中心")
+    with pytest.raises(DirectoryError, match="部门代码含有不可见的控制字符"):
+        ensure_department("N\x07IC", "网络与信息中心")
