@@ -137,7 +137,8 @@ def audit_sign_in(user: User, method: str, *, second_factor_due: bool) -> None:
 
 def sign_in_with_password(identifier: str, password: str, user: User | None) -> SignInResult:
     """Check a password sign-in for ``user`` (as :func:`find_user_by_identifier` resolved
-    ``identifier``); audits it and leaves the session to commit.
+    ``identifier``); audits a refusal (one that checks out is audited by :func:`audit_sign_in`,
+    once a second factor is known to be due or not) and leaves the session to commit.
 
     The same work (one argon2 verification) is done whether or not the account exists or is
     locked, so neither the answer nor its timing tells them apart.
