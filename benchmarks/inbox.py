@@ -49,7 +49,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -202,7 +202,8 @@ def flow_definition(levels: int) -> dict[str, Any]:
 
 
 class _Nobody:
-    """The engine's directory for person-only flows: it is never asked."""
+    """The engine's directory for person-only flows: no role holders, and everyone named is
+    still here."""
 
     def users_with_role(self, role: str, applicant: str) -> list[str]:
         """Nobody."""
@@ -215,6 +216,10 @@ class _Nobody:
     def supervisor(self, applicant: str, level: int) -> list[str]:
         """Nobody."""
         return []
+
+    def present(self, users: Sequence[str]) -> list[str]:
+        """Everyone named: the generated people never leave."""
+        return list(users)
 
 
 def _slot(person: str | None) -> int | None:
