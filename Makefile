@@ -37,7 +37,8 @@ run: $(STAMP) translations
 	$(BIN)/python deploy/run_dev.py
 
 ## Debian packages the tests need (Chromium and a CJK font for the browser tests; Apache httpd
-## with mod_auth_cas and mod_auth_openidc for the interop tests), installed when missing.
+## with mod_auth_cas and mod_auth_openidc, PHP with phpCAS for the interop tests), installed when
+## missing.
 system-deps:
 	sh deploy/system-deps.sh
 

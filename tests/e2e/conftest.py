@@ -129,6 +129,29 @@ class LiveServer:
             raise RuntimeError(f"{self.app} commands failed:\n{result.stdout}{result.stderr}")
         return result.stdout
 
+    def add_cas_service(self, name: str, *options: str, probe: str) -> None:
+        """Register a CAS service with the real command line (``clients add-cas``) and wait
+        until this server serves it: each IdP process reads the registry afresh at most every
+        ``CAS_SERVICE_CACHE_TTL`` seconds, so a registration made by another process may go
+        unseen that long. ``probe`` is a service URL of the registration; a ``gateway`` request
+        for it is sent back (303) once the service is known, refused (403) before."""
+        from idp.clients.operations import CAS_SERVICE_CACHE_TTL
+
+        self.flask("clients", "add-cas", name, *options)
+        deadline = time.monotonic() + CAS_SERVICE_CACHE_TTL + 5
+        while True:
+            answer = requests.get(
+                f"{self.url}/cas/login",
+                params={"service": probe, "gateway": "true"},
+                allow_redirects=False,
+                timeout=10,
+            )
+            if answer.status_code == 303:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} not served for {probe}: {answer.status_code}")
+            time.sleep(0.1)
+
     def add_oidc_client(self, name: str, *options: str) -> dict[str, Any]:
         """Register an OIDC client with the real command line (``clients add-oidc … --json``);
         what it printed (the secret included)."""

@@ -118,13 +118,11 @@ def cas_service(live_idp: LiveServer) -> None:
     """The campus web server's CAS registration: name, 学工号, kind and department released
     (the department's name both as ``department_name`` and as ``departmentName``)."""
     released = ("name", "account", "kind", "department", "department_name", "departmentName")
-    live_idp.flask(
-        "clients",
-        "add-cas",
+    live_idp.add_cas_service(
         "Apache mod_auth_cas 互通测试",
-        "--service",
-        CAS_PATTERN,
+        *("--service", CAS_PATTERN),
         *(option for name in released for option in ("--attribute", name)),
+        probe="http://127.0.0.1:1/cas-app/",
     )
 
 
@@ -502,8 +500,13 @@ def test_the_consoles_mod_auth_cas_snippet_works_as_shown(
     person in through the IdP and hands the application the 学工号 and the released name."""
     port = free_port()
     pattern = rf"^http://127\.0\.0\.1:{port}/snippet/.*$"
-    live_idp.flask(
-        "clients", "add-cas", "Apache 配置示例", "--service", pattern, "--attribute", "name"
+    live_idp.add_cas_service(
+        "Apache 配置示例",
+        "--service",
+        pattern,
+        "--attribute",
+        "name",
+        probe=f"http://127.0.0.1:{port}/snippet/",
     )
     service = CasService(service_pattern=pattern, single_logout=True, attributes=["name"])
     (snippet,) = [s for s in cas_snippets(live_idp.url, service) if "mod_auth_cas" in s.title]

@@ -25,18 +25,11 @@ _numbers = itertools.count(1)
 @pytest.fixture(scope="module")
 def cas_service(live_idp: LiveServer) -> str:
     """Register the test service once, releasing name, account and phone."""
-    live_idp.flask(
-        "clients",
-        "add-cas",
+    live_idp.add_cas_service(
         "互操作测试",
-        "--service",
-        r"https://interop\.example\.test/.*",
-        "--attribute",
-        "name",
-        "--attribute",
-        "account",
-        "--attribute",
-        "phone",
+        *("--service", r"https://interop\.example\.test/.*"),
+        *("--attribute", "name", "--attribute", "account", "--attribute", "phone"),
+        probe=SERVICE,
     )
     return SERVICE
 
