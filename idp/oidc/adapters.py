@@ -16,7 +16,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
 
 from idp.clients.models import OidcClient
-from idp.clients.operations import hash_secret, secret_matches
+from idp.clients.operations import hash_secret, policy_admits, secret_matches
 from idp.clients.rules import web_url_parts
 from idp.directory.models import User, UserStatus, utcnow
 from idp.extensions import db
@@ -158,7 +158,12 @@ class PresentedToken(TokenMixin):  # type: ignore[misc]
             return True
         if self.kind == "refresh_token" and row.refresh_used_at is not None:
             return True
-        return row.user is not None and row.user.status != UserStatus.ACTIVE
+        if row.user is None:
+            return False  # a client-credentials token: no person whose standing could change
+        # A person's token stops with their account, and with the client's access policy as it
+        # is now (an administrator narrowing it to staff ends a student's tokens already out,
+        # as the refresh grant already refuses them).
+        return row.user.status != UserStatus.ACTIVE or not policy_admits(row.client, row.user)
 
     def get_user(self) -> User | None:
         return self.row.user

@@ -165,6 +165,33 @@ def test_tokens_of_a_disabled_client_are_inactive(
     assert token_request(browser, rp, refresh).status_code == 200
 
 
+def test_access_tokens_stop_when_the_clients_policy_leaves_their_user_out(
+    browser: FlaskClient, idp_app: Flask, rp: RelyingParty
+) -> None:
+    """The console narrows a client to staff: a student's access token, issued before, stops at
+    userinfo and reads inactive at introspection, as the refresh token already did; widened
+    again, it works again (it was never revoked)."""
+    resource_server = register(idp_app, scopes=["openid", "introspect"], name="资源服务")
+    tokens = tokens_for(browser, rp)
+    with idp_app.app_context():
+        model = db.session.scalar(db.select(OidcClient).filter_by(client_id=rp.client_id))
+        model.allowed_kinds = ["staff"]
+        db.session.commit()
+    userinfo = browser.get("/oauth2/userinfo", headers=bearer(tokens["access_token"]))
+    assert userinfo.status_code == 401 and userinfo.get_json()["error"] == "invalid_token"
+    for kind in ("access_token", "refresh_token"):
+        found = browser.post(
+            "/oauth2/introspect", data={"token": tokens[kind]}, headers=basic(resource_server)
+        )
+        assert found.get_json() == {"active": False}, kind
+
+    with idp_app.app_context():
+        model = db.session.scalar(db.select(OidcClient).filter_by(client_id=rp.client_id))
+        model.allowed_kinds = None
+        db.session.commit()
+    assert userinfo_status(browser, tokens["access_token"]) == 200
+
+
 SPA_ORIGIN = {"Origin": "https://spa.example.edu"}
 
 
