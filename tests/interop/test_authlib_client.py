@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -165,3 +167,92 @@ def test_authlib_client_signs_in_with_pkce_and_refreshes(
         timeout=10,
     )
     assert logout.status_code == 302 and logout.headers["Location"] == REDIRECT_URI
+
+
+def _one_sign_in(document: dict[str, Any], registration: dict[str, Any]) -> str:
+    """A whole code flow by Authlib's client, signing in on the form; the ID token."""
+    client = OAuth2Session(
+        registration["client_id"],
+        registration["client_secret"],
+        scope="openid profile",
+        redirect_uri=REDIRECT_URI,
+        code_challenge_method="S256",
+    )
+    verifier = secrets.token_urlsafe(48)
+    url, _ = client.create_authorization_url(
+        document["authorization_endpoint"], code_verifier=verifier, nonce=secrets.token_urlsafe(8)
+    )
+    callback = sign_in_through_browser(url)
+    token = client.fetch_token(
+        document["token_endpoint"], authorization_response=callback, code_verifier=verifier
+    )
+    return str(token["id_token"])
+
+
+def test_key_rotation_under_load_breaks_no_relying_party(
+    oidc_idp: LiveServer, registration: dict[str, Any]
+) -> None:
+    """Sign-ins run without pause on three threads while the IdP rotates its key twice: first
+    as an administrator normally does (``keys rotate``), then for a leaked key (``--now``).
+
+    Not one sign-in fails. Every ID token verifies against the JWKS as published afterwards,
+    those signed before the rotation included. And a relying party that cached the JWKS before
+    the first rotation — and never fetches it again — verifies every token signed until
+    ``--now``: the new key was published before it signed anything.
+    """
+    document = discover(oidc_idp)
+    jwks = document["jwks_uri"]
+    cached = KeySet.import_key_set(requests.get(jwks, timeout=10).json())
+    algorithms = document["id_token_signing_alg_values_supported"]
+    phase = ["before"]
+    issued: list[tuple[str, str]] = []  # (phase, ID token), for sign-ins within one phase
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def sign_in_repeatedly() -> None:
+        while not stop.is_set():
+            started = phase[0]
+            try:
+                id_token = _one_sign_in(document, registration)
+            except Exception as error:  # every failure is the finding: report them all
+                failures.append(f"{started}: {error!r}")
+                continue
+            if phase[0] == started:
+                issued.append((started, id_token))
+
+    def enough(name: str, count: int = 3) -> None:
+        deadline = time.monotonic() + 60
+        while sum(1 for p, _ in issued if p == name) < count and not failures:
+            assert time.monotonic() < deadline, f"too few sign-ins during {name}"
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=sign_in_repeatedly) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        enough("before")
+        # A sign-in that overlaps a command belongs to no phase: which key signed it depends
+        # on when the command committed.
+        phase[0] = "rotating"
+        oidc_idp.flask("keys", "rotate")
+        phase[0] = "published"
+        enough("published")
+        phase[0] = "switching"
+        oidc_idp.flask("keys", "rotate", "--now")
+        phase[0] = "switched"
+        enough("switched")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert not failures, failures
+
+    published = KeySet.import_key_set(requests.get(jwks, timeout=10).json())
+    kids: dict[str, set[str]] = {}
+    for name, id_token in issued:  # those of the commands' own moments too
+        kids.setdefault(name, set()).add(jwt.decode(id_token, published, algorithms).header["kid"])
+        if name not in ("switching", "switched"):
+            jwt.decode(id_token, cached, algorithms)  # the old cache knows the key
+    assert kids["published"] == kids["before"]  # the new key had not signed yet
+    assert not kids["switched"] & kids["before"]
+    assert len(published.keys) == 3  # the first key, and both rotated in
