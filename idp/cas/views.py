@@ -67,6 +67,29 @@ _FRESH_SESSION_KEY = "cas_fresh"
 _FRESH_PER_BROWSER = 5
 
 
+#: Endpoints that spend a ticket or use a PGT: Flask answers HEAD with the GET view, which would.
+_SPENDING = frozenset(
+    {
+        "validate",
+        "serviceValidate",
+        "proxyValidate",
+        "p3/serviceValidate",
+        "p3/proxyValidate",
+        "proxy",
+    }
+)
+
+
+@bp.before_request
+def refuse_head() -> ResponseReturnValue | None:
+    """Validation is a GET (CAS 3.0 §2.4–2.7). A HEAD — a link checker, a monitoring probe —
+    gets 405 and leaves the single-use ticket (or PGT) for the GET the service will send."""
+    endpoint = request.path.removeprefix("/cas/")
+    if request.method == "HEAD" and endpoint in _SPENDING:
+        return Response(status=405, headers={"Allow": "GET"})
+    return None
+
+
 @bp.after_request
 def no_cache(response: Response) -> Response:
     """Every CAS answer is personal and one-off: never cached (the specification asks for it)."""

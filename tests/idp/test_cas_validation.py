@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pyotp
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -22,6 +23,7 @@ from shared.factory import get_store
 from tests.idp.cas_support import (
     NS,
     OTHER,
+    SERVICE,
     TICKET,
     add_service,
     attributes_of,
@@ -288,3 +290,21 @@ def test_ticket_is_refused_once_the_access_policy_leaves_its_user_out(
         service.allowed_departments = ["NOWHERE"]
         db.session.commit()
     assert failure_code(validate(idp_client, "p3/serviceValidate", tickets[2])) == "INVALID_TICKET"
+
+
+@pytest.mark.parametrize(
+    "path", ["validate", "serviceValidate", "proxyValidate", "p3/serviceValidate", "proxy"]
+)
+def test_a_head_request_burns_no_ticket(
+    idp_app: Flask, idp_client: FlaskClient, make_user: MakeUser, path: str
+) -> None:
+    """A HEAD (a link checker, a monitoring probe) gets 405 with ``Allow: GET`` and leaves the
+    ticket for the GET the service sends: validation is a GET (CAS 3.0 §2.4-2.7), and answering
+    HEAD as one would spend a single-use ticket on an answer nobody reads."""
+    add_service(idp_app)
+    ticket = get_ticket(idp_client, make_user().account)
+    head = idp_client.head(f"/cas/{path}", query_string={"ticket": ticket, "service": SERVICE})
+    assert head.status_code == 405 and head.headers["Allow"] == "GET"
+    if path != "proxy":  # /proxy takes a PGT, not this ticket: only the refusal matters there
+        body = validate(idp_client, path, ticket).get_data(as_text=True)
+        assert "authenticationSuccess" in body or body.startswith("yes\n"), body
