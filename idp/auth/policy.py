@@ -17,6 +17,7 @@ from typing import Any
 from zxcvbn import zxcvbn
 
 from shared.i18n import translate as _
+from shared.text import has_unseen_character
 
 #: zxcvbn's time grows quickly with length, and zxcvbn 4.5 refuses more than 72 characters;
 #: the prefix of a long password says enough about its strength.
@@ -89,7 +90,8 @@ def check_password(password: str, policy: PasswordPolicy, person: PersonalInfo) 
         errors.append(
             _("密码长度须为 %(min)d–%(max)d 个字符", min=policy.min_length, max=policy.max_length)
         )
-    if any(_unseen(c) for c in password):
+    # Nobody could type such a password again at sign-in.
+    if has_unseen_character(password):
         errors.append(_("密码不能包含换行、制表符等控制字符或看不见的字符"))
     # Any script's letters count: international students may use their own alphabet.
     if not (any(c.isalpha() for c in folded) and any(c.isdecimal() for c in folded)):
@@ -119,22 +121,6 @@ def check_password(password: str, policy: PasswordPolicy, person: PersonalInfo) 
                 )
             )
     return errors
-
-
-#: Unicode categories of characters nobody can type into a password box, or see once typed:
-#: controls (a tab or line break sent by a script), format characters (zero-width space, bidi
-#: overrides, BOM) and line or paragraph separators. A password holding one could never be
-#: typed again at sign-in.
-_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-#: Format characters a keyboard does type: ZWNJ (a key of its own on Persian keyboards) and ZWJ.
-_TYPED_FORMAT_CHARACTERS = frozenset({"\u200c", "\u200d"})
-
-
-def _unseen(character: str) -> bool:
-    return (
-        unicodedata.category(character) in _UNSEEN_CATEGORIES
-        and character not in _TYPED_FORMAT_CHARACTERS
-    )
 
 
 def character_classes(password: str) -> int:

@@ -38,11 +38,11 @@ from idp.directory.operations import (
     _clean_name,
     _clean_phone,
     ensure_department,
-    has_control_character,
 )
 from idp.directory.positions import Holding, parse_holdings, set_holdings
 from idp.extensions import db
 from shared.i18n import translate as _
+from shared.text import has_unseen_character
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def _clean_import_row(line: int, raw: Mapping[str, Any], key: bytes) -> _ImportR
     department_code = cell("department") or None
     if department_code and len(department_code) > 64:
         raise DirectoryError(_("部门代码不能超过 %(max)d 个字符", max=64))
-    if department_code and has_control_character(department_code):
+    if department_code and has_unseen_character(department_code):
         raise DirectoryError(_("部门代码含有不可见的控制字符"))
     # Checked here, not when the department is created, so that the row fails on its own.
     department_name = cell("department_name") or None

@@ -7,7 +7,6 @@ imports from HR exports live in :mod:`idp.directory.importing`.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from flask import current_app
 from sqlalchemy import select
@@ -27,6 +26,7 @@ from idp.directory.models import Department, User, UserKind, UserStatus, utcnow
 from idp.extensions import db
 from idp.policy_settings import effective_config
 from shared.i18n import translate as _
+from shared.text import has_unseen_character
 
 _ACCOUNT = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 
@@ -73,15 +73,9 @@ def _clean_name(raw: str) -> str:
         raise DirectoryError(_("姓名不能为空"))
     if len(name) > 100:
         raise DirectoryError(_("姓名不能超过 %(max)d 个字符", max=100))
-    if has_control_character(name):
+    if has_unseen_character(name):
         raise DirectoryError(_("姓名含有不可见的控制字符"))
     return name
-
-
-def has_control_character(text: str) -> bool:
-    """Whether ``text`` holds a control character (a tab, an escape sequence…): an HR export
-    carries none on purpose, and stored it would reach every page and CAS answer naming it."""
-    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 def _clean_kind(raw: UserKind | str) -> UserKind:
@@ -121,7 +115,7 @@ def _clean_department_name(raw: str) -> str:
     name = raw.strip()
     if not name or len(name) > 200:
         raise DirectoryError(_("部门名称须为 1–%(max)d 个字符", max=200))
-    if has_control_character(name):
+    if has_unseen_character(name):
         raise DirectoryError(_("部门名称含有不可见的控制字符"))
     return name
 
@@ -131,7 +125,7 @@ def check_department_code(code: str) -> str:
     code = code.strip()
     if not code or len(code) > 64:
         raise DirectoryError(_("部门代码须为 1–%(max)d 个字符", max=64))
-    if has_control_character(code):
+    if has_unseen_character(code):
         raise DirectoryError(_("部门代码含有不可见的控制字符"))
     return code
 

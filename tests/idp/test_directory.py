@@ -232,6 +232,8 @@ def test_hr_phone_and_email_are_stored_unverified(app: Flask) -> None:
         ({"name": "  "}, "姓名"),
         ({"name": "名" * 101}, "姓名"),
         ({"name": "张\x00三"}, "控制字符"),
+        ({"name": "\u202e三张"}, "控制字符"),  # a bidi override shows the name backwards
+        ({"name": "张\u200b三"}, "控制字符"),  # zero-width space
         ({"phone": "12345"}, "手机号"),
         ({"email": "nobody"}, "邮箱"),
         ({"id_number": "620102199901011234"}, "校验位"),
@@ -246,6 +248,13 @@ def test_invalid_account_details_are_refused(
     details: dict[str, Any] = {"account": "2021006", "name": "孙八", **overrides}
     with pytest.raises(DirectoryError, match=message):
         create_user(**details)
+
+
+def test_a_persian_name_with_its_zero_width_non_joiner_is_kept(app: Flask) -> None:
+    """ZWNJ is part of how Persian and Urdu names are written (a key of its own on Persian
+    keyboards): an international student's name keeps it."""
+    create_user("2021010", "محمد\u200cرضا")
+    assert user("2021010").name == "محمد\u200cرضا"
 
 
 def test_duplicate_account_is_refused(app: Flask) -> None:
