@@ -51,6 +51,23 @@ LOGGED_OUT_PAGE = "/logged-out"
 START_TIMEOUT = 15.0
 
 
+def await_listening(
+    process: subprocess.Popen[bytes], port: int, what: str, logs: Callable[[], str]
+) -> None:
+    """Return once ``process`` accepts connections on ``port``; raise, with its ``logs``, if it
+    exits first or is not listening within ``START_TIMEOUT``."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited at start:\n{logs()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen in {START_TIMEOUT} s:\n{logs()}")
+
+
 def missing() -> str | None:
     """Why the Apache interop tests cannot run here, or None."""
     absent = [package for path, package in PACKAGES.items() if not path.exists()]
@@ -177,18 +194,7 @@ class Apache:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends the workers too
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"apache {self.name} exited at start:\n{self.logs()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(
-            f"apache {self.name} did not listen in {START_TIMEOUT} s:\n{self.logs()}"
-        )
+        await_listening(self.process, self.port, f"apache {self.name}", self.logs)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

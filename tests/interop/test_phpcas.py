@@ -23,9 +23,7 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ from tests.e2e.conftest import LiveServer, free_port, fresh_code
 from tests.e2e.test_console import _enable_totp
 from tests.interop.apache_support import (
     _CSRF,
+    await_listening,
     eventually,
     is_sign_in_form,
     redirect_target,
@@ -59,7 +58,6 @@ SERVICE_PATTERN = r"http://127\.0\.0\.1:\d+/phpcas/.*"
 RELEASED = ("name", "account", "kind", "department", "department_name", "phone")
 #: phpCAS's protocol constant by set-up, and the IdP endpoint it validates at.
 PROTOCOLS = {"cas2": ("2.0", "serviceValidate"), "cas3": ("3.0", "p3/serviceValidate")}
-START_TIMEOUT = 15.0
 
 
 @functools.cache
@@ -173,16 +171,7 @@ class PhpCasApp:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends the workers too
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"php {self.name} exited at start:\n{self.logs()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"php {self.name} did not listen in {START_TIMEOUT} s:\n{self.logs()}")
+        await_listening(self.process, self.port, f"php {self.name}", self.logs)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
