@@ -141,6 +141,19 @@ def set_client_enabled(app: Flask, rp: RelyingParty, enabled: bool) -> None:
         db.session.commit()
 
 
+def assert_tokens_stopped(
+    browser: FlaskClient, tokens: dict[str, str], resource_server: RelyingParty
+) -> None:
+    """Userinfo refuses the access token; introspection calls both tokens inactive."""
+    userinfo = browser.get("/oauth2/userinfo", headers=bearer(tokens["access_token"]))
+    assert userinfo.status_code == 401 and userinfo.get_json()["error"] == "invalid_token"
+    for kind in ("access_token", "refresh_token"):
+        found = browser.post(
+            "/oauth2/introspect", data={"token": tokens[kind]}, headers=basic(resource_server)
+        )
+        assert found.get_json() == {"active": False}, kind
+
+
 def test_tokens_of_a_disabled_client_are_inactive(
     browser: FlaskClient, idp_app: Flask, rp: RelyingParty
 ) -> None:
@@ -149,13 +162,7 @@ def test_tokens_of_a_disabled_client_are_inactive(
     tokens = tokens_for(browser, rp)
     set_client_enabled(idp_app, rp, False)
 
-    userinfo = browser.get("/oauth2/userinfo", headers=bearer(tokens["access_token"]))
-    assert userinfo.status_code == 401 and userinfo.get_json()["error"] == "invalid_token"
-    for kind in ("access_token", "refresh_token"):
-        found = browser.post(
-            "/oauth2/introspect", data={"token": tokens[kind]}, headers=basic(resource_server)
-        )
-        assert found.get_json() == {"active": False}, kind
+    assert_tokens_stopped(browser, tokens, resource_server)
     refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     refused = token_request(browser, rp, refresh)
     assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_client"
@@ -177,13 +184,7 @@ def test_access_tokens_stop_when_the_clients_policy_leaves_their_user_out(
         model = db.session.scalar(db.select(OidcClient).filter_by(client_id=rp.client_id))
         model.allowed_kinds = ["staff"]
         db.session.commit()
-    userinfo = browser.get("/oauth2/userinfo", headers=bearer(tokens["access_token"]))
-    assert userinfo.status_code == 401 and userinfo.get_json()["error"] == "invalid_token"
-    for kind in ("access_token", "refresh_token"):
-        found = browser.post(
-            "/oauth2/introspect", data={"token": tokens[kind]}, headers=basic(resource_server)
-        )
-        assert found.get_json() == {"active": False}, kind
+    assert_tokens_stopped(browser, tokens, resource_server)
 
     with idp_app.app_context():
         model = db.session.scalar(db.select(OidcClient).filter_by(client_id=rp.client_id))
