@@ -21,7 +21,8 @@ def register(app: Flask) -> None:
     def purge(as_json: bool) -> None:
         """End dead SSO sessions (their clients are told) and delete long-expired OAuth tokens.
 
-        Run it daily. The process exits once the logout messages are delivered or given up.
+        Run it hourly (deploy/systemd/hongliu-idp-purge.timer). The process exits once the
+        logout messages are delivered or given up.
         """
         from idp.housekeeping import purge_expired
 
