@@ -16,9 +16,9 @@ campus   ``account`` (学工号), ``kind`` (``student``, ``staff`` or ``visitor`
 
 ID tokens also carry ``iss``, ``aud`` (the client_id, a single string), ``exp``, ``iat``,
 ``auth_time``, ``nonce`` (when the request had one), ``sid``, ``amr`` (``pwd``, ``sms``,
-``otp``, ``wechat``, ``wecom``) and ``at_hash``. Scopes a client did not register are dropped from a request, not refused; the
-``client_credentials`` grant gets only the client's other registered scopes (such as
-``directory.read``), never these.
+``otp``, ``wechat``, ``wecom``) and ``at_hash``. Scopes a client did not register are dropped
+from a request, not refused; the ``client_credentials`` grant gets only the client's other
+registered scopes (such as ``directory.read``), never these.
 """
 
 from __future__ import annotations
