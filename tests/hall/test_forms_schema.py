@@ -204,11 +204,15 @@ def test_posted_strings_become_typed_data_per_widget() -> None:
 
 
 def test_profile_fields_come_from_the_profile_not_from_the_post() -> None:
-    """姓名、性别、手机号 are filled by the server; a tampered posted name is ignored."""
-    posted = coerce_form(OVERSEAS["ui"], MultiDict([("name", "Mallory"), ("phone", "13000000000")]))
+    """姓名、手机号 are filled by the server; a tampered posted name is ignored. 性别 is chosen
+    by the applicant: the IdP releases no gender, so a profile field would always stay empty."""
+    posted = coerce_form(
+        OVERSEAS["ui"],
+        MultiDict([("name", "Mallory"), ("phone", "13000000000"), ("gender", "女")]),
+    )
     data = apply_profile(OVERSEAS["ui"], posted, PROFILE)
     assert data["name"] == "学校管理员" and data["phone"] == "18888888888"
-    assert data["gender"] == "男"
+    assert data["gender"] == "女"
     assert "name" not in posted
 
 

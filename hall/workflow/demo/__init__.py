@@ -56,7 +56,7 @@ OVERSEAS_TRIP: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "name": {"type": "string", "title": "姓名"},
-                "gender": {"type": "string", "title": "性别"},
+                "gender": _enum("性别", ["男", "女"]),
                 "ethnicity": _text("民族", 20),
                 "birth_date": {**DATE, "title": "出生日期"},
                 "birthplace": _text("出生地", 50),
@@ -132,7 +132,7 @@ OVERSEAS_TRIP: dict[str, Any] = {
             ],
             "fields": {
                 "name": {"widget": "input", "profile": "name"},
-                "gender": {"widget": "input", "profile": "gender"},
+                "gender": {"widget": "radio"},  # the IdP releases no gender: chosen, not filled
                 "ethnicity": {"widget": "input"},
                 "birth_date": {"widget": "date"},
                 "birthplace": {"widget": "input"},
@@ -291,7 +291,7 @@ UNION_MEMBERSHIP: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "name": {"type": "string", "title": "姓名"},
-                "gender": {"type": "string", "title": "性别"},
+                "gender": _enum("性别", ["男", "女"]),
                 "department": {"type": "string", "title": "所在部门"},
                 "phone": {**PHONE},
                 "birth_date": {**DATE, "title": "出生日期"},
@@ -330,7 +330,7 @@ UNION_MEMBERSHIP: dict[str, Any] = {
             ],
             "fields": {
                 "name": {"widget": "input", "profile": "name"},
-                "gender": {"widget": "input", "profile": "gender"},
+                "gender": {"widget": "radio"},  # the IdP releases no gender: chosen, not filled
                 "department": {"widget": "department", "profile": "department"},
                 "phone": {"widget": "input", "profile": "phone"},
                 "birth_date": {"widget": "date"},
