@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.sql import sqltypes
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
@@ -132,6 +135,10 @@ class Form:
         return next((f for f in self.fields if f.name == name), None)
 
 
+#: Attributes whose text a person reads (or a screen reader speaks).
+_READ_ATTRIBUTES = ("placeholder", "title", "aria-label", "alt")
+
+
 class _PageParser(HTMLParser):
     """Links, forms and visible text of one HTML page (the standard library's parser)."""
 
@@ -141,6 +148,8 @@ class _PageParser(HTMLParser):
         self.links: list[str] = []
         self.forms: list[Form] = []
         self.text: list[str] = []
+        #: What a person reads in attributes: placeholders, tooltips, labels, button captions.
+        self.attribute_text: list[str] = []
         self.lang: str | None = None
         self._form: Form | None = None
         self._select: Field | None = None
@@ -152,6 +161,9 @@ class _PageParser(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: (v if v is not None else "") for k, v in attrs}
+        self.attribute_text.extend(a[k] for k in _READ_ATTRIBUTES if a.get(k))
+        if tag in ("input", "button") and a.get("type") in ("submit", "button", "reset"):
+            self.attribute_text.append(a.get("value", ""))
         if tag == "html":
             self.lang = a.get("lang")
         elif tag in ("script", "style"):
@@ -251,6 +263,8 @@ class Page:
     forms: list[Form]
     text: str
     lang: str | None
+    #: The text of the attributes a person reads (placeholders, tooltips), one string each.
+    attribute_text: list[str] = field(default_factory=list)
 
 
 def read_page(url: str, html: str) -> Page:
@@ -259,7 +273,7 @@ def read_page(url: str, html: str) -> Page:
     parser.feed(html)
     parser.close()
     text = re.sub(r"\s+", " ", "".join(parser.text)).strip()
-    return Page(parser.links, parser.forms, text, parser.lang)
+    return Page(parser.links, parser.forms, text, parser.lang, parser.attribute_text)
 
 
 # --------------------------------------------------------------------------- addresses
@@ -380,6 +394,99 @@ class Visitor:
     follow_links: bool = True
     signed_in: Callable[[FlaskClient], bool] | None = None
     skip: Callable[[str], bool] = lambda url: False
+    #: The language of the visitor's browser ("zh" or "en"), sent as Accept-Language on every
+    #: request, as a browser does: the pages must come back in it.
+    language: str = "zh"
+
+
+#: The ``lang`` attribute of a page in each visitor language.
+PAGE_LANG = {"zh": "zh-CN", "en": "en"}
+#: Accept-Language as each visitor's browser sends it.
+ACCEPT_LANGUAGE = {"zh": "zh-CN,zh;q=0.9", "en": "en"}
+_CJK = re.compile(r"[\u3400-\u9fff\uff01-\uff5e\u3000-\u303f]")
+_HAN = re.compile(r"[\u3400-\u9fff]")
+_PLACEHOLDER = re.compile(r"%\(\w+\)[sdfr]|%[sdfr]|\{\w*\}")
+#: Catalogue text shorter than this (in characters) is not looked for in English pages: a short
+#: word (提交, 姓名) also occurs inside names and titles that come from the database.
+MIN_MSGID_LENGTH = 4
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What an app's English catalogue says: its Chinese msgids (the text an English page must
+    not show: it should have been translated) and its English messages."""
+
+    chinese: frozenset[str]
+    english: tuple[str, ...]
+
+
+def english_catalogue(app: Flask) -> Catalogue:
+    """The English catalogues of ``app`` (every translation directory it reads). A msgid with
+    placeholders is looked for by its literal pieces between them (``已提交 %(n)s 项``: 已提交);
+    each piece, like each whole msgid, counted only when it is at least
+    :data:`MIN_MSGID_LENGTH` characters long and holds a Chinese character."""
+    chinese: set[str] = set()
+    english: list[str] = []
+    for directory in app.config["BABEL_TRANSLATION_DIRECTORIES"].split(";"):
+        po = Path(directory) / "en" / "LC_MESSAGES" / "messages.po"
+        if not po.exists():
+            continue
+        with po.open("rb") as source:
+            catalogue = read_po(source)
+        for message in catalogue:
+            if not message.id:
+                continue
+            english.extend(s for s in _forms(message.string) if s)
+            for msgid in _forms(message.id):
+                for piece in _PLACEHOLDER.split(msgid):
+                    piece = piece.strip()
+                    if len(piece) >= MIN_MSGID_LENGTH and _HAN.search(piece):
+                        chinese.add(piece)
+    # What the crawler itself types is no catalogue text on the page.
+    typed = [m.value for m in MUTATIONS] + ["测试"]
+    chinese = {c for c in chinese if not any(c in value for value in typed)}
+    return Catalogue(frozenset(chinese), tuple(english))
+
+
+def _forms(text: str | Sequence[str] | None) -> list[str]:
+    """A catalogue entry's text as a list: one string, or its singular and plural forms."""
+    if text is None:
+        return []
+    return [text] if isinstance(text, str) else list(text)
+
+
+def data_text(app: Flask) -> list[str]:
+    """The Chinese text an app shows that no catalogue translates: its configured names (the
+    school, the site) and what its database holds (names, departments, service titles and
+    guides, notices, form labels), each line that has a Chinese character and is at least
+    :data:`MIN_MSGID_LENGTH` long, longest first. Removed from an English page before its
+    check: a department called 网络与信息中心 is no untranslated msgid of that name."""
+    found: set[str] = {v for v in app.config.values() if isinstance(v, str)}
+    db = app.extensions["sqlalchemy"]
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            columns = [
+                c for c in table.columns if isinstance(c.type, (sqltypes.String, sqltypes.JSON))
+            ]
+            if columns:
+                for row in db.session.execute(select(*columns)):
+                    found.update(_strings(list(row)))
+        db.session.remove()
+    lines = {re.sub(r"\s+", " ", line).strip() for value in found for line in value.splitlines()}
+    kept = [line for line in lines if len(line) >= MIN_MSGID_LENGTH and _HAN.search(line)]
+    return sorted(kept, key=len, reverse=True)
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a column's value (a JSON document's, too)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
 
 
 #: Addresses no visitor opens or posts to: signing out, switching the page language (the
@@ -391,10 +498,20 @@ class Fuzzer:
     """Crawls an app as one visitor and submits each form it finds with hostile values."""
 
     def __init__(
-        self, app: Flask, visitor: Visitor, findings: list[Finding], log: _ErrorLog, number: int
+        self,
+        app: Flask,
+        visitor: Visitor,
+        findings: list[Finding],
+        log: _ErrorLog,
+        number: int,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.app = app
         self.visitor = visitor
+        #: The app's English catalogue, for an English visitor's pages, and the text of its
+        #: data (read as the visit starts), which is no catalogue's.
+        self.catalogue = catalogue
+        self.data = data_text(app) if catalogue is not None else []
         self.findings = findings
         self.log = log
         #: Each visitor comes from an address of their own: the anonymous visitor's refused
@@ -410,6 +527,7 @@ class Fuzzer:
         """A browser of this visitor, signed in."""
         client = self.app.test_client()
         client.environ_base["REMOTE_ADDR"] = self.address
+        client.environ_base["HTTP_ACCEPT_LANGUAGE"] = ACCEPT_LANGUAGE[self.visitor.language]
         self.visitor.enter(client)
         return client
 
@@ -434,8 +552,9 @@ class Fuzzer:
 
     def check(self, response: TestResponse, where: str, mutation: str, url: str) -> None:
         """The rule: no 5xx; an HTML page has text and no control character (bad input kept);
-        an error page is in the visitor's language (Chinese), never werkzeug's or WTForms'
-        English, and a page rather than bare text."""
+        an error page is in the visitor's language, never werkzeug's or WTForms' English
+        defaults, and a page rather than bare text. An English visitor's every page is in
+        English, and shows none of the catalogue's Chinese (text that went untranslated)."""
         status = response.status_code
         logged = self.log.take()
         if status >= 500:
@@ -452,11 +571,14 @@ class Fuzzer:
             self.last_page = (response, page)
             if not page.text:
                 self.report(where, mutation, f"status {status}: an HTML page without text")
-            if status >= 400 and page.lang != "zh-CN":
+            expected = PAGE_LANG[self.visitor.language]
+            if page.lang != expected and (status >= 400 or self.visitor.language != "zh"):
                 self.report(
                     where, mutation, f"status {status}: page lang={page.lang!r}", page.text[:160]
                 )
-            english = [s for s in ENGLISH_DEFAULTS if s in html]
+            english = [s for s in ENGLISH_DEFAULTS if s in html and not self.says_itself(s)]
+            if self.visitor.language == "en" and page.lang == "en":
+                self.check_translated(page, where, f"status {status}", mutation)
             if english:
                 self.report(where, mutation, f"status {status}: English text {english}")
             control = CONTROL_CHARACTER.search(html)
@@ -475,6 +597,37 @@ class Fuzzer:
                 mutation,
                 f"status {status}: a {response.mimetype or 'bodiless'} answer, not a page",
                 body[:160].decode("utf-8", "replace"),
+            )
+
+    def says_itself(self, default: str) -> bool:
+        """Whether the English catalogue says ``default`` (an English visitor may read it,
+        from the app's own messages)."""
+        if self.visitor.language != "en" or self.catalogue is None:
+            return False
+        return any(default in message for message in self.catalogue.english)
+
+    def check_translated(self, page: Page, where: str, status: str, mutation: str) -> None:
+        """An English page shows no Chinese msgid of the catalogue: each would be a message
+        that missed ``_()``, or was built in a way Babel cannot find (a name, a department, a
+        service title from the database is no msgid)."""
+        if self.catalogue is None:
+            return
+        text = " ".join([page.text, *page.attribute_text])
+        if not _CJK.search(text):
+            return
+        for data in self.data:
+            if data in text:
+                text = text.replace(data, " ¦ ")
+        shown = sorted(c for c in self.catalogue.chinese if c in text)
+        # A msgid inside a longer one is the longer one shown.
+        shown = [c for c in shown if not any(c != d and c in d for d in shown)]
+        if shown:
+            where_shown = [_around(text, c) for c in shown[:3]]
+            self.report(
+                where,
+                mutation,
+                f"{status}: untranslated Chinese on an English page {shown}",
+                " | ".join(where_shown),
             )
 
     def page_of(self, response: TestResponse) -> Page | None:
@@ -693,6 +846,11 @@ class Fuzzer:
                 self.report(key, label, f"the typed value of {original.name!r} is gone")
 
 
+def _around(text: str, part: str) -> str:
+    at = text.find(part)
+    return text[max(0, at - 40) : at + len(part) + 40]
+
+
 def _is_typed(label: str, name: str) -> bool:
     """Whether the submission ``label`` put something a person types into field ``name``."""
     typed = {m.name for m in MUTATIONS if m.typed}
@@ -802,23 +960,31 @@ def _bad_encoding(form: Form) -> bytes:
 
 def fuzz_forms(app: Flask, visitors: Iterable[Visitor]) -> tuple[list[Finding], dict[str, Any]]:
     """Crawl and fuzz the app as each visitor in turn; returns the findings and what was
-    covered. A form is submitted by the first visitor who finds it."""
+    covered. A form is submitted by the first visitor of each language who finds it."""
     findings: list[Finding] = []
     covered: dict[str, Any] = {}
-    fuzzed: set[str] = set()
+    fuzzed: set[tuple[str, str]] = set()
+    catalogue: Catalogue | None = None
     with error_log() as log:
         for number, visitor in enumerate(visitors, start=1):
-            fuzzer = Fuzzer(app, visitor, findings, log, number)
-            # A form an earlier visitor submitted is not submitted again: the same checks
-            # would run on the same code.
-            found = [(pages, f) for pages, f in fuzzer.crawl() if form_key(f) not in fuzzed]
+            if visitor.language == "en" and catalogue is None:
+                catalogue = english_catalogue(app)
+            fuzzer = Fuzzer(app, visitor, findings, log, number, catalogue)
+            # A form an earlier visitor submitted is not submitted again in the same
+            # language: the same checks would run on the same code. In the other language the
+            # answers are other text.
+            found = [
+                (pages, f)
+                for pages, f in fuzzer.crawl()
+                if (visitor.language, form_key(f)) not in fuzzed
+            ]
             # Forms that remove what other forms act on (a draft, a task, a role) go last.
             found.sort(key=lambda item: _removal_rank(item[1]))
             submissions: dict[str, int] = {}
             for pages, form in found:
                 if fuzzer.stopped:
                     break
-                fuzzed.add(form_key(form))
+                fuzzed.add((visitor.language, form_key(form)))
                 submissions[form_key(form)] = fuzzer.fuzz(pages, form)
             covered[visitor.name] = {"forms": submissions, "requests": fuzzer.requests}
     return findings, covered

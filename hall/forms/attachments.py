@@ -92,7 +92,7 @@ def store_upload(owner: str, filename: str, stream: IO[bytes]) -> Attachment:
             _(
                 "“%(name)s”的文件类型不允许上传，只能上传 %(types)s 文件。",
                 name=name,
-                types="、".join(types),
+                types=_("、").join(types),
             )
         )
     limit = max_bytes()
@@ -318,7 +318,7 @@ def with_links(views: list[FieldView], *, uploads: bool = True) -> list[FieldVie
     limits = _(
         "每个文件不超过 %(size)s，可上传 %(types)s。",
         size=human_size(max_bytes()),
-        types="、".join(allowed_types()),
+        types=_("、").join(allowed_types()),
     )
     result: list[FieldView] = []
     for v in views:
@@ -337,7 +337,7 @@ def with_links(views: list[FieldView], *, uploads: bool = True) -> list[FieldVie
         }
         display = "、".join(d["name"] for d in details.values()) or v.display
         offer_upload = v.editable and uploads
-        help_text = "；".join(t for t in (v.help, limits) if t) if offer_upload else v.help
+        help_text = _("；").join(t for t in (v.help, limits) if t) if offer_upload else v.help
         extra = {"attachments": details, "accept": accept, "uploads": uploads}
         result.append(replace(v, extra=extra, help=help_text, display=display))
     return result

@@ -22,6 +22,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
@@ -59,17 +60,19 @@ FORM, FLOW = "form", "flow"
 KINDS = (FORM, FLOW)
 RUNNING = engine.ApplicationStatus.RUNNING.value
 
-#: The json module's parse errors, in Chinese (the module's wording is fixed English).
-_JSON_REASONS: tuple[tuple[str, str], ...] = (
-    ("Expecting value", "此处应为一个值（对象、数组、字符串、数字、true、false 或 null）"),
-    ("Expecting property name enclosed in double quotes", "此处应为用双引号括起的属性名"),
-    ("Expecting ',' delimiter", "此处缺少逗号"),
-    ("Expecting ':' delimiter", "此处缺少冒号"),
-    ("Unterminated string starting at", "字符串缺少结尾的双引号"),
-    ("Invalid control character at", "字符串中有不允许的控制字符（如换行），请写作 \\n"),
-    ("Invalid \\uXXXX escape", "无效的 \\u 转义"),
-    ("Invalid \\escape", "无效的转义字符"),
-    ("Extra data", "JSON 已结束，后面还有多余的内容"),
+#: The json module's parse errors, in the reader's language (the module's wording is fixed
+#: English). Each marked with ``_l`` where it is written: ``_(variable)`` translates, but Babel
+#: cannot extract a variable, so the catalogue would never hold these.
+_JSON_REASONS: tuple[tuple[str, LazyString], ...] = (
+    ("Expecting value", _l("此处应为一个值（对象、数组、字符串、数字、true、false 或 null）")),
+    ("Expecting property name enclosed in double quotes", _l("此处应为用双引号括起的属性名")),
+    ("Expecting ',' delimiter", _l("此处缺少逗号")),
+    ("Expecting ':' delimiter", _l("此处缺少冒号")),
+    ("Unterminated string starting at", _l("字符串缺少结尾的双引号")),
+    ("Invalid control character at", _l("字符串中有不允许的控制字符（如换行），请写作 \\n")),
+    ("Invalid \\uXXXX escape", _l("无效的 \\u 转义")),
+    ("Invalid \\escape", _l("无效的转义字符")),
+    ("Extra data", _l("JSON 已结束，后面还有多余的内容")),
 )
 
 
@@ -110,9 +113,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_reason(message: str) -> str:
-    for english, chinese in _JSON_REASONS:
+    for english, reason in _JSON_REASONS:
         if message.startswith(english):
-            return str(_(chinese))
+            return str(reason)
     return str(_("语法错误"))
 
 

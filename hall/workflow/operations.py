@@ -280,7 +280,7 @@ def unknown_people(accounts: Sequence[str]) -> str | None:
     unknown = [a for a in accounts if a not in known]
     if not unknown:
         return None
-    return _("找不到工号或学号为 %(accounts)s 的人员", accounts="、".join(unknown[:5]))
+    return _("找不到工号或学号为 %(accounts)s 的人员", accounts=_("、").join(unknown[:5]))
 
 
 def _people_problems(

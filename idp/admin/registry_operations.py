@@ -119,7 +119,7 @@ def _check_policy(kinds: list[str], departments: list[str], problems: dict[str, 
         missing = [code for code in departments if code not in found]
         if missing:
             problems["allowed_departments"] = _(
-                "部门代码不存在：%(codes)s", codes="、".join(missing)
+                "部门代码不存在：%(codes)s", codes=_("、").join(missing)
             )
 
 
@@ -144,7 +144,7 @@ def _check_oidc(settings: OidcSettings, grants: list[str], public: bool) -> dict
         check_scopes(settings.scopes, grants)
     except ScopeError as exc:
         problems["scopes"] = (
-            _("授权范围无效：%(scopes)s", scopes="、".join(exc.invalid))
+            _("授权范围无效：%(scopes)s", scopes=_("、").join(exc.invalid))
             if exc.invalid
             else _("授权范围须包含 openid")
         )
@@ -184,7 +184,9 @@ def _check_cas(settings: CasSettings) -> dict[str, str]:
     try:
         check_attributes(settings.attributes)
     except ClientError:
-        problems["attributes"] = _("只能选择这些属性：%(names)s", names="、".join(CAS_ATTRIBUTES))
+        problems["attributes"] = _(
+            "只能选择这些属性：%(names)s", names=_("、").join(CAS_ATTRIBUTES)
+        )
     _check_policy(settings.allowed_kinds, settings.allowed_departments, problems)
     return problems
 

@@ -1,7 +1,8 @@
 """Every form of the hall, submitted with hostile values by each kind of visitor (anonymous, a
 student with applications and a draft, an approver with open tasks, a service manager and the
-hall admin): no 500, and every refusal a page in Chinese. The crawler and the values are in
-``tests/form_fuzz.py``."""
+hall admin): no 500, and every refusal a page in Chinese; the student again with a browser
+that asks for English, who gets every page in English, with no catalogue text left in Chinese.
+The crawler and the values are in ``tests/form_fuzz.py``."""
 
 from __future__ import annotations
 
@@ -143,6 +144,13 @@ def _visitors(app: Flask, ids: dict[str, int]) -> list[Visitor]:
             ["/", "/services", "/me", "/drafts", "/inbox?tab=mine"],
             enter=_signed_in_as(app, ids[STUDENT]),
             signed_in=_signed_in,
+        ),
+        Visitor(
+            "student reading English",
+            ["/", "/services", "/me", "/drafts", "/inbox?tab=mine"],
+            enter=_signed_in_as(app, ids[STUDENT]),
+            signed_in=_signed_in,
+            language="en",
         ),
         Visitor(
             "approver",

@@ -1,6 +1,7 @@
 """Every form of the IdP, submitted with hostile values by each kind of visitor (anonymous, a
 student, the help desk and an admin in the console): no 500, and every refusal a page in
-Chinese. The crawler and the values are in ``tests/form_fuzz.py``."""
+Chinese; a student whose browser asks for English gets every page in English, with no
+catalogue text left in Chinese. The crawler and the values are in ``tests/form_fuzz.py``."""
 
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def _visitors(idp_app: Flask, make_user: MakeUser) -> list[Visitor]:
     """Everyone who fills in the IdP's forms, each with an account of their own: strangers, a
     person half-way through each wizard or sign-in step, a student, the help desk, an admin."""
     student = make_user("2024000001", verified_email="student@example.edu.cn")
+    # An account of its own: the Chinese student's crawl may have changed the first one's.
+    english_student = make_user("2024000008", verified_email="english@example.edu.cn")
     target = make_user("2024000002", name="李四")
     helpdesk, helpdesk_secret = make_console_user(idp_app, make_user, Role.HELPDESK)
     admin, admin_secret = make_console_user(idp_app, make_user, Role.ADMIN)
@@ -141,6 +144,21 @@ def _visitors(idp_app: Flask, make_user: MakeUser) -> list[Visitor]:
             enter=_password_signed_in(student),
             signed_in=_signed_in_at("/security"),
             skip=_not_on(student),
+        ),
+        Visitor(
+            "student reading English",
+            [
+                "/",
+                "/security",
+                "/security/phone",
+                "/security/email",
+                "/security/totp",
+                authorize_url(third_party),
+            ],
+            enter=_password_signed_in(english_student),
+            signed_in=_signed_in_at("/security"),
+            skip=_not_on(english_student),
+            language="en",
         ),
         Visitor(
             "help desk",
