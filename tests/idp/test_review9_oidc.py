@@ -4,19 +4,22 @@ someone imitating one) can send, each answered the way the specifications ask.""
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp.clients.models import OidcClient
+from idp.auth.models import SsoSession
+from idp.directory.models import utcnow
 from idp.extensions import db
 from tests.idp.conftest import MakeUser, sign_in
 from tests.idp.oidc_support import (
     basic,
     register,
     still_signed_in,
+    token_request,
     tokens_for,
     userinfo_status,
 )
@@ -56,16 +59,15 @@ def test_revoking_a_refresh_token_the_token_endpoint_would_refuse_still_revokes_
 ) -> None:
     """RFC 7009 §2.1: a relying party signing its user out revokes the refresh token, and the
     access tokens of that grant stop with it — even when the refresh token itself would no
-    longer refresh (here: the client's access policy has since left the student out)."""
+    longer refresh (here: the sign-in it came from has ended, and the hourly purge has not yet
+    revoked its tokens; a narrowed access policy would stop the access token by itself)."""
     rp = register(idp_app)
     tokens = tokens_for(browser, rp)
     with idp_app.app_context():
-        db.session.execute(
-            db.update(OidcClient)
-            .where(OidcClient.client_id == rp.client_id)
-            .values(allowed_kinds=["staff"])
-        )
+        db.session.execute(db.update(SsoSession).values(expires_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    assert token_request(browser, rp, refresh).status_code == 400  # it would not refresh
     assert userinfo_status(browser, tokens["access_token"]) == 200
     response = browser.post(
         "/oauth2/revoke",
