@@ -784,26 +784,15 @@ class Fuzzer:
             )
             url = urlsplit(form.action)._replace(query=query).geturl()
             response = self.send("GET", url, key, label)
-        elif isinstance(data, bytes):
-            response = self.send(
-                "POST",
-                form.action,
-                key,
-                label,
-                data=data,
-                content_type="application/x-www-form-urlencoded",
-            )
         else:
-            multipart = "multipart" in form.enctype or any(
-                isinstance(v, tuple) for v in data.values()
-            )
+            content_type: str | None = "application/x-www-form-urlencoded"  # a raw body
+            if not isinstance(data, bytes):
+                multipart = "multipart" in form.enctype or any(
+                    isinstance(v, tuple) for v in data.values()
+                )
+                content_type = "multipart/form-data" if multipart else None
             response = self.send(
-                "POST",
-                form.action,
-                key,
-                label,
-                data=data,
-                content_type="multipart/form-data" if multipart else None,
+                "POST", form.action, key, label, data=data, content_type=content_type
             )
         if response is None:
             return 500

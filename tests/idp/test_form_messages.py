@@ -10,17 +10,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.form_fuzz import ENGLISH_DEFAULTS  # what werkzeug and WTForms say by themselves
 from tests.idp.conftest import ID_NUMBER, PASSWORD, MakeUser, post_form, sign_in
 
-#: What WTForms says by itself; none of it may reach a page.
-ENGLISH_DEFAULTS = (
-    "Field cannot be longer",
-    "Field must be",
-    "This field is required",
-    "Not a valid",
-    "Invalid Choice",
-    "is not a valid choice",
-)
 IDENTITY = {"account": "2024000001", "name": "张三", "id_number": ID_NUMBER}
 
 
